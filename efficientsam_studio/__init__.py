@@ -1,0 +1,3 @@
+"""EfficientSAM Studio: label images for segmentation with EfficientSAM."""
+
+__version__ = "0.1.0"
