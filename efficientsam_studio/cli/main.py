@@ -12,11 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from efficientsam_studio import __version__
+from efficientsam_studio.errors import StudioError
 
 _NOT_COMMANDS = {"main", "common"}
 
 
-class CommandError(Exception):
+class CommandError(StudioError):
     """An error the user can act on; printed without a traceback, exit status 2."""
 
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except CommandError as exc:
+    except StudioError as exc:
         print(f"efsam-studio {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
