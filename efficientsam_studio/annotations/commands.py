@@ -1,0 +1,469 @@
+"""Undoable edits of a :class:`~efficientsam_studio.annotations.document.Document`.
+
+Each command checks its input when it is built (so a GUI can refuse an edit before pushing it), applies
+itself with :meth:`Command.do` and reverts exactly with :meth:`Command.undo`; ``do`` after ``undo`` is a
+redo. ``text`` is a short description for an Edit menu ("Undo Merge 3 instances"). The GUI wraps each
+command in a ``QUndoCommand`` whose ``redo()`` calls ``do()`` and whose ``undo()`` calls ``undo()``;
+scripts use :class:`UndoStack`. Commands assume the document is only changed through commands between
+their ``do`` and ``undo`` (the usual undo-stack discipline).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations.document import (
+    Category,
+    Document,
+    ImageStatus,
+    Instance,
+)
+from efficientsam_studio.annotations.errors import DocumentError
+
+_KEEP: Any = object()
+
+
+class Command(abc.ABC):
+    """Base class: ``text`` for menus, ``do()`` applies, ``undo()`` reverts."""
+
+    text: str = ""
+
+    @abc.abstractmethod
+    def do(self) -> None:
+        """Apply the edit (also used for redo)."""
+
+    @abc.abstractmethod
+    def undo(self) -> None:
+        """Revert exactly what :meth:`do` did."""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class _Removal:
+    """Removes instances and puts them back at their exact z positions."""
+
+    def __init__(self, document: Document, instance_ids: Sequence[int]) -> None:
+        self.document = document
+        unique = list(dict.fromkeys(instance_ids))
+        for instance_id in unique:
+            document.instance(instance_id)
+        self.ids = unique
+        self.removed: list[tuple[Instance, int]] = []
+
+    def remove(self) -> None:
+        doc = self.document
+        ordered = sorted(self.ids, key=lambda i: (doc.instance(i).image_id, -doc.z_index(i)))
+        self.removed = [doc.remove_instance(i) for i in ordered]
+
+    def restore(self) -> None:
+        for instance, index in reversed(self.removed):
+            self.document.add_instance(instance, index)
+        self.removed = []
+
+
+class AddInstance(Command):
+    """Add an instance on top of its image (or at z position ``index``)."""
+
+    def __init__(self, document: Document, instance: Instance, index: int | None = None) -> None:
+        document.image(instance.image_id)
+        document.category(instance.category_id)
+        if document.has_instance(instance.id):
+            raise DocumentError(f"instance id {instance.id} is already used")
+        self.document, self.instance, self.index = document, instance, index
+        self.text = f"Add {document.category(instance.category_id).name}"
+
+    @classmethod
+    def from_mask(
+        cls,
+        document: Document,
+        image_id: int,
+        category_id: int,
+        mask: np.ndarray,
+        *,
+        score: float | None = None,
+        source: str = "manual",
+        iscrowd: bool = False,
+        attributes: dict | None = None,
+    ) -> AddInstance:
+        """Allocate an id and build the instance from an ``(H, W)`` mask (EmptyMaskError if empty)."""
+        document.image(image_id)
+        document.category(category_id)
+        instance = Instance.from_mask(document.allocate_id("instance"), image_id, category_id, mask,
+                                      score=score, source=source, iscrowd=iscrowd, attributes=attributes)
+        return cls(document, instance)
+
+    def do(self) -> None:
+        self.document.add_instance(self.instance, self.index)
+
+    def undo(self) -> None:
+        self.document.remove_instance(self.instance.id)
+
+
+class RemoveInstances(Command):
+    """Remove instances (of one or several images); undo restores them at their z positions."""
+
+    def __init__(self, document: Document, instance_ids: Sequence[int]) -> None:
+        if not instance_ids:
+            raise DocumentError("nothing to remove: no instance selected")
+        self._removal = _Removal(document, instance_ids)
+        self.text = f"Delete {_plural(len(self._removal.ids), 'instance')}"
+
+    def do(self) -> None:
+        self._removal.remove()
+
+    def undo(self) -> None:
+        self._removal.restore()
+
+
+class RemoveInstance(RemoveInstances):
+    """Remove one instance."""
+
+    def __init__(self, document: Document, instance_id: int) -> None:
+        super().__init__(document, [instance_id])
+
+
+class UpdateInstance(Command):
+    """Replace fields of one instance: its mask (``mask`` array or ``rle``), category, score, source,
+    iscrowd or attributes. A new mask recomputes bbox and area (EmptyMaskError if it is empty)."""
+
+    def __init__(
+        self,
+        document: Document,
+        instance_id: int,
+        *,
+        mask: np.ndarray | None = None,
+        rle: dict | None = None,
+        category_id: int | None = None,
+        score: float | None = _KEEP,
+        source: str | None = None,
+        iscrowd: bool | None = None,
+        attributes: dict | None = None,
+        text: str | None = None,
+    ) -> None:
+        old = document.instance(instance_id)
+        new = old
+        if mask is not None:
+            rle = masks.encode(mask)
+        if rle is not None:
+            new = new.with_rle(rle)
+        changes: dict[str, Any] = {}
+        if category_id is not None:
+            document.category(category_id)
+            changes["category_id"] = category_id
+        if score is not _KEEP:
+            changes["score"] = None if score is None else float(score)
+        if source is not None:
+            changes["source"] = source
+        if iscrowd is not None:
+            changes["iscrowd"] = bool(iscrowd)
+        if attributes is not None:
+            changes["attributes"] = dict(attributes)
+        new = dataclasses.replace(new, **changes)
+        if new.rle["size"] != old.rle["size"]:
+            raise DocumentError(f"instance {instance_id}: the new mask has another size than the image")
+        self.document, self.old, self.new = document, old, new
+        self.text = text or ("Edit mask" if rle is not None else "Edit instance")
+
+    def do(self) -> None:
+        self.document.replace_instance(self.new)
+
+    def undo(self) -> None:
+        self.document.replace_instance(self.old)
+
+
+class Relabel(Command):
+    """Give instances another category."""
+
+    def __init__(self, document: Document, instance_ids: Sequence[int], category_id: int) -> None:
+        category = document.category(category_id)
+        self.document = document
+        self.old = [document.instance(i) for i in dict.fromkeys(instance_ids)]
+        self.new = [dataclasses.replace(inst, category_id=category_id) for inst in self.old]
+        self.text = f"Relabel {_plural(len(self.old), 'instance')} as {category.name}"
+
+    def do(self) -> None:
+        for instance in self.new:
+            self.document.replace_instance(instance)
+
+    def undo(self) -> None:
+        for instance in reversed(self.old):
+            self.document.replace_instance(instance)
+
+
+class Merge(Command):
+    """Unite the masks of instances of one image into the first one; the others are removed.
+
+    The merged instance keeps the first instance's id, category, z position and attributes; its score
+    becomes None (the union is no prediction) and its source ``"manual"`` unless all were ``"ai"``.
+    """
+
+    def __init__(self, document: Document, instance_ids: Sequence[int]) -> None:
+        ids = list(dict.fromkeys(instance_ids))
+        if len(ids) < 2:
+            raise DocumentError("merging needs at least two instances")
+        parts = [document.instance(i) for i in ids]
+        if len({p.image_id for p in parts}) != 1:
+            raise DocumentError("only instances of the same image can be merged")
+        target = parts[0]
+        union = masks.merge([p.rle for p in parts])
+        source = "ai" if all(p.source == "ai" for p in parts) else "manual"
+        self.document = document
+        self.old = target
+        self.new = dataclasses.replace(target.with_rle(union), score=None, source=source)
+        self._removal = _Removal(document, ids[1:])
+        self.text = f"Merge {_plural(len(ids), 'instance')}"
+
+    def do(self) -> None:
+        self.document.replace_instance(self.new)
+        self._removal.remove()
+
+    def undo(self) -> None:
+        self._removal.restore()
+        self.document.replace_instance(self.old)
+
+
+class Subtract(Command):
+    """Cut the masks of other instances (of the same image) out of the target instance's mask."""
+
+    def __init__(self, document: Document, target_id: int, other_ids: Sequence[int]) -> None:
+        target = document.instance(target_id)
+        others = [document.instance(i) for i in other_ids if i != target_id]
+        if not others:
+            raise DocumentError("subtracting needs at least one other instance")
+        if any(o.image_id != target.image_id for o in others):
+            raise DocumentError("only instances of the same image can be subtracted")
+        cut = masks.decode(masks.merge([o.rle for o in others]))
+        remaining = target.mask() & ~cut
+        self.document = document
+        self.old = target
+        self.new = dataclasses.replace(target.with_rle(masks.encode(remaining)), score=None, source="manual")
+        self.text = "Subtract from instance"
+
+    def do(self) -> None:
+        self.document.replace_instance(self.new)
+
+    def undo(self) -> None:
+        self.document.replace_instance(self.old)
+
+
+class Reorder(Command):
+    """Set the z-order of one image's instances (``order``: their ids, bottom first)."""
+
+    def __init__(
+        self, document: Document, image_id: int, order: Sequence[int], text: str = "Reorder"
+    ) -> None:
+        self.document = document
+        self.image_id = image_id
+        self.old = [inst.id for inst in document.instances_of(image_id)]
+        self.new = list(order)
+        if sorted(self.new) != sorted(self.old):
+            raise DocumentError(f"the new order of image {image_id} must hold exactly its instances")
+        self.text = text
+
+    @classmethod
+    def move(cls, document: Document, instance_id: int, index: int) -> Reorder:
+        """Move one instance to z position ``index`` (0 = bottom, -1 = top)."""
+        image_id = document.instance(instance_id).image_id
+        order = [inst.id for inst in document.instances_of(image_id)]
+        order.remove(instance_id)
+        order.insert(len(order) + 1 + index if index < 0 else index, instance_id)
+        return cls(document, image_id, order)
+
+    @classmethod
+    def to_front(cls, document: Document, instance_id: int) -> Reorder:
+        command = cls.move(document, instance_id, -1)
+        command.text = "Bring to front"
+        return command
+
+    @classmethod
+    def to_back(cls, document: Document, instance_id: int) -> Reorder:
+        command = cls.move(document, instance_id, 0)
+        command.text = "Send to back"
+        return command
+
+    def do(self) -> None:
+        self.document.set_order(self.image_id, self.new)
+
+    def undo(self) -> None:
+        self.document.set_order(self.image_id, self.old)
+
+
+class AddCategory(Command):
+    """Add a category (a new id is allocated; colour defaults to the next palette colour)."""
+
+    def __init__(
+        self, document: Document, name: str, colour: str | None = None, supercategory: str = ""
+    ) -> None:
+        if document.category_by_name(name) is not None:
+            raise DocumentError(f"a category named {name!r} already exists")
+        self.document = document
+        self.category = Category(document.allocate_id("category"), name,
+                                 colour or document.colour_for_new_category(), supercategory)
+        self.text = f"Add category {name}"
+
+    def do(self) -> None:
+        self.document.add_category(self.category)
+
+    def undo(self) -> None:
+        self.document.remove_category(self.category.id)
+
+
+class RemoveCategory(Command):
+    """Remove a category and all its instances; undo restores both."""
+
+    def __init__(self, document: Document, category_id: int) -> None:
+        self.document = document
+        self.category = document.category(category_id)
+        self._removal = _Removal(document, [i.id for i in document.instances_of_category(category_id)])
+        self.index = 0
+        count = len(self._removal.ids)
+        suffix = f" and {_plural(count, 'instance')}" if count else ""
+        self.text = f"Delete category {self.category.name}{suffix}"
+
+    def do(self) -> None:
+        self._removal.remove()
+        self.index = self.document.remove_category(self.category.id)
+
+    def undo(self) -> None:
+        self.document.add_category(self.category, self.index)
+        self._removal.restore()
+
+
+class _ReplaceCategory(Command):
+    def __init__(self, document: Document, category_id: int, **changes: Any) -> None:
+        self.document = document
+        self.old = document.category(category_id)
+        self.new = dataclasses.replace(self.old, **changes)
+
+    def do(self) -> None:
+        self.document.replace_category(self.new)
+
+    def undo(self) -> None:
+        self.document.replace_category(self.old)
+
+
+class RenameCategory(_ReplaceCategory):
+    def __init__(self, document: Document, category_id: int, name: str) -> None:
+        other = document.category_by_name(name)
+        if other is not None and other.id != category_id:
+            raise DocumentError(f"a category named {name!r} already exists")
+        super().__init__(document, category_id, name=name)
+        self.text = f"Rename category {self.old.name} to {name}"
+
+
+class RecolourCategory(_ReplaceCategory):
+    def __init__(self, document: Document, category_id: int, colour: str) -> None:
+        super().__init__(document, category_id, colour=colour)
+        self.text = f"Change colour of {self.old.name}"
+
+
+class SetImageStatus(Command):
+    """Set the workflow status of one or several images."""
+
+    def __init__(self, document: Document, image_ids: Sequence[int] | int, status: ImageStatus | str) -> None:
+        status = ImageStatus(status)
+        ids = [image_ids] if isinstance(image_ids, int) else list(dict.fromkeys(image_ids))
+        self.document = document
+        self.old = [document.image(i) for i in ids]
+        self.new = [dataclasses.replace(image, status=status) for image in self.old]
+        self.text = f"Mark {_plural(len(ids), 'image')} {status.value.replace('_', ' ')}"
+
+    def do(self) -> None:
+        for image in self.new:
+            self.document.replace_image(image)
+
+    def undo(self) -> None:
+        for image in reversed(self.old):
+            self.document.replace_image(image)
+
+
+class CompoundCommand(Command):
+    """Several commands applied as one undo step (e.g. a batch of AI masks)."""
+
+    def __init__(self, text: str, commands: Sequence[Command]) -> None:
+        self.text = text
+        self.commands = list(commands)
+
+    def do(self) -> None:
+        for command in self.commands:
+            command.do()
+
+    def undo(self) -> None:
+        for command in reversed(self.commands):
+            command.undo()
+
+
+class UndoStack:
+    """A linear undo/redo history for scripts and tests (the GUI uses QUndoStack instead).
+
+    ``limit``: the most commands kept (0 = no limit); ``is_clean`` compares with :meth:`set_clean`.
+    """
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self._commands: list[Command] = []
+        self._index = 0
+        self._clean_index: int | None = 0
+
+    def push(self, command: Command) -> None:
+        """Apply ``command`` and record it; drops the redo history."""
+        command.do()
+        del self._commands[self._index:]
+        if self._clean_index is not None and self._clean_index > self._index:
+            self._clean_index = None
+        self._commands.append(command)
+        self._index += 1
+        if self.limit and len(self._commands) > self.limit:
+            drop = len(self._commands) - self.limit
+            del self._commands[:drop]
+            self._index -= drop
+            if self._clean_index is not None:
+                self._clean_index = self._clean_index - drop if self._clean_index >= drop else None
+
+    def undo(self) -> None:
+        if not self.can_undo:
+            raise DocumentError("nothing to undo")
+        self._index -= 1
+        self._commands[self._index].undo()
+
+    def redo(self) -> None:
+        if not self.can_redo:
+            raise DocumentError("nothing to redo")
+        self._commands[self._index].do()
+        self._index += 1
+
+    @property
+    def can_undo(self) -> bool:
+        return self._index > 0
+
+    @property
+    def can_redo(self) -> bool:
+        return self._index < len(self._commands)
+
+    @property
+    def undo_text(self) -> str:
+        return self._commands[self._index - 1].text if self.can_undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self._commands[self._index].text if self.can_redo else ""
+
+    def set_clean(self) -> None:
+        self._clean_index = self._index
+
+    @property
+    def is_clean(self) -> bool:
+        return self._clean_index == self._index
+
+    def clear(self) -> None:
+        self._commands.clear()
+        self._index = 0
+        self._clean_index = 0

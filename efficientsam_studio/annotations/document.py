@@ -1,0 +1,443 @@
+"""The labelling document: images, categories and instances, with fast lookups and change notification.
+
+Records are immutable (frozen dataclasses); a change replaces a record with a new one
+(``dataclasses.replace``), which makes undo exact. Edit a document through the command objects of
+:mod:`efficientsam_studio.annotations.commands`; the ``Document`` methods below are the primitive
+operations those commands are made of.
+
+Z-order: the instances of one image are kept in a list, bottom first; an instance's position in
+``Document.instances_of(image_id)`` is its z-order (the last one is drawn on top and wins in PNG exports).
+
+Ids are positive integers allocated from per-kind counters that only grow (they are saved with the
+project), so an id is never reused, even after a delete, an undo or a reopen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations.errors import DocumentError, EmptyMaskError
+
+COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+SOURCES = ("ai", "manual")
+# distinct colours handed to new categories in turn (Okabe-Ito plus a few, "#rrggbb")
+DEFAULT_COLOURS = (
+    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7", "#999999",
+    "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#66c2a5",
+)
+
+
+class ImageStatus(str, enum.Enum):
+    """Where an image is in the labelling workflow (stored as its string value)."""
+
+    UNLABELLED = "unlabelled"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    SKIPPED = "skipped"
+    NEEDS_REVIEW = "needs_review"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """An image of the project. ``path``: POSIX path relative to the project folder; size in pixels."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    status: ImageStatus = ImageStatus.UNLABELLED
+
+
+@dataclass(frozen=True)
+class Category:
+    """A label class. ``colour``: ``"#rrggbb"``."""
+
+    id: int
+    name: str
+    colour: str = "#e69f00"
+    supercategory: str = ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One object mask on one image.
+
+    ``rle``: compressed COCO RLE ``{"size": [H, W], "counts": str}`` (see :mod:`.masks`);
+    ``bbox``: ``[x, y, w, h]`` pixels; ``area``: pixel count; ``score``: the model's predicted IoU for
+    AI masks (None for manual ones); ``source``: ``"ai"`` or ``"manual"``; ``attributes``: free JSON-able
+    key/values (treat as read-only; replace the dict to change it).
+    """
+
+    id: int
+    image_id: int
+    category_id: int
+    rle: dict
+    bbox: tuple[float, float, float, float]
+    area: int
+    score: float | None = None
+    source: str = "manual"
+    iscrowd: bool = False
+    attributes: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_mask(
+        cls,
+        id: int,
+        image_id: int,
+        category_id: int,
+        mask: np.ndarray,
+        *,
+        score: float | None = None,
+        source: str = "manual",
+        iscrowd: bool = False,
+        attributes: dict | None = None,
+    ) -> Instance:
+        """Build an instance from an ``(H, W)`` mask; raises :class:`EmptyMaskError` for an empty one."""
+        return cls.from_rle(id, image_id, category_id, masks.encode(mask), score=score, source=source,
+                            iscrowd=iscrowd, attributes=attributes)
+
+    @classmethod
+    def from_rle(
+        cls,
+        id: int,
+        image_id: int,
+        category_id: int,
+        rle: dict,
+        *,
+        score: float | None = None,
+        source: str = "manual",
+        iscrowd: bool = False,
+        attributes: dict | None = None,
+    ) -> Instance:
+        """Build an instance from any RLE (normalised to compressed); bbox and area are computed."""
+        rle = masks.to_compressed(rle)
+        pixels = masks.area(rle)
+        if pixels == 0:
+            raise EmptyMaskError(f"the mask of instance {id} on image {image_id} is empty; nothing to keep")
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}; got {source!r}")
+        return cls(id=id, image_id=image_id, category_id=category_id, rle=rle,
+                   bbox=tuple(masks.bbox(rle)), area=pixels,
+                   score=None if score is None else float(score), source=source,
+                   iscrowd=bool(iscrowd), attributes=dict(attributes or {}))
+
+    def with_rle(self, rle: dict) -> Instance:
+        """A copy with a new mask (bbox and area recomputed); raises :class:`EmptyMaskError` if empty."""
+        rle = masks.to_compressed(rle)
+        pixels = masks.area(rle)
+        if pixels == 0:
+            raise EmptyMaskError(f"the edit leaves instance {self.id} with an empty mask; delete it instead")
+        return dataclasses.replace(self, rle=rle, bbox=tuple(masks.bbox(rle)), area=pixels)
+
+    def mask(self) -> np.ndarray:
+        """The decoded ``bool`` mask ``(H, W)``."""
+        return masks.decode(self.rle)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What changed, sent to every subscriber after each primitive operation.
+
+    ``kind``: one of ``image_added``, ``image_changed``, ``category_added``, ``category_removed``,
+    ``category_changed``, ``instance_added``, ``instance_removed``, ``instance_changed``,
+    ``instances_reordered``, ``reset``. ``ids``: the ids of the changed records of that kind;
+    ``image_id``: the image the instances belong to (instance kinds only).
+    """
+
+    kind: str
+    ids: tuple[int, ...] = ()
+    image_id: int | None = None
+
+
+Listener = Callable[[Change], None]
+
+
+class Document:
+    """Images, categories and instances of one project, with lookups by id and by image."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self.revision = 0
+        self.saved_revision = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._images: dict[int, ImageRecord] = {}
+        self._image_by_path: dict[str, int] = {}
+        self._categories: dict[int, Category] = {}
+        self._instances: dict[int, Instance] = {}
+        self._by_image: dict[int, list[int]] = {}
+        self._next_ids = {"image": 1, "category": 1, "instance": 1}
+
+    # ----------------------------------------------------------------- notification and dirtiness
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(change)`` after every change; returns a function that unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self, change: Change) -> None:
+        self.revision += 1
+        for listener in list(self._listeners):
+            listener(change)
+
+    @property
+    def dirty(self) -> bool:
+        """True when the document changed since the last successful save (or load)."""
+        return self.revision != self.saved_revision
+
+    def mark_saved(self, revision: int | None = None) -> None:
+        """Record that ``revision`` (default: the current one) is what is on disk."""
+        self.saved_revision = self.revision if revision is None else revision
+
+    # ----------------------------------------------------------------- ids
+    def allocate_id(self, kind: str) -> int:
+        """A fresh id for ``"image"``, ``"category"`` or ``"instance"``; never handed out twice."""
+        value = self._next_ids[kind]
+        self._next_ids[kind] = value + 1
+        return value
+
+    @property
+    def next_ids(self) -> dict[str, int]:
+        """The next id of each kind (saved with the project)."""
+        return dict(self._next_ids)
+
+    def _reserve(self, kind: str, used: int) -> None:
+        if used >= self._next_ids[kind]:
+            self._next_ids[kind] = used + 1
+
+    def restore_next_ids(self, next_ids: dict[str, int]) -> None:
+        """Raise the id counters to at least ``next_ids`` (used when loading a file)."""
+        for kind, value in next_ids.items():
+            self._reserve(kind, int(value) - 1)
+
+    # ----------------------------------------------------------------- read access
+    @property
+    def images(self) -> list[ImageRecord]:
+        """All images in the order they were added."""
+        return list(self._images.values())
+
+    @property
+    def categories(self) -> list[Category]:
+        """All categories in the order they were added."""
+        return list(self._categories.values())
+
+    def image(self, image_id: int) -> ImageRecord:
+        try:
+            return self._images[image_id]
+        except KeyError:
+            raise DocumentError(f"no image with id {image_id} in the document") from None
+
+    def image_by_path(self, path: str) -> ImageRecord | None:
+        """The image whose project-relative POSIX path is ``path``, or None."""
+        image_id = self._image_by_path.get(path)
+        return None if image_id is None else self._images[image_id]
+
+    def category(self, category_id: int) -> Category:
+        try:
+            return self._categories[category_id]
+        except KeyError:
+            raise DocumentError(f"no category with id {category_id} in the document") from None
+
+    def category_by_name(self, name: str) -> Category | None:
+        for category in self._categories.values():
+            if category.name == name:
+                return category
+        return None
+
+    def instance(self, instance_id: int) -> Instance:
+        try:
+            return self._instances[instance_id]
+        except KeyError:
+            raise DocumentError(f"no instance with id {instance_id} in the document") from None
+
+    def has_instance(self, instance_id: int) -> bool:
+        return instance_id in self._instances
+
+    def instances_of(self, image_id: int) -> list[Instance]:
+        """The instances of one image in z-order (bottom first)."""
+        return [self._instances[i] for i in self._by_image.get(image_id, ())]
+
+    def instances_of_category(self, category_id: int) -> list[Instance]:
+        return [inst for inst in self._instances.values() if inst.category_id == category_id]
+
+    def iter_instances(self) -> Iterator[Instance]:
+        """Every instance, image by image (in image order), each image's in z-order."""
+        for image_id in self._images:
+            for instance_id in self._by_image.get(image_id, ()):
+                yield self._instances[instance_id]
+
+    def z_index(self, instance_id: int) -> int:
+        """Position of the instance in its image's z-order (0 = bottom)."""
+        instance = self.instance(instance_id)
+        return self._by_image[instance.image_id].index(instance_id)
+
+    @property
+    def instance_count(self) -> int:
+        return len(self._instances)
+
+    def colour_for_new_category(self) -> str:
+        """A default colour for the next category (cycles through a distinct palette)."""
+        return DEFAULT_COLOURS[len(self._categories) % len(DEFAULT_COLOURS)]
+
+    # ----------------------------------------------------------------- primitive edits (commands use these)
+    def add_image(self, image: ImageRecord) -> None:
+        if image.id in self._images:
+            raise DocumentError(f"image id {image.id} is already used")
+        if image.path in self._image_by_path:
+            raise DocumentError(f"image {image.path!r} is already in the document")
+        self._images[image.id] = image
+        self._image_by_path[image.path] = image.id
+        self._by_image.setdefault(image.id, [])
+        self._reserve("image", image.id)
+        self._changed(Change("image_added", (image.id,)))
+
+    def replace_image(self, image: ImageRecord) -> None:
+        old = self.image(image.id)
+        if old.path != image.path:
+            del self._image_by_path[old.path]
+            self._image_by_path[image.path] = image.id
+        self._images[image.id] = image
+        self._changed(Change("image_changed", (image.id,)))
+
+    def add_category(self, category: Category, index: int | None = None) -> None:
+        _check_category(category)
+        if category.id in self._categories:
+            raise DocumentError(f"category id {category.id} is already used")
+        if self.category_by_name(category.name) is not None:
+            raise DocumentError(f"a category named {category.name!r} already exists")
+        items = list(self._categories.items())
+        items.insert(len(items) if index is None else index, (category.id, category))
+        self._categories = dict(items)
+        self._reserve("category", category.id)
+        self._changed(Change("category_added", (category.id,)))
+
+    def remove_category(self, category_id: int) -> int:
+        """Remove a category that no instance uses; returns its former position."""
+        self.category(category_id)
+        if any(inst.category_id == category_id for inst in self._instances.values()):
+            raise DocumentError(f"category {category_id} still has instances; remove or relabel them first")
+        index = list(self._categories).index(category_id)
+        del self._categories[category_id]
+        self._changed(Change("category_removed", (category_id,)))
+        return index
+
+    def replace_category(self, category: Category) -> None:
+        _check_category(category)
+        self.category(category.id)
+        other = self.category_by_name(category.name)
+        if other is not None and other.id != category.id:
+            raise DocumentError(f"a category named {category.name!r} already exists")
+        self._categories[category.id] = category
+        self._changed(Change("category_changed", (category.id,)))
+
+    def add_instance(self, instance: Instance, index: int | None = None) -> None:
+        """Insert at z position ``index`` of its image (default: on top)."""
+        self._check_instance(instance)
+        if instance.id in self._instances:
+            raise DocumentError(f"instance id {instance.id} is already used")
+        order = self._by_image[instance.image_id]
+        order.insert(len(order) if index is None else index, instance.id)
+        self._instances[instance.id] = instance
+        self._reserve("instance", instance.id)
+        self._changed(Change("instance_added", (instance.id,), instance.image_id))
+
+    def remove_instance(self, instance_id: int) -> tuple[Instance, int]:
+        """Remove an instance; returns it and its former z position."""
+        instance = self.instance(instance_id)
+        order = self._by_image[instance.image_id]
+        index = order.index(instance_id)
+        del order[index]
+        del self._instances[instance_id]
+        self._changed(Change("instance_removed", (instance_id,), instance.image_id))
+        return instance, index
+
+    def replace_instance(self, instance: Instance) -> None:
+        old = self.instance(instance.id)
+        if old.image_id != instance.image_id:
+            raise DocumentError(f"instance {instance.id} cannot move to another image")
+        self._check_instance(instance)
+        self._instances[instance.id] = instance
+        self._changed(Change("instance_changed", (instance.id,), instance.image_id))
+
+    def set_order(self, image_id: int, order: Sequence[int]) -> None:
+        """Set the z-order of an image's instances (a permutation of their ids, bottom first)."""
+        current = self._by_image.get(image_id)
+        if current is None:
+            raise DocumentError(f"no image with id {image_id} in the document")
+        if sorted(order) != sorted(current):
+            raise DocumentError(f"the new order of image {image_id} must hold exactly its instances")
+        self._by_image[image_id] = list(order)
+        self._changed(Change("instances_reordered", tuple(order), image_id))
+
+    def _check_instance(self, instance: Instance) -> None:
+        image = self.image(instance.image_id)
+        self.category(instance.category_id)
+        size = [int(v) for v in instance.rle["size"]]
+        if size != [image.height, image.width]:
+            raise DocumentError(
+                f"instance {instance.id}: mask size {size} (H, W) differs from image {image.path!r} "
+                f"({image.height}, {image.width})"
+            )
+
+    # ----------------------------------------------------------------- bulk loading
+    def load_records(
+        self,
+        images: Iterable[ImageRecord],
+        categories: Iterable[Category],
+        instances: Iterable[Instance],
+        next_ids: dict[str, int] | None = None,
+    ) -> None:
+        """Replace the whole content (no per-record notification; one ``reset`` change). Marks clean."""
+        self._clear()
+        for image in images:
+            if image.id in self._images or image.path in self._image_by_path:
+                raise DocumentError(f"image id {image.id} or path {image.path!r} appears twice")
+            self._images[image.id] = image
+            self._image_by_path[image.path] = image.id
+            self._by_image[image.id] = []
+            self._reserve("image", image.id)
+        for category in categories:
+            if category.id in self._categories:
+                raise DocumentError(f"category id {category.id} appears twice")
+            self._categories[category.id] = category
+            self._reserve("category", category.id)
+        for instance in instances:
+            if instance.id in self._instances:
+                raise DocumentError(f"instance id {instance.id} appears twice")
+            if instance.image_id not in self._images:
+                raise DocumentError(
+                    f"instance {instance.id} refers to image {instance.image_id}, which is absent")
+            if instance.category_id not in self._categories:
+                raise DocumentError(
+                    f"instance {instance.id} refers to category {instance.category_id}, which is absent")
+            self._instances[instance.id] = instance
+            self._by_image[instance.image_id].append(instance.id)
+            self._reserve("instance", instance.id)
+        if next_ids:
+            self.restore_next_ids(next_ids)
+        self._changed(Change("reset"))
+        self.mark_saved()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for status bars: images per status, instances, categories."""
+        per_status = {status.value: 0 for status in ImageStatus}
+        for image in self._images.values():
+            per_status[image.status.value] += 1
+        return {"images": len(self._images), "instances": len(self._instances),
+                "categories": len(self._categories), "status": per_status}
+
+
+def _check_category(category: Category) -> None:
+    if not category.name or not category.name.strip():
+        raise DocumentError("a category needs a non-empty name")
+    if not COLOUR_PATTERN.match(category.colour):
+        raise DocumentError(
+            f"category {category.name!r}: colour must look like '#rrggbb'; got {category.colour!r}")

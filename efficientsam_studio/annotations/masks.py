@@ -1,0 +1,205 @@
+"""Mask geometry: binary masks, COCO RLE and polygons (pycocotools and OpenCV do the work).
+
+Conventions
+-----------
+- A *mask* is a 2-D ``numpy`` array of shape ``(H, W)`` (bool, or any integer type where non-zero is
+  foreground); functions return ``bool`` masks.
+- An *RLE* is a COCO run-length encoding ``{"size": [H, W], "counts": str}`` in column-major (Fortran)
+  order, *compressed* (the LEB128-like string of pycocotools) with ``counts`` decoded to ``str`` so it can
+  be written to JSON as is. Uncompressed RLE (``counts`` a list of ints) is accepted wherever an RLE is
+  read and normalised with :func:`to_compressed`.
+- Polygon coordinates are image pixels in COCO's continuous convention: pixel ``(col, row)`` covers
+  ``[col, col + 1) x [row, row + 1)``, so the centre of the top-left pixel is ``(0.5, 0.5)``. Points are
+  ``(x, y)`` = ``(column, row)``; a ring is a float array of shape ``(N, 2)``, ``N >= 3``.
+- A bbox is ``[x, y, w, h]`` in pixels (COCO), area is a pixel count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from pycocotools import mask as coco_mask
+
+RLE = dict
+PolygonMode = Literal["largest", "all", "all_with_holes"]
+POLYGON_MODES: tuple[str, ...] = ("largest", "all", "all_with_holes")
+
+
+@dataclass(frozen=True)
+class Ring:
+    """One closed polygon ring.
+
+    ``points``: float64 array ``(N, 2)`` of ``(x, y)`` pixel coordinates (COCO convention, see module doc).
+    ``hole``: True when the ring cuts a hole out of the ring ``parent`` (an index into the same list).
+    """
+
+    points: np.ndarray
+    hole: bool = False
+    parent: int | None = None
+
+    def flat(self) -> list[float]:
+        """The ring as COCO/YOLO wants it: ``[x0, y0, x1, y1, ...]`` (plain floats)."""
+        return [float(v) for v in self.points.reshape(-1)]
+
+
+def _as_uint8(mask: np.ndarray) -> np.ndarray:
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"a mask must be 2-D (H, W); got shape {array.shape}")
+    return (array != 0).astype(np.uint8)
+
+
+def encode(mask: np.ndarray) -> RLE:
+    """Encode an ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``."""
+    rle = coco_mask.encode(np.asfortranarray(_as_uint8(mask)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def _to_pycoco(rle: RLE) -> dict:
+    """A compressed RLE in the form pycocotools' C functions take (``counts`` as bytes)."""
+    counts = rle["counts"]
+    height, width = (int(v) for v in rle["size"])
+    if isinstance(counts, list):
+        return coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    return {"size": [height, width], "counts": counts}
+
+
+def to_compressed(rle: RLE) -> RLE:
+    """Normalise an RLE (compressed with str/bytes counts, or uncompressed with a list) to compressed/str."""
+    out = _to_pycoco(rle)
+    counts = out["counts"]
+    return {"size": [int(out["size"][0]), int(out["size"][1])],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def decode(rle: RLE) -> np.ndarray:
+    """Decode a (compressed or uncompressed) RLE to a ``bool`` mask of shape ``(H, W)``."""
+    return coco_mask.decode(_to_pycoco(rle)).astype(bool)
+
+
+def area(rle: RLE) -> int:
+    """Number of foreground pixels."""
+    return int(coco_mask.area(_to_pycoco(rle)))
+
+
+def bbox(rle: RLE) -> list[float]:
+    """Tight bbox ``[x, y, w, h]`` in pixels (``[0, 0, 0, 0]`` for an empty mask)."""
+    return [float(v) for v in coco_mask.toBbox(_to_pycoco(rle))]
+
+
+def merge(rles: Sequence[RLE], intersect: bool = False) -> RLE:
+    """Union (or intersection) of RLEs of the same size."""
+    merged = coco_mask.merge([_to_pycoco(r) for r in rles], intersect=intersect)
+    return to_compressed(merged)
+
+
+def part_count(mask: np.ndarray) -> int:
+    """Number of 8-connected foreground components."""
+    count, _ = cv2.connectedComponents(_as_uint8(mask), connectivity=8)
+    return int(count) - 1
+
+
+def has_holes(mask: np.ndarray) -> bool:
+    """True when some background region is enclosed by foreground (an inner contour exists)."""
+    _, hierarchy = cv2.findContours(_as_uint8(mask), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
+
+
+def _contour_to_ring_points(contour: np.ndarray, tolerance: float) -> np.ndarray:
+    """OpenCV contour (pixel indices) -> ring through pixel centres, simplified by ``tolerance`` pixels."""
+    points = contour.reshape(-1, 2)
+    if tolerance > 0 and len(points) > 3:
+        simplified = cv2.approxPolyDP(contour, float(tolerance), True).reshape(-1, 2)
+        if len(simplified) >= 3:
+            points = simplified
+    if len(points) < 3:
+        # a part one or two pixels thin in both directions: use the pixels' outline box
+        x0, y0 = points.min(axis=0)
+        x1, y1 = points.max(axis=0) + 1
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+    return points.astype(np.float64) + 0.5
+
+
+def mask_to_polygons(mask: np.ndarray, mode: PolygonMode = "all", tolerance: float = 1.0) -> list[Ring]:
+    """Trace the outline of a mask as polygon rings.
+
+    ``mode``: ``"largest"`` keeps the outer ring of the largest part, ``"all"`` the outer ring of every
+    part, ``"all_with_holes"`` adds every hole as a ring with ``hole=True`` and ``parent`` set to the index
+    of its outer ring (an island inside a hole is again an outer ring). Outer rings come in decreasing
+    area. ``tolerance``: maximum distance in pixels between the traced and the simplified outline
+    (``cv2.approxPolyDP``); 0 keeps every corner. Empty mask -> ``[]``.
+    """
+    if mode not in POLYGON_MODES:
+        raise ValueError(f"polygon mode must be one of {POLYGON_MODES}; got {mode!r}")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0 pixels; got {tolerance}")
+    retrieval = cv2.RETR_CCOMP if mode == "all_with_holes" else cv2.RETR_EXTERNAL
+    contours, hierarchy = cv2.findContours(_as_uint8(mask), retrieval, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return []
+    parents = hierarchy[0][:, 3]
+    outer = [i for i in range(len(contours)) if parents[i] < 0]
+    outer.sort(key=lambda i: (-cv2.contourArea(contours[i]), -len(contours[i])))
+    if mode == "largest":
+        outer = outer[:1]
+    rings: list[Ring] = []
+    for index in outer:
+        parent_position = len(rings)
+        rings.append(Ring(_contour_to_ring_points(contours[index], tolerance)))
+        if mode == "all_with_holes":
+            for child in np.flatnonzero(parents == index):
+                rings.append(Ring(_contour_to_ring_points(contours[child], tolerance), True, parent_position))
+    return rings
+
+
+def polygons_to_rle(polygons: Sequence[Ring | np.ndarray | Sequence[float]], height: int, width: int) -> RLE:
+    """Rasterise rings (``Ring``, ``(N, 2)`` arrays or flat ``[x0, y0, ...]`` lists) with pycocotools.
+
+    Outer rings are united; each hole ring (``Ring.hole``) is cut out of its parent before the union.
+    """
+    rings = [p if isinstance(p, Ring) else Ring(np.asarray(p, dtype=np.float64).reshape(-1, 2))
+             for p in polygons]
+    if not rings:
+        return encode(np.zeros((height, width), dtype=bool))
+    holes: dict[int, list[Ring]] = {}
+    for ring in rings:
+        if ring.hole and ring.parent is not None:
+            holes.setdefault(ring.parent, []).append(ring)
+    parts = []
+    for index, ring in enumerate(rings):
+        if ring.hole:
+            continue
+        outer = coco_mask.frPyObjects([ring.flat()], height, width)[0]
+        if index in holes:
+            cut = coco_mask.merge(coco_mask.frPyObjects([h.flat() for h in holes[index]], height, width))
+            keep = coco_mask.decode(outer).astype(bool) & ~coco_mask.decode(cut).astype(bool)
+            outer = coco_mask.encode(np.asfortranarray(keep.astype(np.uint8)))
+        parts.append(outer)
+    return to_compressed(coco_mask.merge(parts))
+
+
+def polygons_to_mask(
+    polygons: Sequence[Ring | np.ndarray | Sequence[float]], height: int, width: int
+) -> np.ndarray:
+    """Rasterise rings to a ``bool`` mask ``(height, width)``; see :func:`polygons_to_rle`."""
+    return decode(polygons_to_rle(polygons, height, width))
+
+
+def boundary_distance(reference: np.ndarray, other: np.ndarray) -> float:
+    """Largest distance (pixels) from a pixel where two masks differ to the reference mask's boundary.
+
+    0 when the masks are equal. Used to check that a polygon round trip stays within its tolerance.
+    """
+    ref = _as_uint8(reference)
+    diff = ref != _as_uint8(other)
+    if not diff.any():
+        return 0.0
+    inside = cv2.distanceTransform(ref, cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform(1 - ref, cv2.DIST_L2, 5)
+    return float(np.maximum(inside, outside)[diff].max())
