@@ -1,0 +1,409 @@
+"""The training loop shared by SAMI pretraining and finetuning.
+
+``fit(task, config)`` runs a :class:`trainer.task.TrainTask` on one process, on several GPUs or on several
+CPU processes (``torchrun``), with AdamW, a per-step learning-rate schedule, gradient accumulation, bf16
+autocast on CUDA, atomic checkpoints with exact mid-epoch resume, JSON-lines logs and a progress bar.
+
+Counting: a *micro-batch* is ``batch_size`` samples on one process; an *optimiser step* consumes ``accum``
+micro-batches on each of ``world_size`` processes, i.e. ``effective_batch = batch_size * accum * world``
+samples. Steps per epoch = ``(len(dataset) // world) // batch_size // accum``; leftovers are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from efficientsam_studio.errors import CheckpointError, StudioError
+from trainer.checkpoint import (
+    atomic_torch_save,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    seed_everything,
+)
+from trainer.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    all_reduce_sum_int,
+    any_process,
+    barrier,
+    cleanup_distributed,
+    gather_objects,
+    setup_distributed,
+)
+from trainer.runlog import RunLog
+from trainer.sampler import ResumableDistributedSampler
+from trainer.schedule import LrSchedule, apply_lr, scaled_lr
+from trainer.task import TrainTask
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "efsam-trainer-checkpoint"
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+class NonFiniteLossError(StudioError):
+    """The loss became NaN or infinite; training stopped without overwriting the last checkpoint."""
+
+
+class TrainConfigError(StudioError):
+    """Training settings that cannot work together (batch, accumulation, dataset size, resume)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the loop; the task holds the model and data settings.
+
+    Learning rate: ``lr`` when given, else ``blr * effective_batch / 256``. ``warmup_epochs`` may be
+    fractional. ``resume``: a checkpoint path, or ``"auto"`` for ``out_dir/checkpoint.pt`` when it exists.
+    ``max_steps`` stops (with a checkpoint and an export) once that many optimiser steps are done in total;
+    the schedule still spans ``epochs``. ``checkpoint_every``: also checkpoint every N optimiser steps
+    (0: only at epoch ends and at the stop). ``precision`` ``"auto"``: bf16 autocast on CUDA, fp32 on CPU.
+    """
+
+    out_dir: Path
+    epochs: int = 1
+    batch_size: int = 8
+    accum: int = 1
+    blr: float = 1.5e-4
+    lr: float | None = None
+    min_lr: float = 0.0
+    warmup_epochs: float = 0.0
+    decay: str = "cosine"
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip_grad: float | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    resume: str | None = None
+    max_steps: int | None = None
+    checkpoint_every: int = 0
+    log_every: int = 1
+    progress: bool = True
+    tensorboard: bool = True
+
+    def to_plain(self) -> dict[str, Any]:
+        plain = asdict(self)
+        plain["out_dir"] = str(self.out_dir)
+        plain["betas"] = list(self.betas)
+        return plain
+
+
+@dataclass
+class FitResult:
+    """What a finished (or stopped) run reached."""
+
+    step: int
+    epoch: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    export_path: Path | None = None
+    checkpoint_path: Path | None = None
+    corrupt_images: int = 0
+    stopped_early: bool = False
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _as_float(value: Any) -> float:
+    return float(value.detach().float().item()) if isinstance(value, torch.Tensor) else float(value)
+
+
+class _Run:
+    """State of one ``fit`` call; split from ``fit`` to keep each piece readable."""
+
+    def __init__(self, task: TrainTask, config: TrainConfig, info: DistInfo) -> None:
+        self.task, self.config, self.info = task, config, info
+        if config.precision not in PRECISIONS:
+            raise TrainConfigError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+        if config.batch_size < 1 or config.accum < 1:
+            raise TrainConfigError("--batch-size and --accum must be at least 1")
+        self.out_dir = Path(config.out_dir)
+        self.device = info.device
+        seed_everything(config.seed)
+        model = task.build_model().to(self.device)
+        task.setup(self.device)
+        seed_everything(config.seed + info.rank)
+        self.dataset = task.train_dataset()
+        self.sampler = ResumableDistributedSampler(
+            self.dataset, num_replicas=info.world_size, rank=info.rank, seed=config.seed, drop_last=True
+        )
+        self.per_rank = self.sampler.num_samples
+        self.effective_batch = config.batch_size * config.accum * info.world_size
+        self.steps_per_epoch = self.per_rank // config.batch_size // config.accum
+        if self.steps_per_epoch < 1:
+            raise TrainConfigError(
+                f"the dataset has {len(self.dataset)} samples, fewer than one optimiser step needs "
+                f"(batch size {config.batch_size} x accumulation {config.accum} x "
+                f"{info.world_size} processes); "
+                "lower --batch-size/--accum or add images"
+            )
+        self.total_steps = self.steps_per_epoch * config.epochs
+        peak = config.lr if config.lr is not None else scaled_lr(config.blr, self.effective_batch)
+        self.schedule = LrSchedule(
+            peak_lr=peak,
+            total_steps=self.total_steps,
+            warmup_steps=round(config.warmup_epochs * self.steps_per_epoch),
+            decay=config.decay,
+            min_lr=config.min_lr,
+        )
+        self.model = model
+        self.optimizer = torch.optim.AdamW(
+            task.parameter_groups(model, config.weight_decay), lr=peak, betas=tuple(config.betas)
+        )
+        use_scaler = self.device.type == "cuda" and config.precision == "fp16"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.autocast = _autocast(self.device, config.precision)
+        self.step = 0
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.corrupt_total = 0
+        self._maybe_resume()
+        if info.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp: nn.Module = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        else:
+            self.ddp = self.model
+        self.log = RunLog(self.out_dir, enabled=info.is_main, tensorboard=config.tensorboard)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            num_workers=config.workers,
+            collate_fn=task.collate,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    # ----------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    def _resume_path(self) -> Path | None:
+        resume = self.config.resume
+        if not resume:
+            return None
+        if resume == "auto":
+            return self.checkpoint_path if self.checkpoint_path.is_file() else None
+        return Path(resume)
+
+    def _maybe_resume(self) -> None:
+        path = self._resume_path()
+        if path is None:
+            return
+        state = load_checkpoint(path)
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("task") != self.task.name:
+            raise CheckpointError(
+                f"{path} is not a '{self.task.name}' training checkpoint of this trainer; "
+                "resume from RUN_DIR/checkpoint.pt of a run of the same stage"
+            )
+        same_batch = state["effective_batch"] == self.effective_batch
+        if not same_batch or state["steps_per_epoch"] != self.steps_per_epoch:
+            raise TrainConfigError(
+                f"{path} was trained with an effective batch of {state['effective_batch']} and "
+                f"{state['steps_per_epoch']} steps per epoch; this run has {self.effective_batch} and "
+                f"{self.steps_per_epoch}: resume with the same batch size x accumulation x processes and data"
+            )
+        try:
+            self.model.load_state_dict(state["model"], strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{path} does not fit this model ({exc}); resume with the same --encoder"
+            ) from exc
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
+        self.corrupt_total = int(state.get("corrupt_images_total", 0))
+        rngs = state.get("rng") or []
+        if len(rngs) == self.info.world_size:
+            restore_rng_state(rngs[self.info.rank])
+
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint on rank 0 (every rank contributes its RNG state)."""
+        rngs = gather_objects(capture_rng_state())
+        if self.info.is_main:
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "version": 1,
+                "task": self.task.name,
+                "describe": self.task.describe(),
+                "config": self.config.to_plain(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "schedule": self.schedule.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "steps_per_epoch": self.steps_per_epoch,
+                "effective_batch": self.effective_batch,
+                "world_size": self.info.world_size,
+                "sampler": {"seed": self.config.seed, "epoch": self.epoch,
+                            "start": self.step_in_epoch * self.config.batch_size * self.config.accum},
+                "corrupt_images_total": self.corrupt_total,
+                "rng": rngs,
+            }
+            atomic_torch_save(state, self.checkpoint_path)
+        barrier()
+        return self.checkpoint_path
+
+    # ----------------------------------------------------------------- training
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if self.info.distributed:
+            bad = any_process(bad, self.device)
+        if bad:
+            last = self.checkpoint_path if self.checkpoint_path.is_file() else None
+            where = f"the last checkpoint {last} is untouched" if last else "no checkpoint was written yet"
+            raise NonFiniteLossError(
+                f"the loss became non-finite at epoch {self.epoch}, optimiser step {self.step} "
+                f"(lr {self.schedule.lr_at(self.step):.3g}); {where}. Lower --lr/--blr, use --precision fp32 "
+                "or check the data, then resume with --resume"
+            )
+
+    def _optimizer_step(self) -> None:
+        if self.config.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _train_one_step(self, micro_batches: list[Any]) -> dict[str, float]:
+        lr = self.schedule.lr_at(self.step)
+        apply_lr(self.optimizer, lr)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for i, batch in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            sync = contextlib.nullcontext() if last or not self.info.distributed else self.ddp.no_sync()
+            with sync:
+                with self.autocast():
+                    out = self.task.train_step(self.ddp, batch, self.device)
+                loss = out["loss"]
+                self._check_finite(loss)
+                self.scaler.scale(loss.float() / len(micro_batches)).backward()
+            for key, value in out.items():
+                if key in self.task.count_keys:
+                    counts[key] = counts.get(key, 0) + int(round(_as_float(value)))
+                else:
+                    sums[key] = sums.get(key, 0.0) + _as_float(value)
+        self._optimizer_step()
+        metrics = {k: v / len(micro_batches) for k, v in sums.items()}
+        metrics = all_reduce_mean(metrics, self.device)
+        for key, value in counts.items():
+            total = all_reduce_sum_int(value, self.device)
+            metrics[key] = float(total)
+            if key == "corrupt_images":
+                self.corrupt_total += total
+        metrics["lr"] = lr
+        return metrics
+
+    def _epoch_batches(self):
+        accum = self.config.accum
+        group: list[Any] = []
+        for batch in self.loader:
+            group.append(batch)
+            if len(group) == accum:
+                yield group
+                group = []
+
+    def run(self) -> FitResult:
+        cfg = self.config
+        metrics: dict[str, float] = {}
+        stopped = False
+        pbar = None
+        if self.info.is_main and cfg.progress:
+            from tqdm import tqdm
+
+            pbar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+        self.ddp.train()
+        try:
+            while self.epoch < cfg.epochs and not stopped:
+                self.sampler.set_epoch(self.epoch)
+                if hasattr(self.dataset, "set_epoch"):
+                    self.dataset.set_epoch(self.epoch)
+                self.sampler.set_start(self.step_in_epoch * cfg.batch_size * cfg.accum)
+                tick = time.perf_counter()
+                for group in self._epoch_batches():
+                    if self.step_in_epoch >= self.steps_per_epoch:
+                        break
+                    metrics = self._train_one_step(group)
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    now = time.perf_counter()
+                    metrics["images_per_s"] = self.effective_batch / max(now - tick, 1e-9)
+                    tick = now
+                    due = self.step % cfg.log_every == 0 or self.step == self.total_steps
+                    if self.info.is_main and due:
+                        self.log.log({"step": self.step, "epoch": self.epoch, **metrics,
+                                      "corrupt_images_total": self.corrupt_total})
+                    if pbar is not None:
+                        pbar.update(1)
+                        pbar.set_postfix(epoch=self.epoch, loss=f"{metrics.get('loss', float('nan')):.4g}")
+                    if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                        stopped = True
+                        break
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+                if not stopped:
+                    extra = self.task.on_epoch_end(_unwrap(self.ddp), self.epoch)
+                    if extra and self.info.is_main:
+                        self.log.log({"step": self.step, "epoch": self.epoch, **extra})
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                self.save_checkpoint()
+        finally:
+            if pbar is not None:
+                pbar.close()
+            self.log.close()
+        export_path = None
+        if self.info.is_main:
+            export_path = self.task.export(_unwrap(self.ddp), self.out_dir)
+        barrier()
+        return FitResult(
+            step=self.step,
+            epoch=self.epoch,
+            metrics=metrics,
+            export_path=export_path,
+            checkpoint_path=self.checkpoint_path,
+            corrupt_images=self.corrupt_total,
+            stopped_early=stopped and self.step < self.total_steps,
+        )
+
+
+def fit(task: TrainTask, config: TrainConfig, info: DistInfo | None = None) -> FitResult:
+    """Train ``task`` with ``config``; joins the torchrun process group when launched by torchrun.
+
+    Rank 0 writes ``out_dir/checkpoint.pt``, ``out_dir/log.jsonl`` and the task's export; the returned
+    :class:`FitResult` has ``export_path`` set on rank 0 only.
+    """
+    own_group = info is None
+    info = info or setup_distributed(config.device)
+    try:
+        return _Run(task, config, info).run()
+    finally:
+        if own_group:
+            cleanup_distributed()
