@@ -1,0 +1,195 @@
+"""Crash-safe file writing and the project lock file.
+
+:func:`atomic_write` never leaves a half-written file under the final name: the data goes to a temporary
+file in the same folder, is flushed and ``fsync``-ed, and then renamed over the target with
+``os.replace``; the folder is ``fsync``-ed so the rename itself survives a power cut. The previous
+version is kept as ``<file>.bak`` (a hard link to the old file, or a copy where links are unsupported).
+
+:class:`ProjectLock` is a ``<file>.lock`` created with ``O_CREAT | O_EXCL`` that records the holder's pid,
+host name and start time (JSON). A lock left by a process that died on this host is recovered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from efficientsam_studio.annotations.errors import ProjectLockedError, SaveError
+
+# an unreadable lock file younger than this may be one that another process is still writing
+_FRESH_LOCK_SECONDS = 5.0
+
+
+def backup_path(path: Path) -> Path:
+    """Where the previous version of ``path`` is kept: ``<file>.bak``."""
+    return path.with_name(path.name + ".bak")
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of ``path``: ``<file>.lock``."""
+    return path.with_name(path.name + ".lock")
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _keep_backup(path: Path) -> None:
+    backup = backup_path(path)
+    staged = backup.with_name(backup.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        staged.unlink()
+    try:
+        try:
+            os.link(path, staged)
+        except OSError:
+            shutil.copy2(path, staged)
+        os.replace(staged, backup)
+    except OSError:
+        with contextlib.suppress(OSError):
+            staged.unlink()
+        raise
+
+
+def atomic_write(path: Path, data: bytes, *, keep_backup: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see the module doc); keep the old file as ``<file>.bak``.
+
+    On any failure (disk full, permission, a crash simulated by a raising ``os.replace``) the file under
+    ``path`` is the previous version, the temporary file is removed and :class:`SaveError` is raised.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if keep_backup and path.exists():
+            _keep_backup(path)
+        os.replace(temporary, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise SaveError(
+            f"could not save {path}: {reason}. The previous version of the file is unchanged and your "
+            "changes are still open; free some space or choose another location, then save again."
+        ) from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class ProjectLock:
+    """An exclusive lock on one project file, held by this process until :meth:`release`."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.path = lock_path(self.target)
+        self.held = False
+
+    def acquire(self) -> None:
+        """Create the lock file or raise :class:`ProjectLockedError` naming the holder."""
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if self._remove_if_stale():
+                    continue
+                raise self._locked_error() from None
+            info = {"pid": os.getpid(), "hostname": socket.gethostname(),
+                    "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            try:
+                _write_all(fd, json.dumps(info).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.held = True
+            return
+        raise self._locked_error()
+
+    def holder(self) -> dict | None:
+        """The lock file's content, or None when it is missing or unreadable."""
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _remove_if_stale(self) -> bool:
+        info = self.holder()
+        if info is None:
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return True
+            if age < _FRESH_LOCK_SECONDS:
+                return False
+        elif info.get("hostname") != socket.gethostname() or _pid_alive(int(info.get("pid", 0))):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        return True
+
+    def _locked_error(self) -> ProjectLockedError:
+        info = self.holder() or {}
+        if info.get("pid") == os.getpid() and info.get("hostname") == socket.gethostname():
+            who = "this program (the project is already open in it)"
+        elif info:
+            who = f"process {info.get('pid')} on {info.get('hostname')}"
+        else:
+            who = "another process"
+        since = f" since {info['since']}" if info.get("since") else ""
+        return ProjectLockedError(
+            f"project {self.target} is open in {who}{since}. Close it there first. If that program "
+            f"crashed on another computer, delete the lock file {self.path}.",
+            self.path, info,
+        )
+
+    def release(self) -> None:
+        """Remove the lock file if this object holds it."""
+        if self.held:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self.held = False
+
+    def __enter__(self) -> ProjectLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
