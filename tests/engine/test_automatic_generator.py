@@ -1,0 +1,149 @@
+"""Segment everything on synthetic images, with a predictor whose decoder outputs are built by hand."""
+
+import numpy as np
+import pytest
+
+from efficientsam_studio.engine.automatic import (
+    AutomaticMaskGenerator,
+    AutomaticMaskParams,
+    AutomaticParamsError,
+    MaskGenerationCancelled,
+)
+from efficientsam_studio.errors import StudioError
+from tests.batch.fake_predictor import ShapesPredictor
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+def _scene() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A 240x320 black image with three objects; returns the image and each object's mask."""
+    image = np.zeros((240, 320, 3), dtype=np.uint8)
+    objects = {}
+    red = np.zeros((240, 320), dtype=bool)
+    red[20:80, 30:110] = True
+    green = np.zeros_like(red)
+    green[120:200, 150:290] = True
+    yy, xx = np.mgrid[:240, :320]
+    blue = (xx - 230) ** 2 + (yy - 60) ** 2 <= 30**2
+    shapes = ((red, (255, 0, 0), "red"), (green, (0, 255, 0), "green"), (blue, (0, 0, 255), "blue"))
+    for mask, colour, name in shapes:
+        image[mask] = colour
+        objects[name] = mask
+    return image, objects
+
+
+def _match(masks, objects) -> dict[str, float]:
+    """Best IoU of each object among the generated masks."""
+    return {name: max((_iou(m.to_mask(), gt) for m in masks), default=0.0) for name, gt in objects.items()}
+
+
+def test_every_object_is_found_once_with_its_sharp_candidate():
+    image, objects = _scene()
+    predictor = ShapesPredictor()
+    params = AutomaticMaskParams(points_per_side=16, points_per_batch=40)
+    generator = AutomaticMaskGenerator(predictor, params)
+    masks = generator.generate(image)
+    assert len(masks) == 3  # duplicates from the many points on each object are removed by NMS
+    assert all(iou > 0.95 for iou in _match(masks, objects).values())
+    # the soft candidate (higher predicted IoU, unstable logits) loses to the sharp one by stability
+    assert [m.predicted_iou for m in masks] == pytest.approx([0.95] * 3)
+    assert all(m.stability_score >= 0.95 for m in masks)
+    assert [m.area for m in masks] == sorted((m.area for m in masks), reverse=True)
+    assert predictor.encodes == 1
+    stats = generator.last_stats
+    assert stats.points == 256 and stats.candidates == 768 and stats.masks == 3
+    first = masks[0]
+    assert first.rle["size"] == [240, 320] and isinstance(first.rle["counts"], str)
+    x, y, w, h = first.bbox
+    ys, xs = np.nonzero(first.to_mask())
+    assert (x, y, w, h) == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert first.area == len(xs)
+
+
+def test_lowering_the_iou_threshold_lets_the_part_candidates_through():
+    image, _ = _scene()
+    params = AutomaticMaskParams(points_per_side=16, points_per_batch=64, pred_iou_thresh=0.4)
+    masks = AutomaticMaskGenerator(ShapesPredictor(), params).generate(image)
+    # each object adds its left half (predicted IoU 0.5), whose box overlaps the whole by about 0.5 < 0.7
+    assert sorted(round(m.predicted_iou, 2) for m in masks) == [0.5, 0.5, 0.5, 0.95, 0.95, 0.95]
+
+
+def test_without_the_stability_filter_the_soft_candidate_wins_the_nms():
+    image, objects = _scene()
+    params = AutomaticMaskParams(points_per_side=16, stability_score_thresh=0.0)
+    masks = AutomaticMaskGenerator(ShapesPredictor(), params).generate(image)
+    assert len(masks) == 3
+    assert [m.predicted_iou for m in masks] == pytest.approx([0.97] * 3)
+    assert all(m.stability_score < 0.5 for m in masks)
+
+
+def test_nms_threshold_one_keeps_the_duplicate_masks():
+    image, _ = _scene()
+    loose = AutomaticMaskParams(points_per_side=8, box_nms_thresh=1.0, min_mask_area=0)
+    masks = AutomaticMaskGenerator(ShapesPredictor(), loose).generate(image)
+    assert len(masks) > 3  # identical boxes from several points are not suppressed at threshold 1.0
+    boxes = {m.bbox for m in masks}
+    assert len(boxes) == 3
+
+
+def test_masks_cut_by_inner_crop_borders_are_dropped_and_crops_are_deduplicated():
+    image, objects = _scene()
+    # a wide object across the vertical centre line: every layer-1 crop sees only a piece of it
+    image[100:116, 60:260] = (255, 255, 0)
+    objects["yellow"] = np.all(image == (255, 255, 0), axis=2)
+    predictor = ShapesPredictor()
+    params = AutomaticMaskParams(points_per_side=16, crop_n_layers=1, crop_overlap_ratio=0.1)
+    generator = AutomaticMaskGenerator(predictor, params)
+    masks = generator.generate(image)
+    assert predictor.encodes == 5  # the whole image once, then each of the four crops once
+    assert generator.last_stats.crops == 5 and generator.last_stats.points == 5 * 256
+    assert len(masks) == 4
+    assert all(iou > 0.9 for iou in _match(masks, objects).values())
+    crop_of = {
+        name: next(m.crop_box for m in masks if _iou(m.to_mask(), gt) > 0.9) for name, gt in objects.items()
+    }
+    assert crop_of["yellow"] == (0, 0, 320, 240)  # only the whole image holds it uncut
+    assert crop_of["red"] != (0, 0, 320, 240)  # found in a crop too, and the smaller crop wins
+
+
+def test_small_objects_and_small_holes_are_cleaned_up_by_min_area():
+    image, objects = _scene()
+    image[50:56, 48:54] = (255, 0, 255)  # 36-pixel object under a grid point
+    image[140:150, 170:180] = 0  # 100-pixel hole in the green rectangle
+    image[172:176, 250:254] = 0  # 16-pixel hole in the green rectangle
+    params = AutomaticMaskParams(points_per_side=16, min_mask_area=60)
+    masks = AutomaticMaskGenerator(ShapesPredictor(), params).generate(image)
+    assert len(masks) == 3  # the 36-pixel object is gone
+    green = max(masks, key=lambda m: _iou(m.to_mask(), objects["green"])).to_mask()
+    assert green[172:176, 250:254].all()  # small hole filled
+    assert not green[142:148, 172:178].any()  # large hole kept
+    kept = AutomaticMaskGenerator(ShapesPredictor(), AutomaticMaskParams(points_per_side=16, min_mask_area=0))
+    assert len(kept.generate(image)) == 4
+
+
+def test_progress_reports_every_batch_and_cancel_stops():
+    image, _ = _scene()
+    seen = []
+    params = AutomaticMaskParams(points_per_side=8, points_per_batch=16)
+    generator = AutomaticMaskGenerator(ShapesPredictor(), params)
+    generator.generate(image, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(16, 64), (32, 64), (48, 64), (64, 64)]
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(MaskGenerationCancelled):
+        generator.generate(image, cancel=cancel)
+    assert len(calls) == 3
+
+
+def test_parameters_out_of_range_are_user_errors_naming_the_parameter():
+    with pytest.raises(AutomaticParamsError, match="box_nms_thresh") as info:
+        AutomaticMaskGenerator(ShapesPredictor(), AutomaticMaskParams(box_nms_thresh=0.0))
+    assert isinstance(info.value, StudioError)
+    with pytest.raises(AutomaticParamsError, match="points_per_side"):
+        AutomaticMaskParams(points_per_side=0).validate()
