@@ -1,0 +1,276 @@
+"""Fetching one file over HTTP(S) into place: resume, retries, cancellation, checksum, atomic rename.
+
+:func:`fetch_file` downloads ``url`` to ``dest`` through ``dest.part``:
+
+- a ``.part`` file left by an interrupted run is resumed with an HTTP ``Range`` request; a server that
+  ignores the range (answers ``200`` with the whole file) or answers a different range is restarted
+  cleanly from byte 0;
+- connection errors, timeouts, cut-off bodies and ``5xx``/``429`` answers are retried with exponential
+  backoff (``backoff * 2**k`` seconds); an attempt that grows the partial file resets the count, so a
+  flaky link that keeps making progress is not given up on; other HTTP errors (``404``) fail at once;
+- ``cancel`` (a :class:`threading.Event` or a callable returning ``True``) is checked between chunks and
+  during backoff; cancelling raises :class:`DownloadCancelled` and keeps the ``.part`` file for a resume;
+- the finished file's size and checksum are verified (``sha256``, or a git blob id: the SHA-1 of
+  ``b"blob <size>\\0" + content``); a mismatch removes the file and raises :class:`DownloadError`;
+- the verified file is flushed to disk and renamed over ``dest`` atomically.
+
+Only the standard library is used (``urllib``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from efficientsam_studio import __version__
+from efficientsam_studio.errors import StudioError
+
+__all__ = [
+    "Checksum",
+    "DownloadCancelled",
+    "DownloadError",
+    "ProgressCallback",
+    "fetch_file",
+    "file_checksum",
+    "verify_file",
+]
+
+ProgressCallback = Callable[[int, "int | None"], None]
+"""``progress(done_bytes, total_bytes)``; ``total_bytes`` is ``None`` while unknown."""
+
+_CHUNK_BYTES = 1 << 20
+_USER_AGENT = f"efficientsam-studio/{__version__}"
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DownloadError(StudioError):
+    """A download failed for good: server error, wrong checksum or size, or the file cannot be written."""
+
+
+class DownloadCancelled(DownloadError):
+    """The download was cancelled by the caller; the partial file is kept for a later resume."""
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """An expected digest: ``kind`` is ``"sha256"`` or ``"git-blob-sha1"`` (a git blob id), ``value`` hex."""
+
+    kind: Literal["sha256", "git-blob-sha1"]
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"
+
+
+def file_checksum(path: Path, kind: str) -> str:
+    """Hex digest of ``path``: ``sha256`` of the content, or ``git-blob-sha1`` (what ``git hash-object``
+    prints: SHA-1 of ``b"blob <size>\\0"`` followed by the content)."""
+    if kind == "sha256":
+        digest = hashlib.sha256()
+    elif kind == "git-blob-sha1":
+        digest = hashlib.sha1()
+        digest.update(b"blob %d\0" % Path(path).stat().st_size)
+    else:
+        raise ValueError(f"unknown checksum kind {kind!r}")
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, size: int | None, checksum: Checksum | None) -> str | None:
+    """The reason ``path`` does not match the expected ``size``/``checksum``, or ``None`` when it does."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        return f"it has {actual_size:,} bytes instead of {size:,}"
+    if checksum is not None:
+        actual = file_checksum(path, checksum.kind)
+        if actual != checksum.value.lower():
+            return f"its {checksum.kind} is {actual}, expected {checksum.value}"
+    return None
+
+
+def _cancelled(cancel: object) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())  # type: ignore[operator]
+
+
+def _wait(seconds: float, cancel: object) -> None:
+    """Sleep ``seconds``, waking early (and raising) when cancelled."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if _cancelled(cancel):
+            raise DownloadCancelled("download cancelled")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if isinstance(cancel, threading.Event):
+            cancel.wait(min(left, 0.5))
+        else:
+            time.sleep(min(left, 0.1))
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying."""
+
+
+def _range_start(response: http.client.HTTPResponse) -> int | None:
+    match = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _attempt(
+    url: str,
+    part: Path,
+    timeout: float,
+    progress: ProgressCallback | None,
+    cancel: object,
+    size: int | None,
+) -> int:
+    """One HTTP request appending to (or restarting) ``part``; returns the bytes received."""
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    received = 0
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if have and not (response.status == 206 and _range_start(response) == have):
+                have = 0  # the server ignored the range or sent another one: start over
+            length = response.headers.get("Content-Length")
+            expected_end = have + int(length) if length and length.isdigit() else size
+            try:
+                handle = open(part, "ab" if have else "wb")  # noqa: SIM115 (closed below)
+            except OSError as exc:
+                raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from None
+            with handle:
+                if progress:
+                    progress(have, expected_end)
+                while True:
+                    if _cancelled(cancel):
+                        raise DownloadCancelled(f"download of {url} cancelled; {part} is kept for a resume")
+                    block = response.read(_CHUNK_BYTES)
+                    if not block:
+                        break
+                    try:
+                        handle.write(block)
+                    except OSError as exc:
+                        raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from None
+                    received += len(block)
+                    if progress:
+                        progress(have + received, expected_end)
+            if expected_end is not None and have + received < expected_end:
+                raise _Retry(f"the connection closed after {have + received:,} of {expected_end:,} bytes")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have and size is not None and have == size:
+            return received  # the partial file is already complete
+        if exc.code == 416:
+            part.unlink(missing_ok=True)
+            raise _Retry("the server refused to resume the partial file (HTTP 416)") from None
+        if exc.code in _RETRY_STATUS:
+            raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
+        raise DownloadError(f"{url}: the server answered HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise _Retry(f"{type(exc).__name__}: {reason}") from None
+    except OSError as exc:  # socket errors raised while reading the body
+        raise _Retry(f"{type(exc).__name__}: {exc}") from None
+    return received
+
+
+def fetch_file(
+    url: str,
+    dest: Path,
+    *,
+    size: int | None = None,
+    checksum: Checksum | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | Callable[[], bool] | None = None,
+    retries: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``dest`` (see the module doc); returns ``dest``.
+
+    Args:
+        size: expected size in bytes, or ``None`` when not published.
+        checksum: expected digest, or ``None`` when not published.
+        progress: called with ``(bytes_done, bytes_total_or_None)`` after every chunk.
+        cancel: checked between chunks; when set, :class:`DownloadCancelled` is raised.
+        retries: attempts after the first that may fail without any progress before giving up.
+        backoff: first retry delay in seconds, doubled each time (``0`` retries at once).
+        timeout: seconds to wait for the server on connect and on each read.
+
+    Raises:
+        DownloadError: persistent network or server errors, HTTP errors like 404, a size or checksum
+            mismatch (the downloaded file is removed), or a file that cannot be written.
+        DownloadCancelled: ``cancel`` fired.
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot create the folder {dest.parent}: {exc.strerror or exc}") from None
+    failures = 0
+    largest = part.stat().st_size if part.exists() else 0
+    while True:
+        if _cancelled(cancel):
+            raise DownloadCancelled(f"download of {url} cancelled; {part} is kept for a resume")
+        if part.exists() and size is not None and part.stat().st_size > size:
+            part.unlink()
+        try:
+            _attempt(url, part, timeout, progress, cancel, size)
+            break
+        except _Retry as exc:
+            received = part.stat().st_size if part.exists() else 0
+            # Only growth past the largest partial file so far counts as progress; a server that drops
+            # the connection and ignores ranges would otherwise restart forever.
+            failures = 1 if received > largest else failures + 1
+            largest = max(largest, received)
+            if failures > retries:
+                raise DownloadError(
+                    f"{url}: download failed after {retries + 1} attempts ({exc}); check the network "
+                    f"connection and run the command again (the {received:,} bytes received so far are "
+                    f"kept in {part} and will be resumed)"
+                ) from None
+            _wait(backoff * 2 ** max(failures - 1, 0), cancel)
+    problem = verify_file(part, size, checksum)
+    if problem is not None:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{url}: the downloaded file is not the published one: {problem}. It was removed; run the "
+            "command again, and if this repeats, the server or a proxy is serving a different file"
+        )
+    _commit(part, dest)
+    return dest
+
+
+def _commit(part: Path, dest: Path) -> None:
+    """Flush ``part`` to disk and rename it over ``dest`` atomically."""
+    try:
+        with open(part, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(part, dest)
+        if hasattr(os, "O_DIRECTORY"):
+            fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise DownloadError(f"cannot move the download into {dest}: {exc.strerror or exc}") from None
