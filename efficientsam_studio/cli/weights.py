@@ -1,0 +1,129 @@
+"""``efsam-studio weights``: list, download, import and locate the published model weights.
+
+- ``weights list``: every catalogue entry with its size, whether it is installed, and where.
+- ``weights download NAME``: download with a progress bar, resuming an interrupted download.
+- ``weights import PATH [--name NAME]``: check that a checkpoint loads, then install it.
+- ``weights path NAME``: print the installed file(s), one per line (exit 1 when not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "weights",
+        help="list, download or import the EfficientSAM weights",
+        description="Manage the EfficientSAM weights in the per-user store (relocate it with EFSAM_HOME).",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="show the published weights, their size and whether they are installed")
+    download = actions.add_parser("download", help="download published weights (resumes, verifies)")
+    download.add_argument("name", metavar="NAME", help="vit_t, vit_s, vit_t_onnx or vit_s_onnx")
+    download.add_argument("--force", action="store_true", help="download again even if installed")
+    download.add_argument(
+        "--base-url", help="fetch <BASE_URL>/<file name> from a mirror (default: $EFSAM_WEIGHTS_URL)"
+    )
+    importer = actions.add_parser("import", help="install a checkpoint file you already have")
+    importer.add_argument("path", metavar="PATH", help="a .pt checkpoint (or the published .pt.zip)")
+    importer.add_argument("--name", choices=["vit_t", "vit_s"], help="the model it holds (default: detect)")
+    where = actions.add_parser("path", help="print where the installed weights are")
+    where.add_argument("name", metavar="NAME", help="vit_t, vit_s, vit_t_onnx or vit_s_onnx")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"list": _list, "download": _download, "import": _import, "path": _path}[args.action](args)
+
+
+def _installed_files(name: str) -> list:
+    from efficientsam_studio.engine import weights
+
+    entry = weights.get_entry(name)
+    if entry.format == "onnx":
+        pair = weights.installed_onnx(name)
+        return list(pair) if pair else []
+    path = weights.installed_path(name)
+    return [path] if path else []
+
+
+def _size_text(entry) -> str:
+    size = entry.display_bytes
+    if size is None:
+        return "?"
+    approx = "~" if any(f.size is None for f in entry.files) else ""
+    return f"{approx}{size / 1e6:.1f} MB"
+
+
+def _list(args: argparse.Namespace) -> int:
+    from efficientsam_studio.engine import weights
+    from efficientsam_studio.paths import weights_dir
+
+    rows = [("NAME", "SIZE", "INSTALLED", "WHERE")]
+    for name, entry in weights.catalogue().items():
+        files = _installed_files(name)
+        where = ", ".join(str(p) for p in files) if files else "-"
+        rows.append((name, _size_text(entry), "yes" if files else "no", where))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        )
+    print(f"\nstore: {weights_dir()}  (set EFSAM_HOME to move it)")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from efficientsam_studio.engine import weights
+
+    entry = weights.get_entry(args.name)
+    existing = _installed_files(args.name)
+    if existing and not args.force:
+        print(f"{args.name} is already installed:")
+        for path in existing:
+            print(path)
+        return 0
+    with tqdm(
+        desc=args.name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+                bar.refresh()
+            bar.update(done - bar.n)
+
+        weights.download(args.name, progress=progress, base_url=args.base_url, force=args.force)
+    print(f"installed {entry.description}:")
+    for path in _installed_files(args.name):
+        print(path)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from efficientsam_studio.engine import weights
+
+    target = weights.import_weights(args.path, name=args.name)
+    name = args.name or next(
+        n for n, e in weights.catalogue().items() if target.name == e.files[0].installed_name
+    )
+    note = " (byte for byte the published file)" if weights.matches_published(target, name) else ""
+    print(f"imported {args.path} as {name}{note}:")
+    print(target)
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from efficientsam_studio.engine import weights
+
+    files = _installed_files(args.name)
+    if not files:
+        print(weights.missing_weights_message(args.name), file=sys.stderr)
+        return 1
+    for path in files:
+        print(path)
+    return 0
