@@ -1,0 +1,201 @@
+"""COCO export/import: pycocotools loads the export, COCOeval against itself gives AP 1.0, round trips
+keep every RLE pixel and stay within the tolerance for polygons, bad files name the field and id."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from efficientsam_studio.annotations import commands as C
+from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations.document import Document, ImageRecord
+from efficientsam_studio.annotations.errors import FormatError
+from efficientsam_studio.annotations.formats.coco import coco_dict, export_coco, import_coco
+
+from .conftest import H, W, disk
+
+
+def fresh_target(doc: Document) -> Document:
+    """An empty document holding the same images (as a project on the same folder would)."""
+    target = Document()
+    for image in doc.images:
+        target.add_image(ImageRecord(image.id, image.path, image.width, image.height))
+    return target
+
+
+def masks_by_image(doc: Document) -> dict[str, list[np.ndarray]]:
+    return {img.path: [inst.mask() for inst in doc.instances_of(img.id)] for img in doc.images}
+
+
+def test_export_loads_in_pycocotools_and_self_eval_gives_ap_1(doc, tmp_path):
+    out = tmp_path / "coco.json"
+    report = export_coco(doc, out)
+    assert report.instances == 4 and report.files == [out]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(out))
+        results = [dict(a, score=1.0) for a in gt.dataset["annotations"]]
+        dt = gt.loadRes(copy.deepcopy(results))
+        evaluation = COCOeval(gt, dt, "segm")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)
+    for annotation in gt.dataset["annotations"]:
+        assert gt.annToMask(annotation).sum() > 0
+
+
+def test_ids_are_the_documents_and_stable_across_exports(doc):
+    first, _ = coco_dict(doc)
+    C.UndoStack().push(C.RemoveInstance(doc, 2))
+    second, _ = coco_dict(doc)
+    assert [a["id"] for a in first["annotations"]] == [1, 2, 3, 4]
+    assert [a["id"] for a in second["annotations"]] == [1, 3, 4]
+    assert [i["id"] for i in second["images"]] == [1, 2] and [c["id"] for c in second["categories"]] == [1, 2]
+    assert first["annotations"][0]["score"] == pytest.approx(0.91)
+
+
+def test_auto_policy_keeps_holes_and_parts_as_rle(doc):
+    data, report = coco_dict(doc, polygons="auto")
+    kinds = [type(a["segmentation"]).__name__ for a in data["annotations"]]
+    assert kinds == ["list", "dict", "dict", "list"]  # disk, ring (hole), two parts, disk
+    assert report.polygons == 2 and report.rle == 2 and report.holes_lost == []
+    assert isinstance(data["annotations"][1]["segmentation"]["counts"], str)
+
+
+def test_always_polygons_reports_lost_holes_and_splits_parts(doc):
+    data, report = coco_dict(doc, polygons="always")
+    assert all(isinstance(a["segmentation"], list) for a in data["annotations"])
+    assert report.holes_lost == [2] and report.parts_split == [3]
+    assert len(data["annotations"][2]["segmentation"]) == 2
+
+
+def test_rle_round_trip_preserves_every_pixel(doc, tmp_path):
+    out = tmp_path / "coco.json"
+    export_coco(doc, out, polygons="never")
+    target = fresh_target(doc)
+    report = import_coco(target, out)
+    assert report.instances_added == 4 and report.categories_added == ["cell", "dog"]
+    for path, originals in masks_by_image(doc).items():
+        for original, imported in zip(originals, masks_by_image(target)[path], strict=True):
+            assert np.array_equal(original, imported)
+    assert [i.score for i in target.iter_instances()] == [i.score for i in doc.iter_instances()]
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 1.0, 2.5])
+def test_polygon_round_trip_stays_within_tolerance(doc, tmp_path, tolerance):
+    out = tmp_path / "coco.json"
+    export_coco(doc, out, polygons="always", tolerance=tolerance)
+    target = fresh_target(doc)
+    import_coco(target, out)
+    for path, originals in masks_by_image(doc).items():
+        for original, imported in zip(originals, masks_by_image(target)[path], strict=True):
+            # holes are not part of a polygon export: compare with the mask whose holes are filled
+            filled = masks.polygons_to_mask(masks.mask_to_polygons(original, "all", 0), H, W) | original
+            # at most a pixel for the outline through pixel centres, plus the simplification tolerance
+            assert masks.boundary_distance(filled, imported) <= tolerance + 1.5
+            assert masks.boundary_distance(filled, imported) > 0 or tolerance == 0
+
+
+def test_import_maps_categories_by_name_and_skips_duplicates(doc, tmp_path):
+    out = tmp_path / "coco.json"
+    export_coco(doc, out, polygons="never")
+    data = json.loads(out.read_text())
+    for category in data["categories"]:
+        category["id"] += 100
+    for annotation in data["annotations"]:
+        annotation["category_id"] += 100
+    report = import_coco(doc, data)
+    assert report.instances_added == 0 and report.duplicates == 4 and report.categories_added == []
+    data["categories"].append({"id": 7, "name": "car", "supercategory": "vehicle"})
+    data["annotations"].append({"id": 99, "image_id": 1, "category_id": 7, "iscrowd": 1,
+                                "segmentation": masks.encode(disk(5, 5, 3)), "bbox": [0, 0, 1, 1], "area": 1})
+    report = import_coco(doc, data)
+    assert report.instances_added == 1 and report.categories_added == ["car"]
+    added = doc.instances_of(1)[-1]
+    assert added.iscrowd and doc.category(added.category_id).supercategory == "vehicle"
+
+
+def test_import_uncompressed_rle_and_bbox_only(tmp_path):
+    mask = disk(30, 20, 9)
+    flat = mask.astype(np.uint8).flatten(order="F")
+    runs, current, count = [], 0, 0
+    for value in flat:
+        if value != current:
+            runs.append(count)
+            current, count = value, 0
+        count += 1
+    runs.append(count)
+    data = {
+        "images": [{"id": 5, "file_name": "x/y.png", "width": W, "height": H}],
+        "categories": [{"id": 1, "name": "cell"}],
+        "annotations": [
+            {"id": 10, "image_id": 5, "category_id": 1, "iscrowd": 1,
+             "segmentation": {"size": [H, W], "counts": runs}},
+            {"id": 11, "image_id": 5, "category_id": 1, "bbox": [1, 2, 3, 4]},
+            {"id": 12, "image_id": 5, "category_id": 1, "segmentation": []},
+        ],
+    }
+    document = Document()
+    report = import_coco(document, data, image_root=tmp_path)
+    assert report.instances_added == 1 and np.array_equal(next(document.iter_instances()).mask(), mask)
+    assert [what for what, _ in report.skipped] == ["annotation 11", "annotation 12"]
+    assert "box only" in report.skipped[0][1]
+    assert report.missing_images == ["x/y.png"] and document.image_by_path("x/y.png") is not None
+    assert "not in the project folder" in report.summary()
+
+
+def good_file() -> dict:
+    return {
+        "images": [{"id": 1, "file_name": "a.png", "width": W, "height": H}],
+        "categories": [{"id": 1, "name": "cell"}],
+        "annotations": [{"id": 42, "image_id": 1, "category_id": 1,
+                         "segmentation": [[1, 1, 20, 1, 20, 20]], "iscrowd": 0}],
+    }
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda d: d.pop("annotations"), "field 'annotations' is missing"),
+        (lambda d: d["images"][0].pop("width"), r"images\[0\]: field 'width' is missing"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3, 4, 5]]),
+         r"annotation id 42 .*segmentation\[0\].*at least 6 numbers"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": 7}),
+         "annotation id 42 .*segmentation.counts.*must be a string"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [10, 10], "counts": "abc"}),
+         "annotation id 42 .*segmentation.size.*differs"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": [5, 3]}),
+         "annotation id 42 .*cover 8 pixels"),
+        (lambda d: d["annotations"][0].update(image_id=9), "annotation id 42 .*image 9 is not in 'images'"),
+        (lambda d: d["annotations"][0].update(category_id=9), "annotation id 42 .*category 9"),
+        (lambda d: d["annotations"][0].pop("image_id"), "annotation id 42 .*'image_id' is missing"),
+    ],
+)
+def test_malformed_file_names_field_and_annotation_id_and_adds_nothing(doc, breakage, message):
+    data = good_file()
+    breakage(data)
+    before = (doc.images, doc.categories, list(doc.iter_instances()))
+    with pytest.raises(FormatError, match=message):
+        import_coco(doc, data)
+    assert (doc.images, doc.categories, list(doc.iter_instances())) == before
+
+
+def test_bad_json_names_the_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"images": [\n  1,,\n]}')
+    with pytest.raises(FormatError, match="bad.json is not valid JSON .*line 2"):
+        import_coco(Document(), path)
+
+
+def test_size_mismatch_with_the_project_is_skipped_not_imported(doc):
+    data = good_file()
+    data["images"][0]["width"] = W + 1
+    report = import_coco(doc, data)
+    assert report.instances_added == 0 and "annotations skipped" in report.skipped[0][1]
