@@ -1,0 +1,92 @@
+"""``load_predictor``: model name + checkpoint + device + backend -> a ready :class:`Predictor`.
+
+Backends are looked up in a small table; another backend registers a factory with
+:func:`register_backend`. A factory receives ``(model, checkpoint or None, device)`` and returns a
+predictor; the torch factory uses :func:`resolve_checkpoint` when no checkpoint is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from efficientsam_studio.errors import CheckpointError, StudioError
+
+from .base import Predictor
+
+BackendFactory = Callable[[str, "Path | None", str], Predictor]
+
+
+class BackendError(StudioError):
+    """An unknown inference backend was requested."""
+
+
+def resolve_checkpoint(model: str, checkpoint: str | Path | None) -> Path:
+    """``checkpoint`` as a Path, or the installed catalogue weights of ``model``.
+
+    Raises CheckpointError saying how to get the weights when none are installed.
+    """
+    if checkpoint is not None:
+        return Path(checkpoint).expanduser()
+    try:
+        from efficientsam_studio.engine import weights
+    except ImportError:
+        raise CheckpointError(
+            f"no checkpoint given for model {model!r}; pass a checkpoint file (--checkpoint PATH)"
+        ) from None
+    try:
+        path = weights.installed_path(model)
+    except (KeyError, ValueError):
+        raise CheckpointError(
+            f"model {model!r} has no published weights to install; pass a checkpoint file (--checkpoint PATH)"
+        ) from None
+    if path is None:
+        raise CheckpointError(weights.missing_weights_message(model))
+    return Path(path)
+
+
+def _load_torch(model: str, checkpoint: Path | None, device: str) -> Predictor:
+    from efficientsam_studio.model import get_config, load_model
+
+    from .device import resolve_device
+    from .torch_backend import TorchPredictor
+
+    try:
+        get_config(model)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    torch_device = resolve_device(device)
+    path = resolve_checkpoint(model, checkpoint)
+    return TorchPredictor(load_model(model, path, torch_device), model, torch_device)
+
+
+_BACKENDS: dict[str, BackendFactory] = {"torch": _load_torch, "auto": _load_torch}
+"""Backend name -> factory; ``auto`` picks the best backend installed (torch until another registers)."""
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``load_predictor(..., backend=name)`` call ``factory(model, checkpoint, device)``."""
+    _BACKENDS[name] = factory
+
+
+def available_backends() -> list[str]:
+    """Names accepted by ``load_predictor(backend=...)``."""
+    return sorted(_BACKENDS)
+
+
+def load_predictor(
+    model: str = "vit_t",
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    backend: str = "torch",
+) -> Predictor:
+    """A predictor for ``model`` (``vit_t``, ``vit_s``, ``tiny``) on ``device`` (auto | cpu | cuda)
+    with ``backend`` (see :func:`available_backends`).
+
+    Without ``checkpoint`` the weights installed by ``efsam-studio weights download`` are used.
+    Raises CheckpointError (missing, corrupt or wrong file), DeviceError, or BackendError.
+    """
+    factory = _BACKENDS.get(backend)
+    if factory is None:
+        raise BackendError(f"unknown backend {backend!r}; choose one of: {', '.join(available_backends())}")
+    return factory(model, None if checkpoint is None else Path(checkpoint).expanduser(), device)

@@ -1,0 +1,51 @@
+"""Small building blocks shared by the encoder and the mask decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel axis of a ``(B, C, H, W)`` tensor (eps 1e-6).
+
+    Parameters ``weight`` and ``bias`` have shape ``(C,)``. Output shape equals the input shape.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class MLP(nn.Module):
+    """``num_layers`` blocks of Linear + activation (``layers.N.0``), then a final Linear (``fc``).
+
+    ``(..., input_dim) -> (..., output_dim)``; every hidden layer is ``hidden_dim`` wide.
+    The key names (``layers.N.0.weight``, ``fc.weight``) are those of the published checkpoints.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        output_dim: int,
+        num_layers: int,
+        activation: type[nn.Module] = nn.GELU,
+    ) -> None:
+        super().__init__()
+        dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
+        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(d, hidden_dim), activation()) for d in dims_in)
+        self.fc = nn.Linear(hidden_dim, output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.fc(x)
