@@ -7,8 +7,8 @@ the decoder's low-resolution logits (``(256, 256)`` for the whole crop, which Ef
 NMS. Only the survivors are upsampled (bicubic, and only around their box) to full resolution, cleaned of
 small holes and islands, and encoded as COCO RLE.
 
-Works with any predictor of the engine (torch or ONNX Runtime): it needs ``set_image`` and a batched point
-decode (``predict_batch``) or, failing that, ``predict``. Imports no torch.
+Works with any predictor of the engine (torch or ONNX Runtime): it needs ``set_image`` and the batched decode
+``predict_batch``. Imports no torch.
 """
 
 from __future__ import annotations
@@ -187,6 +187,9 @@ class _Mask:
 def decode_point_prompts(predictor: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decode each point as its own single positive prompt on the image set on ``predictor``.
 
+    Uses the predictor's batched decode (``predict_batch(..., return_masks=False)``), so no
+    full-resolution mask is made here.
+
     Args:
         points: ``(B, 2)`` of ``(x, y)`` in pixels of the image given to ``set_image``.
 
@@ -195,21 +198,13 @@ def decode_point_prompts(predictor: Any, points: np.ndarray) -> tuple[np.ndarray
         (``h = w = 256`` for EfficientSAM), candidate order irrelevant.
     """
     points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-    coords = points[:, None, :]  # (B, 1, 2): one point per prompt set
-    labels = np.ones((len(points), 1), dtype=np.int64)
-    batched = getattr(predictor, "predict_batch", None)
-    if batched is not None:
-        result = batched(point_coords=coords, point_labels=labels, multimask_output=True, return_masks=False)
-        scores, logits = result[-2], result[-1]
-        return np.asarray(scores, dtype=np.float32), np.asarray(logits, dtype=np.float32)
-    ious, all_logits = [], []
-    for point in points:
-        _, scores, logits = predictor.predict(
-            point_coords=point[None, :], point_labels=np.ones(1, dtype=np.int64), multimask_output=True
-        )
-        ious.append(np.asarray(scores, dtype=np.float32))
-        all_logits.append(np.asarray(logits, dtype=np.float32))
-    return np.stack(ious), np.stack(all_logits)
+    _, scores, logits = predictor.predict_batch(
+        point_coords=points[:, None, :],  # (B, 1, 2): one point per prompt
+        point_labels=np.ones((len(points), 1), dtype=np.float32),
+        multimask_output=True,
+        return_masks=False,
+    )
+    return np.asarray(scores, dtype=np.float32), np.asarray(logits, dtype=np.float32)
 
 
 class AutomaticMaskGenerator:

@@ -7,7 +7,8 @@
 - A box prompt gives the box filled (sharp logits, IoU 0.95), a shrunken box (0.6) and a soft copy (0.3).
 
 Low-resolution logits are ``(3, 256, 256)`` over the whole image set with ``set_image``, as EfficientSAM's
-(the image squashed to a square). Implements ``predict`` and ``predict_batch``.
+(the image squashed to a square). Implements ``predict``, ``predict_batch`` and ``masks_from_logits`` with the
+engine's call shapes.
 """
 
 from __future__ import annotations
@@ -108,3 +109,45 @@ class ShapesPredictor:
             scores, logits = scores[:1], logits[:1]
         masks = np.stack([upsample(lg, self.image.shape[:2]) > 0 for lg in logits])
         return masks, scores, logits
+
+    def predict_batch(
+        self,
+        point_coords=None,
+        point_labels=None,
+        boxes=None,
+        *,
+        prompts=None,
+        multimask_output=True,
+        return_masks=True,
+    ):
+        if prompts is not None:
+            items = [(p.point_coords, p.point_labels, p.box) for p in prompts]
+        else:
+            count = len(boxes) if boxes is not None else len(point_coords)
+            items = [
+                (
+                    None if point_coords is None else point_coords[i],
+                    None if point_labels is None else point_labels[i],
+                    None if boxes is None else boxes[i],
+                )
+                for i in range(count)
+            ]
+        all_scores, all_logits = [], []
+        for coords, labels, box in items:
+            scores, logits = self._candidates(coords, labels, box)
+            order = np.argsort(-scores, kind="stable")
+            all_scores.append(scores[order])
+            all_logits.append(logits[order])
+        k = 3 if multimask_output else 1
+        scores = np.stack(all_scores)[:, :k] if items else np.zeros((0, k), np.float32)
+        logits = np.stack(all_logits)[:, :k] if items else np.zeros((0, k, LOW, LOW), np.float32)
+        masks = self.masks_from_logits(logits) if return_masks else None
+        return masks, scores, logits
+
+    def masks_from_logits(self, low_res_logits):
+        h, w = self.image.shape[:2]
+        flat = np.asarray(low_res_logits, dtype=np.float32).reshape(-1, LOW, LOW)
+        masks = np.zeros((len(flat), h, w), dtype=bool)
+        for i, logits in enumerate(flat):
+            masks[i] = upsample(logits, (h, w)) > 0
+        return masks.reshape(*np.shape(low_res_logits)[:-2], h, w)
