@@ -1,0 +1,285 @@
+"""labelme JSON (5.x), one file per image: export and import.
+
+Coordinates: labelme puts pixel centres on integers (its rasteriser draws a polygon through pixel indices),
+while the studio's polygons use COCO's convention (pixel centres at ``+0.5``); export subtracts and import
+adds half a pixel, so both tools see the outline in the same place.
+
+Export (``polygons``):
+- ``"auto"`` (default): a mask without holes becomes ``polygon`` shapes, one per part, the parts of one
+  object sharing a ``group_id`` (the instance id); a mask with holes becomes one ``mask`` shape (labelme's
+  raster shape: ``points`` = the top-left and bottom-right pixels of the bbox, ``mask`` = base64 PNG of
+  the bbox crop, 0/1), so nothing is lost.
+- ``"always"``: polygons only; labelme polygons have no holes, so holes are filled (reported).
+- ``"never"``: ``mask`` shapes only (pixel exact).
+``score`` (predicted IoU) and non-empty ``attributes`` ride along as extra shape keys, which labelme keeps.
+A JSON is written for every image with instances or with a status other than unlabelled, at the image's
+relative path with ``.json`` under ``out``; ``imagePath`` is relative to the JSON and ``imageData`` null.
+
+Import: ``polygon``, ``rectangle``, ``circle`` and ``mask`` shapes; shapes with the same label and
+``group_id`` are united into one instance. Other shape types (point, line, linestrip) are skipped and
+reported. JSON files that are not labelme files (no ``shapes``) are skipped; a labelme file with a bad
+field raises :class:`FormatError` naming the file and shape, before anything is added.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from efficientsam_studio.annotations import images as image_io
+from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations.document import Category, Document, ImageRecord, ImageStatus, Instance
+from efficientsam_studio.annotations.errors import FormatError
+from efficientsam_studio.annotations.formats.common import (
+    ExportReport,
+    ImportReport,
+    PolygonPolicy,
+    check_policy,
+    images_to_export,
+)
+from efficientsam_studio.annotations.storage import atomic_write
+from efficientsam_studio.errors import ImageLoadError
+
+LABELME_VERSION = "5.5.0"
+
+
+# --------------------------------------------------------------------------------------------- export
+def _mask_shape(mask: np.ndarray, instance: Instance) -> dict[str, Any]:
+    x, y, w, h = (int(v) for v in instance.bbox)
+    ok, png = cv2.imencode(".png", mask[y:y + h, x:x + w].astype(np.uint8))
+    if not ok:
+        raise FormatError(f"could not encode the mask of instance {instance.id} as PNG")
+    return {"points": [[float(x), float(y)], [float(x + w - 1), float(y + h - 1)]], "shape_type": "mask",
+            "mask": base64.b64encode(png.tobytes()).decode("ascii"), "group_id": None}
+
+
+def instance_shapes(
+    instance: Instance, label: str, polygons: PolygonPolicy, tolerance: float, report: ExportReport
+) -> list[dict[str, Any]]:
+    """The labelme shapes of one instance (see the module doc)."""
+    mask = instance.mask()
+    holes = masks.has_holes(mask)
+    if polygons == "never" or (polygons == "auto" and holes):
+        shapes = [_mask_shape(mask, instance)]
+        report.rle += 1
+    else:
+        rings = masks.mask_to_polygons(mask, "all", tolerance)
+        group = instance.id if len(rings) > 1 else None
+        shapes = [{"points": (ring.points - 0.5).round(2).tolist(), "shape_type": "polygon",
+                   "group_id": group} for ring in rings]
+        report.polygons += 1
+        if holes:
+            report.holes_lost.append(instance.id)
+        if len(rings) > 1:
+            report.parts_split.append(instance.id)
+    extra: dict[str, Any] = {}
+    if instance.score is not None:
+        extra["score"] = instance.score
+    if instance.attributes:
+        extra["attributes"] = instance.attributes
+    return [{"label": label, **shape, "description": "", "flags": {}, **extra} for shape in shapes]
+
+
+def export_labelme(
+    document: Document,
+    out: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str],
+    polygons: PolygonPolicy = "auto",
+    tolerance: float = 1.0,
+    image_ids: list[int] | None = None,
+) -> ExportReport:
+    """Write one labelme JSON per image under ``out`` (``image_root``: the project folder)."""
+    check_policy(polygons, tolerance)
+    out, root = Path(out), Path(image_root)
+    report = ExportReport()
+    for image in images_to_export(document, image_ids):
+        instances = document.instances_of(image.id)
+        if not instances and image.status == ImageStatus.UNLABELLED:
+            continue
+        shapes = []
+        for instance in instances:
+            shapes += instance_shapes(instance, document.category(instance.category_id).name, polygons,
+                                      tolerance, report)
+            report.instances += 1
+        target = out / Path(image.path).with_suffix(".json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
+                "imagePath": Path(os.path.relpath(root / image.path, target.parent)).as_posix(),
+                "imageData": None, "imageHeight": image.height, "imageWidth": image.width}
+        text = json.dumps(data, ensure_ascii=False, indent=2)
+        atomic_write(target, text.encode("utf-8"), keep_backup=False)
+        report.files.append(target)
+        report.images += 1
+    return report
+
+
+# --------------------------------------------------------------------------------------------- import
+def _points(shape: dict, file: Path, where: str, least: int, exact: bool = False) -> np.ndarray:
+    points = shape.get("points")
+    valid = isinstance(points, list) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p) for p in points)
+    if not valid or len(points) < least or (exact and len(points) != least):
+        need = f"exactly {least}" if exact else f"at least {least}"
+        raise FormatError(f"labelme file {file}: {where}: field 'points' must hold {need} [x, y] pairs")
+    return np.asarray(points, dtype=np.float64)
+
+
+def shape_to_mask(shape: dict, height: int, width: int, file: Path, where: str) -> np.ndarray | None:
+    """Rasterise one labelme shape to a ``bool (height, width)`` mask; None for unsupported types."""
+    kind = shape.get("shape_type") or "polygon"
+    if kind == "polygon":
+        return masks.polygons_to_mask([_points(shape, file, where, 3) + 0.5], height, width)
+    canvas = np.zeros((height, width), np.uint8)
+    if kind == "rectangle":
+        (x0, y0), (x1, y1) = np.rint(_points(shape, file, where, 2, exact=True)).astype(int)
+        cv2.rectangle(canvas, (min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1)), 1, -1)
+        return canvas.astype(bool)
+    if kind == "circle":
+        (cx, cy), (px, py) = _points(shape, file, where, 2, exact=True)
+        radius = int(round(float(np.hypot(px - cx, py - cy))))
+        cv2.circle(canvas, (int(round(cx)), int(round(cy))), radius, 1, -1)
+        return canvas.astype(bool)
+    if kind == "mask":
+        (x0, y0), _ = np.rint(_points(shape, file, where, 2, exact=True)).astype(int)
+        data = shape.get("mask")
+        crop = None
+        if isinstance(data, str):
+            try:
+                crop = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_UNCHANGED)
+            except (ValueError, cv2.error):
+                crop = None
+        if crop is None:
+            raise FormatError(f"labelme file {file}: {where}: field 'mask' is not a base64 PNG image")
+        crop = crop.any(axis=2) if crop.ndim == 3 else crop != 0
+        h = max(0, min(crop.shape[0], height - y0))
+        w = max(0, min(crop.shape[1], width - x0))
+        canvas[y0:y0 + h, x0:x0 + w] = crop[:h, :w]
+        return canvas.astype(bool)
+    return None
+
+
+def _labelme_files(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FormatError(f"labelme source {source} does not exist")
+    return sorted(p for p in source.rglob("*.json") if not p.name.endswith(".efsam.json"))
+
+
+def _read(file: Path) -> dict | None:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"labelme file {file} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                          f"{exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"cannot read labelme file {file}: {exc}") from None
+    if not isinstance(data, dict) or "shapes" not in data:
+        return None
+    for key, kind in (("shapes", list), ("imagePath", str), ("imageHeight", int), ("imageWidth", int)):
+        if not isinstance(data.get(key), kind):
+            raise FormatError(f"labelme file {file}: field '{key}' is missing or not a {kind.__name__}")
+    for n, shape in enumerate(data["shapes"]):
+        if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
+            raise FormatError(f"labelme file {file}: shapes[{n}]: field 'label' is missing or empty")
+    return data
+
+
+def import_labelme(
+    document: Document, source: str | os.PathLike[str], *, image_root: str | os.PathLike[str]
+) -> ImportReport:
+    """Add the shapes of labelme JSON files (a file, or a folder searched recursively) to ``document``.
+
+    ``image_root``: the project folder; each file's ``imagePath`` must point into it (or match a project
+    image by file name). Images not yet in the document are added (missing files reported).
+    """
+    source, root = Path(source), Path(image_root).resolve()
+    report = ImportReport()
+    parsed: list[tuple[Path, dict, list[tuple[str, Any, np.ndarray]]]] = []
+    for file in _labelme_files(source):
+        data = _read(file)
+        if data is None:
+            report.skipped.append((str(file), "not a labelme file (no 'shapes')"))
+            continue
+        height, width = data["imageHeight"], data["imageWidth"]
+        objects: dict[tuple[str, Any], np.ndarray] = {}
+        for n, shape in enumerate(data["shapes"]):
+            mask = shape_to_mask(shape, height, width, file, f"shapes[{n}]")
+            if mask is None:
+                report.skipped.append((f"{file.name} shapes[{n}]",
+                                       f"shape type {shape.get('shape_type')!r} has no area; not imported"))
+                continue
+            group = shape.get("group_id")
+            key = (shape["label"], group if group is not None else ("shape", n))
+            objects[key] = objects[key] | mask if key in objects else mask
+        parsed.append((file, data, [(label, key, mask) for (label, key), mask in objects.items()]))
+    for file, data, objects in parsed:
+        image = _image_for(document, file, data, root, report)
+        if image is None:
+            continue
+        for label, _, mask in objects:
+            if not mask.any():
+                report.skipped.append((f"{file.name} {label}", "empty shape; not imported"))
+                continue
+            category = document.category_by_name(label)
+            if category is None:
+                category = Category(document.allocate_id("category"), label,
+                                    document.colour_for_new_category())
+                document.add_category(category)
+                report.categories_added.append(label)
+            rle = masks.encode(mask)
+            if any(i.category_id == category.id and i.rle["counts"] == rle["counts"]
+                   for i in document.instances_of(image.id)):
+                report.duplicates += 1
+                continue
+            instance_id = document.allocate_id("instance")
+            document.add_instance(Instance.from_rle(instance_id, image.id, category.id, rle))
+            report.instances_added += 1
+    return report
+
+
+def _image_for(
+    document: Document, file: Path, data: dict, root: Path, report: ImportReport
+) -> ImageRecord | None:
+    size = (data["imageWidth"], data["imageHeight"])
+    absolute = (file.parent / data["imagePath"].replace("\\", "/")).resolve()
+    try:
+        relative = absolute.relative_to(root).as_posix()
+    except ValueError:
+        relative = None
+    record = document.image_by_path(relative) if relative else None
+    if record is None:
+        by_name = [image for image in document.images if Path(image.path).name == absolute.name]
+        record = by_name[0] if len(by_name) == 1 else None
+    if record is None and relative is None:
+        report.skipped.append((str(file), f"its image {absolute} is outside the project folder {root}"))
+        return None
+    if record is None:
+        if absolute.is_file():
+            try:
+                found = image_io.read_image_size(absolute)
+            except ImageLoadError as exc:
+                report.skipped.append((str(file), f"its image cannot be read: {exc}"))
+                return None
+            if tuple(found) != size:
+                report.skipped.append((str(file), f"image {relative} is {found[0]}x{found[1]}, the file says "
+                                       f"{size[0]}x{size[1]}; not imported"))
+                return None
+        else:
+            report.missing_images.append(relative)
+        record = ImageRecord(document.allocate_id("image"), relative, size[0], size[1])
+        document.add_image(record)
+        report.images_added.append(record)
+    if (record.width, record.height) != size:
+        report.skipped.append((str(file), f"image {record.path} is {record.width}x{record.height} in the "
+                               f"project, the file says {size[0]}x{size[1]}; not imported"))
+        return None
+    return record
