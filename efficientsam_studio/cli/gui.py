@@ -1,0 +1,36 @@
+"""``efsam-studio gui [PATH]``: the desktop app (also what ``efsam-studio [PATH]`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "gui",
+        help="open the desktop app",
+        description="Open the desktop app on PATH: a folder of images, an image, or a *.efsam.json project. "
+        "A folder without a project gets one. Options override the saved settings for this run.",
+    )
+    p.add_argument("path", nargs="?", metavar="PATH", help="folder, image or project file to open")
+    p.add_argument("--model", choices=("vit_t", "vit_s", "tiny"), help="model to load")
+    p.add_argument(
+        "--checkpoint", metavar="FILE", help="weights file (.pt, or an ONNX encoder with --backend onnx)"
+    )
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), help="inference backend")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="inference device")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from efficientsam_studio.gui.app import LaunchOptions, run_app
+
+    return run_app(
+        LaunchOptions(
+            path=args.path,
+            model=args.model,
+            checkpoint=args.checkpoint,
+            backend=args.backend,
+            device=args.device,
+        )
+    )

@@ -1,0 +1,52 @@
+"""Start the desktop app: settings from the user's file (overridden by command-line options), the
+main window, the model loading in the background, and the path to open."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from efficientsam_studio.gui.main_window import MainWindow
+from efficientsam_studio.gui.settings import StudioSettings, load_settings
+
+
+@dataclass
+class LaunchOptions:
+    """Command-line overrides; None keeps the user's saved setting."""
+
+    path: str | None = None
+    model: str | None = None
+    checkpoint: str | None = None
+    backend: str | None = None
+    device: str | None = None
+
+
+def effective_settings(options: LaunchOptions) -> StudioSettings:
+    settings = load_settings()
+    for name in ("model", "checkpoint", "backend", "device"):
+        value = getattr(options, name)
+        if value is not None:
+            setattr(settings, name, str(Path(value).expanduser()) if name == "checkpoint" else value)
+    return settings.validated()
+
+
+def create_window(options: LaunchOptions) -> MainWindow:
+    """The main window with the model loading and ``options.path`` (if any) opened."""
+    window = MainWindow(effective_settings(options))
+    window.model.load()
+    if options.path:
+        window.open_path(options.path)
+    return window
+
+
+def run_app(options: LaunchOptions) -> int:
+    """Run the app until the window closes; returns the exit status."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("EfficientSAM Studio")
+    app.setOrganizationName("efficientsam-studio")
+    window = create_window(options)
+    window.show()
+    return app.exec()

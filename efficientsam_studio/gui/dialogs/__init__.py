@@ -1,0 +1,1 @@
+"""Dialogs: shortcuts help, settings, export, weights (download or pick a file)."""

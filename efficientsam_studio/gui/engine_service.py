@@ -1,0 +1,350 @@
+"""The engine service: the only place where the GUI reaches the model, always off the GUI thread.
+
+:class:`EngineWorker` lives in a ``QThread``; it loads the predictor, encodes images and decodes
+prompts. :class:`EngineService` is its facade on the GUI thread: every call returns a request id at
+once, the work is queued to the worker, and answers come back as signals carrying that id. Answers
+to requests that a newer request has superseded are dropped (on the worker before the work starts
+when possible, and again on the GUI side), so a fast user never sees an old mask.
+
+When the worker is idle it encodes the next images of the list (``precompute``) through the
+engine's embedding cache (``CachedPredictor.cache_image``), so switching to them is instant.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from efficientsam_studio.errors import StudioError
+
+
+class Predictor(Protocol):
+    """The engine's predictor protocol (see ``efficientsam_studio.engine.load_predictor``)."""
+
+    def set_image(self, image: np.ndarray) -> None: ...
+
+    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output: bool = True): ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What to load: model name, checkpoint path (or None for the installed weights), backend, device."""
+
+    model: str = "vit_t"
+    checkpoint: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    cache_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What was loaded, for the status bar."""
+
+    model: str
+    backend: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Candidate masks of one request, best first.
+
+    ``masks`` bool (K, H, W) at the original image size; ``scores`` float32 (K,) predicted IoU.
+    ``image_key`` names the image the masks belong to.
+    """
+
+    image_key: str
+    masks: np.ndarray
+    scores: np.ndarray
+
+
+PredictorLoader = Callable[[EngineConfig], Any]
+ImageReader = Callable[[Path], np.ndarray]
+
+
+def default_loader(config: EngineConfig) -> Any:
+    """Load a predictor through the engine (imported here, in the worker thread, never at GUI start)."""
+    from efficientsam_studio.engine import load_predictor
+
+    kwargs: dict[str, Any] = {"model": config.model, "device": config.device}
+    if config.checkpoint:
+        kwargs["checkpoint"] = config.checkpoint
+    if config.backend != "torch":
+        kwargs["backend"] = config.backend
+    predictor = load_predictor(**kwargs)
+    try:
+        from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache
+    except ImportError:
+        return predictor
+    return CachedPredictor(predictor, EmbeddingCache.default(memory_bytes=config.cache_mb * 2**20))
+
+
+def default_reader(path: Path) -> np.ndarray:
+    from efficientsam_studio.annotations.images import load_image
+
+    return load_image(path)
+
+
+class RequestTracker:
+    """The newest request id of each kind, shared by the GUI facade and the worker (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = 0
+        self._latest: dict[str, int] = {}
+
+    def new(self, kind: str) -> int:
+        with self._lock:
+            self._next += 1
+            self._latest[kind] = self._next
+            return self._next
+
+    def is_current(self, kind: str, request_id: int) -> bool:
+        with self._lock:
+            return self._latest.get(kind) == request_id
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, StudioError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class EngineWorker(QObject):
+    """Runs in the worker thread. Its slots are called through queued signals only."""
+
+    loaded = Signal(object)  # EngineInfo
+    load_failed = Signal(str)
+    encode_started = Signal(int, str)  # request id, image key
+    image_ready = Signal(int, str)
+    prediction_ready = Signal(int, object)  # request id, Prediction
+    failed = Signal(int, str)  # request id, message
+    precompute_progress = Signal(int, int)  # done, total
+
+    def __init__(self, tracker: RequestTracker, loader: PredictorLoader, reader: ImageReader) -> None:
+        super().__init__()
+        self._tracker = tracker
+        self._loader = loader
+        self._reader = reader
+        self._predictor: Any = None
+        self._image_key: str | None = None
+        self._queue: list[tuple[str, Path]] = []
+        self._queue_total = 0
+        self._queue_done = 0
+
+    @Slot(object)
+    def load(self, config: EngineConfig) -> None:
+        self._predictor = None
+        self._image_key = None
+        try:
+            predictor = self._loader(config)
+        except Exception as exc:  # reported to the user; the GUI stays usable without a model
+            self.load_failed.emit(_describe(exc))
+            return
+        self._predictor = predictor
+        self.loaded.emit(
+            EngineInfo(
+                model=str(getattr(predictor, "model_name", config.model)),
+                backend=str(getattr(predictor, "backend", config.backend)),
+                device=str(getattr(predictor, "device", config.device)),
+            )
+        )
+
+    @Slot(int, str, object)
+    def set_image(self, request_id: int, key: str, image: np.ndarray) -> None:
+        if not self._tracker.is_current("image", request_id):
+            return  # the user has moved on to another image already
+        if self._predictor is None:
+            self.failed.emit(request_id, "No model is loaded.")
+            return
+        if self._image_key == key:
+            self.image_ready.emit(request_id, key)
+            return
+        self.encode_started.emit(request_id, key)
+        try:
+            self._predictor.set_image(image)
+        except Exception as exc:
+            self._image_key = None
+            self.failed.emit(request_id, _describe(exc))
+            return
+        self._image_key = key
+        self.image_ready.emit(request_id, key)
+
+    @Slot(int, str, object)
+    def predict(self, request_id: int, key: str, kwargs: dict) -> None:
+        if not self._tracker.is_current("predict", request_id):
+            return  # a newer prompt is queued behind this one
+        if self._predictor is None or self._image_key != key:
+            self.failed.emit(request_id, "The image is not encoded yet.")
+            return
+        try:
+            masks, scores, _ = self._predictor.predict(multimask_output=True, **kwargs)
+        except Exception as exc:
+            traceback.print_exc()
+            self.failed.emit(request_id, _describe(exc))
+            return
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        self.prediction_ready.emit(
+            request_id,
+            Prediction(key, np.asarray(masks, dtype=bool)[order], np.asarray(scores, np.float32)[order]),
+        )
+
+    @Slot(object)
+    def precompute(self, items: list[tuple[str, Path]]) -> None:
+        """Replace the background queue with ``items`` (image key, path), nearest first."""
+        self._queue = list(items)
+        self._queue_total = len(items)
+        self._queue_done = 0
+        if self._queue:
+            QTimer.singleShot(0, self._precompute_next)
+
+    def _precompute_next(self) -> None:
+        # One image per turn of the worker's event loop, so queued user requests go first.
+        if not self._queue or self._predictor is None:
+            return
+        warm = getattr(self._predictor, "cache_image", None)
+        if warm is None:
+            self._queue = []  # without an embedding cache there is nowhere to keep the result
+            return
+        key, path = self._queue.pop(0)
+        try:
+            warm(self._reader(path))
+        except Exception:
+            pass  # a bad file is reported when the user opens it; precompute is best effort
+        self._queue_done += 1
+        self.precompute_progress.emit(self._queue_done, self._queue_total)
+        if self._queue:
+            QTimer.singleShot(0, self._precompute_next)
+
+
+class EngineService(QObject):
+    """GUI-thread facade of :class:`EngineWorker`. Signals carry only current answers."""
+
+    loaded = Signal(object)  # EngineInfo
+    load_failed = Signal(str)
+    encode_started = Signal(str)  # image key
+    image_ready = Signal(str)
+    prediction_ready = Signal(object)  # Prediction
+    failed = Signal(str)
+    precompute_progress = Signal(int, int)
+
+    _do_load = Signal(object)
+    _do_set_image = Signal(int, str, object)
+    _do_predict = Signal(int, str, object)
+    _do_precompute = Signal(object)
+
+    def __init__(
+        self,
+        loader: PredictorLoader = default_loader,
+        reader: ImageReader = default_reader,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._tracker = RequestTracker()
+        self._thread = QThread()
+        self._thread.setObjectName("efsam-engine")
+        self._worker = EngineWorker(self._tracker, loader, reader)
+        self._worker.moveToThread(self._thread)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._do_load.connect(self._worker.load)
+        self._do_set_image.connect(self._worker.set_image)
+        self._do_predict.connect(self._worker.predict)
+        self._do_precompute.connect(self._worker.precompute)
+        self._worker.loaded.connect(self._on_loaded)
+        self._worker.load_failed.connect(self._on_load_failed)
+        self._worker.encode_started.connect(self._on_encode_started)
+        self._worker.image_ready.connect(self._on_image_ready)
+        self._worker.prediction_ready.connect(self._on_prediction)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.precompute_progress.connect(self.precompute_progress)
+        self._info: EngineInfo | None = None
+        self._loading = False
+        self._ready_key: str | None = None
+        self._thread.start()
+
+    # ----- state -----
+    @property
+    def info(self) -> EngineInfo | None:
+        """The loaded model, or None while no model is loaded."""
+        return self._info
+
+    @property
+    def is_loading(self) -> bool:
+        return self._loading
+
+    def is_ready_for(self, key: str) -> bool:
+        """True when image ``key`` is encoded and prompts are answered right away."""
+        return self._info is not None and self._ready_key == key
+
+    # ----- requests -----
+    def load_model(self, config: EngineConfig) -> None:
+        self._loading = True
+        self._info = None
+        self._ready_key = None
+        self._do_load.emit(config)
+
+    def set_image(self, key: str, image: np.ndarray) -> int:
+        """Encode ``image`` (H, W, 3) uint8 RGB under ``key``; newer calls supersede older ones."""
+        self._ready_key = None
+        request_id = self._tracker.new("image")
+        self._tracker.new("predict")  # prompts of the previous image are stale now
+        self._do_set_image.emit(request_id, key, image)
+        return request_id
+
+    def predict(self, key: str, kwargs: dict) -> int:
+        """Decode prompts (``Predictor.predict`` keyword arguments) on image ``key``."""
+        request_id = self._tracker.new("predict")
+        self._do_predict.emit(request_id, key, kwargs)
+        return request_id
+
+    def cancel_predictions(self) -> None:
+        """Drop the answers of every prediction asked so far (for example after Esc)."""
+        self._tracker.new("predict")
+
+    def precompute(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Encode these images (key, path) in the background when the worker is idle."""
+        self._do_precompute.emit(list(items))
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (waits for the current encode to end)."""
+        if self._thread.isRunning():
+            self._tracker.new("image")
+            self._tracker.new("predict")
+            self._do_precompute.emit([])
+            self._thread.quit()
+            self._thread.wait()
+
+    # ----- answers -----
+    def _on_loaded(self, info: EngineInfo) -> None:
+        self._loading = False
+        self._info = info
+        self.loaded.emit(info)
+
+    def _on_load_failed(self, message: str) -> None:
+        self._loading = False
+        self.load_failed.emit(message)
+
+    def _on_encode_started(self, request_id: int, key: str) -> None:
+        if self._tracker.is_current("image", request_id):
+            self.encode_started.emit(key)
+
+    def _on_image_ready(self, request_id: int, key: str) -> None:
+        if self._tracker.is_current("image", request_id):
+            self._ready_key = key
+            self.image_ready.emit(key)
+
+    def _on_prediction(self, request_id: int, prediction: Prediction) -> None:
+        if self._tracker.is_current("predict", request_id):
+            self.prediction_ready.emit(prediction)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if self._tracker.is_current("image", request_id) or self._tracker.is_current("predict", request_id):
+            self.failed.emit(message)

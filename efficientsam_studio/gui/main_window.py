@@ -1,0 +1,375 @@
+"""The main window: composition of the canvas, tools, panels, dialogs, status bar and autosave.
+
+It holds no labelling logic of its own: tools edit through the :class:`Session`, the engine runs in
+:class:`EngineService`'s worker thread, and the annotation core saves and exports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QSpinBox, QToolBar, QWidget
+
+from efficientsam_studio.annotations.commands import SetImageStatus
+from efficientsam_studio.annotations.document import ImageStatus
+from efficientsam_studio.annotations.errors import CorruptProjectError, ProjectLockedError
+from efficientsam_studio.annotations.project import Project
+from efficientsam_studio.errors import StudioError
+from efficientsam_studio.gui.actions import ACTIONS, build_actions
+from efficientsam_studio.gui.autosave import Autosaver
+from efficientsam_studio.gui.canvas.instance_layer import InstanceLayer
+from efficientsam_studio.gui.canvas.view import CanvasView
+from efficientsam_studio.gui.dialogs.export import ExportDialog
+from efficientsam_studio.gui.dialogs.settings_dialog import SettingsDialog
+from efficientsam_studio.gui.dialogs.shortcuts import ShortcutsDialog
+from efficientsam_studio.gui.engine_service import EngineService
+from efficientsam_studio.gui.image_controller import ImageController
+from efficientsam_studio.gui.model_controller import ModelController
+from efficientsam_studio.gui.opening import open_target
+from efficientsam_studio.gui.panels.categories import CategoriesPanel
+from efficientsam_studio.gui.panels.files import FilesPanel
+from efficientsam_studio.gui.panels.instances import InstancesPanel
+from efficientsam_studio.gui.session import Session
+from efficientsam_studio.gui.settings import StudioSettings, save_settings
+from efficientsam_studio.gui.statusbar import StudioStatusBar
+from efficientsam_studio.gui.tools.ai_tool import AiTool
+from efficientsam_studio.gui.tools.base import Tool
+from efficientsam_studio.gui.tools.brush_tool import BrushTool
+from efficientsam_studio.gui.tools.polygon_tool import PolygonTool
+
+
+class Workspace:
+    """Everything that belongs to one open project (rebuilt when another project is opened)."""
+
+    def __init__(self, window: MainWindow, project: Project) -> None:
+        self.project = project
+        self.session = Session(project.document, project.folder, window)
+        self.canvas = CanvasView(window)
+        self.layer = InstanceLayer(self.canvas, self.session)
+        self.images = ImageController(
+            self.canvas, self.session, window.engine, self.layer, window.settings.precompute_ahead
+        )
+        self.ai = AiTool(self.canvas, self.session, window.engine)
+        self.polygon = PolygonTool(self.canvas, self.session)
+        self.polygon.polygon_mode = window.settings.polygon_mode
+        self.polygon.tolerance = window.settings.polygon_tolerance
+        self.brush = BrushTool(self.canvas, self.session)
+        self.eraser = BrushTool(self.canvas, self.session, erase=True)
+        for tool in (self.brush, self.eraser):
+            tool.set_size(window.settings.brush_size)
+        self.tools: dict[str, Tool] = {t.name: t for t in (self.ai, self.polygon, self.brush, self.eraser)}
+        self.files = FilesPanel(self.session)
+        self.categories = CategoriesPanel(self.session)
+        self.instances = InstancesPanel(self.session)
+        self.autosave = Autosaver(project, window.settings.autosave_seconds, window)
+
+
+class MainWindow(QMainWindow):
+    """The studio's window; ``open_path`` loads a folder, an image or a project."""
+
+    def __init__(
+        self, settings: StudioSettings, engine: EngineService | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("EfficientSAM Studio")
+        self.resize(1400, 900)
+        self.settings = settings
+        self.engine = engine if engine is not None else EngineService()
+        self.model = ModelController(self.engine, settings, self)
+        self.workspace: Workspace | None = None
+        self.tool: Tool | None = None
+        self.status = StudioStatusBar(self)
+        self.setStatusBar(self.status)
+        self.actions = build_actions(self, self._handlers())
+        self._build_menus_and_toolbar()
+        self._docks: list[QDockWidget] = []
+        self.model.status.connect(self.show_message)
+        self.model.model_changed.connect(lambda info: self.status.set_model(info, "not loaded"))
+        self.engine.encode_started.connect(lambda _key: self.status.set_encoding(True))
+        self.engine.image_ready.connect(lambda _key: self.status.set_encoding(False))
+        self.engine.failed.connect(lambda _msg: self.status.set_encoding(False))
+        self.engine.precompute_progress.connect(self.status.set_precompute)
+        for number in range(1, 10):
+            shortcut = QShortcut(QKeySequence(str(number)), self)
+            shortcut.activated.connect(lambda n=number: self._session_call("set_category_by_number", n))
+
+    # ----- construction -----
+    def _handlers(self) -> dict:
+        ws = lambda: self.workspace  # noqa: E731
+        return {
+            "open": self._ask_open,
+            "save": self.save,
+            "export": self.show_export,
+            "settings": self.show_settings,
+            "quit": self.close,
+            "undo": lambda: ws() and ws().session.undo_stack.undo(),
+            "redo": lambda: ws() and ws().session.undo_stack.redo(),
+            "accept": lambda: self.tool and self.tool.accept(),
+            "cycle": lambda: ws() and ws().ai.cycle(),
+            "cancel": lambda: self.tool and self.tool.cancel(),
+            "remove_last": lambda: self.tool and self.tool.remove_last(),
+            "delete": lambda: ws() and ws().instances.delete_selected(),
+            "relabel": lambda: ws() and ws().instances.relabel_selected(),
+            "tool_ai": lambda: self.set_tool("ai"),
+            "tool_polygon": lambda: self.set_tool("polygon"),
+            "tool_brush": lambda: self.set_tool("brush"),
+            "tool_eraser": lambda: self.set_tool("eraser"),
+            "brush_smaller": lambda: self._resize_brush(0.8),
+            "brush_larger": lambda: self._resize_brush(1.25),
+            "next_image": lambda: self._session_call("step_image", 1),
+            "previous_image": lambda: self._session_call("step_image", -1),
+            "mark_done": lambda: self.mark_image(ImageStatus.DONE),
+            "mark_review": lambda: self.mark_image(ImageStatus.NEEDS_REVIEW),
+            "mark_skipped": lambda: self.mark_image(ImageStatus.SKIPPED),
+            "zoom_in": lambda: ws() and ws().canvas.zoom_by(1.25),
+            "zoom_out": lambda: ws() and ws().canvas.zoom_by(0.8),
+            "fit": lambda: ws() and ws().canvas.fit(),
+            "actual_size": lambda: ws() and ws().canvas.actual_size(),
+            "help": lambda: ShortcutsDialog(self).exec(),
+        }
+
+    def _build_menus_and_toolbar(self) -> None:
+        menus = {}
+        for spec in ACTIONS:
+            if spec.group not in menus:
+                menus[spec.group] = self.menuBar().addMenu(f"&{spec.group}")
+            menus[spec.group].addAction(self.actions[spec.key])
+        self.tool_group = QActionGroup(self)
+        for key in ("tool_ai", "tool_polygon", "tool_brush", "tool_eraser"):
+            self.tool_group.addAction(self.actions[key])
+        bar = QToolBar("Main", self)
+        bar.setObjectName("main-toolbar")
+        for key in (
+            "open",
+            "save",
+            "export",
+            None,
+            "undo",
+            "redo",
+            None,
+            "tool_ai",
+            "tool_polygon",
+            "tool_brush",
+            "tool_eraser",
+        ):
+            bar.addSeparator() if key is None else bar.addAction(self.actions[key])
+        self.brush_size = QSpinBox(minimum=1, maximum=500, value=self.settings.brush_size, suffix=" px")
+        self.brush_size.setToolTip("Brush and eraser size ([ and ])")
+        self.brush_size.valueChanged.connect(self._set_brush_size)
+        bar.addWidget(self.brush_size)
+        bar.addSeparator()
+        for key in (
+            "previous_image",
+            "next_image",
+            "accept",
+            None,
+            "zoom_in",
+            "zoom_out",
+            "fit",
+            "actual_size",
+            None,
+            "settings",
+            "help",
+        ):
+            bar.addSeparator() if key is None else bar.addAction(self.actions[key])
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+    # ----- projects -----
+    def open_path(self, path: str | Path) -> bool:
+        """Open a folder, an image or a project; a refusal (lock, corrupt file) is shown in a dialog."""
+        if not self._close_workspace():
+            return False
+        try:
+            project, first_image = open_target(path)
+        except ProjectLockedError as exc:
+            QMessageBox.critical(self, "Project is open elsewhere", str(exc))
+            return False
+        except CorruptProjectError as exc:
+            if (
+                exc.backup_path is None
+                or QMessageBox.question(
+                    self, "Damaged project file", f"{exc}\n\nContinue from the last good version?"
+                )
+                != QMessageBox.StandardButton.Yes
+            ):
+                QMessageBox.critical(
+                    self, "Cannot open project", str(exc)
+                ) if exc.backup_path is None else None
+                return False
+            project, first_image = open_target(path, recover=True)
+        except StudioError as exc:
+            QMessageBox.critical(self, "Cannot open", str(exc))
+            return False
+        self._install_workspace(Workspace(self, project), first_image)
+        return True
+
+    def _install_workspace(self, ws: Workspace, first_image: str | None) -> None:
+        self.workspace = ws
+        self.setCentralWidget(ws.canvas)
+        for title, widget, area in (
+            ("Files", ws.files, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Categories", ws.categories, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Instances", ws.instances, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock-{title.lower()}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self._docks.append(dock)
+        ws.session.error.connect(self.show_message)
+        ws.images.status.connect(self.show_message)
+        ws.autosave.failed.connect(self.show_message)
+        ws.canvas.zoom_changed.connect(self.status.set_zoom)
+        ws.canvas.cursor_moved.connect(self.status.set_position)
+        for tool in ws.tools.values():
+            tool.status.connect(self.show_message)
+        ws.ai.model_needed.connect(self.model.offer_weights)
+        ws.session.undo_stack.canUndoChanged.connect(self.actions["undo"].setEnabled)
+        ws.session.undo_stack.canRedoChanged.connect(self.actions["redo"].setEnabled)
+        self.actions["undo"].setEnabled(False)
+        self.actions["redo"].setEnabled(False)
+        ws.session.document_changed.connect(lambda _c: self._update_title())
+        self.set_tool("ai")
+        images = ws.project.document.images
+        record = ws.project.document.image_by_path(first_image) if first_image else None
+        ws.session.set_current_image(record.id if record else images[0].id if images else None)
+        self._update_title()
+        self.show_message(
+            f"Opened {ws.project.path}"
+            + (f": {len(ws.project.missing_images)} images missing" if ws.project.missing_images else "")
+        )
+
+    def _close_workspace(self) -> bool:
+        ws = self.workspace
+        if ws is None:
+            return True
+        if not self._confirm_unsaved():
+            return False
+        ws.autosave.stop()
+        ws.session.close()
+        ws.project.close()
+        for dock in self._docks:
+            self.removeDockWidget(dock)
+            dock.deleteLater()
+        self._docks = []
+        ws.canvas.deleteLater()
+        self.workspace = None
+        self.tool = None
+        return True
+
+    def _confirm_unsaved(self) -> bool:
+        """The unsaved-changes guard: True when it is fine to close the project."""
+        ws = self.workspace
+        if ws is None or not ws.project.document.dirty:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            f"Save the changes to {ws.project.path.name} before closing?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return ws.autosave.save_now()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def save(self) -> bool:
+        if self.workspace is None:
+            return False
+        ok = self.workspace.autosave.save_now()
+        if ok:
+            self.show_message(f"Saved {self.workspace.project.path}")
+        self._update_title()
+        return ok
+
+    # ----- tools and edits -----
+    def set_tool(self, name: str) -> None:
+        ws = self.workspace
+        if ws is None:
+            return
+        if self.tool is not None:
+            self.tool.deactivate()
+        self.tool = ws.tools[name]
+        self.tool.activate()
+        self.actions[f"tool_{name}"].setChecked(True)
+
+    def _resize_brush(self, factor: float) -> None:
+        self.brush_size.setValue(max(1, round(self.brush_size.value() * factor)))
+
+    def _set_brush_size(self, size: int) -> None:
+        self.settings.brush_size = size
+        if self.workspace is not None:
+            self.workspace.brush.set_size(size)
+            self.workspace.eraser.set_size(size)
+
+    def mark_image(self, status: ImageStatus) -> None:
+        ws = self.workspace
+        if ws is not None and ws.session.current_image_id is not None:
+            ws.session.push(SetImageStatus(ws.session.document, ws.session.current_image_id, status))
+
+    def _session_call(self, name: str, *args: object) -> None:
+        if self.workspace is not None:
+            getattr(self.workspace.session, name)(*args)
+
+    # ----- dialogs -----
+    def _ask_open(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if path:
+            self.open_path(path)
+
+    def show_export(self) -> None:
+        if self.workspace is not None:
+            ExportDialog(self.workspace.project, self.settings, self).exec()
+
+    def show_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self.apply_settings(dialog.values())
+
+    def apply_settings(self, new: StudioSettings) -> None:
+        """Use and persist ``new``; the model reloads when model, file, backend, device or cache changed."""
+        old = self.settings
+        reload = (old.model, old.checkpoint, old.backend, old.device, old.cache_mb) != (
+            new.model,
+            new.checkpoint,
+            new.backend,
+            new.device,
+            new.cache_mb,
+        )
+        for field, value in vars(new).items():
+            setattr(old, field, value)
+        save_settings(old)
+        ws = self.workspace
+        if ws is not None:
+            ws.autosave.set_delay(old.autosave_seconds)
+            ws.polygon.polygon_mode, ws.polygon.tolerance = old.polygon_mode, old.polygon_tolerance
+            ws.images.ahead = old.precompute_ahead
+        if reload:
+            self.model.load()
+
+    # ----- status and closing -----
+    def show_message(self, text: str) -> None:
+        self.status.showMessage(text)
+
+    def _update_title(self) -> None:
+        ws = self.workspace
+        if ws is None:
+            self.setWindowTitle("EfficientSAM Studio")
+            return
+        mark = " *" if ws.project.document.dirty else ""
+        self.setWindowTitle(f"{ws.project.path.name}{mark} - EfficientSAM Studio")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        if not self._close_workspace():
+            event.ignore()
+            return
+        save_settings(self.settings)
+        self.engine.shutdown()
+        event.accept()
+
+    def action(self, key: str) -> QAction:
+        return self.actions[key]

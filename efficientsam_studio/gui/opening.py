@@ -1,0 +1,39 @@
+"""What ``efsam-studio PATH`` opens: a folder, an image in a folder, or a project file.
+
+A folder (or an image's folder) without a project file gets a new ``<folder>.efsam.json`` project;
+one with a project file opens it. Errors are the annotation core's: ``ProjectLockedError`` when
+another instance holds the project, ``CorruptProjectError`` with the backup to recover from, etc.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from efficientsam_studio.annotations.images import IMAGE_EXTENSIONS
+from efficientsam_studio.annotations.project import PROJECT_SUFFIX, Project, find_project_file
+from efficientsam_studio.errors import StudioError
+
+
+class OpenError(StudioError):
+    """The path given to the app is neither a folder, an image nor a project file."""
+
+
+def open_target(path: str | Path, recover: bool = False) -> tuple[Project, str | None]:
+    """Open or create the project for ``path``; returns it and the project-relative path of the image
+    to show first (None: the first image)."""
+    path = Path(path).expanduser()
+    if path.is_file() and path.name.endswith(PROJECT_SUFFIX):
+        return Project.open(path, recover=recover), None
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        folder, image = path.parent, path.name
+    elif path.is_dir():
+        folder, image = path, None
+    elif not path.exists():
+        raise OpenError(
+            f"{path} does not exist; give a folder of images, an image or a *{PROJECT_SUFFIX} file"
+        )
+    else:
+        raise OpenError(f"{path} is not a folder, an image or a *{PROJECT_SUFFIX} project file")
+    existing = find_project_file(folder)
+    project = Project.open(existing, recover=recover) if existing else Project.create(folder)
+    return project, image

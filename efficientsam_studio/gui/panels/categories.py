@@ -1,0 +1,147 @@
+"""The categories panel: add, rename, recolour, delete; rows numbered 1-9 for the number keys.
+
+The button handlers ask for input with dialogs and then call the public methods (``add``,
+``rename``, ``recolour``, ``delete``), which tests and scripts call directly.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QListWidget,
+    QListWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from efficientsam_studio.annotations.commands import (
+    AddCategory,
+    RecolourCategory,
+    RemoveCategory,
+    RenameCategory,
+)
+from efficientsam_studio.annotations.errors import DocumentError
+from efficientsam_studio.gui.icons import icon
+from efficientsam_studio.gui.session import Session
+
+
+def swatch(colour: str, size: int = 14) -> QIcon:
+    """A square icon filled with ``colour`` ("#rrggbb")."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)
+
+
+def tool_button(icon_key: str, tip: str, slot) -> QToolButton:
+    button = QToolButton()
+    button.setIcon(icon(icon_key))
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    button.clicked.connect(slot)
+    return button
+
+
+class CategoriesPanel(QWidget):
+    """List of categories; the current one is highlighted and used by accept, polygon and brush."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.list = QListWidget()
+        self.list.currentItemChanged.connect(self._on_current)
+        self.list.itemDoubleClicked.connect(lambda _: self._ask_rename())
+        buttons = QHBoxLayout()
+        buttons.addWidget(tool_button("add", "Add a category", self._ask_add))
+        buttons.addWidget(tool_button("rename", "Rename the current category", self._ask_rename))
+        buttons.addWidget(
+            tool_button("colour", "Change the colour of the current category", self._ask_recolour)
+        )
+        buttons.addWidget(
+            tool_button("delete", "Delete the current category and its instances", self._delete)
+        )
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(buttons)
+        layout.addWidget(self.list)
+        session.document_changed.connect(
+            lambda change: self._refresh() if "categor" in change.kind or change.kind == "reset" else None
+        )
+        session.category_changed.connect(lambda _: self._refresh())
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        for number, category in enumerate(self.session.document.categories, start=1):
+            key = f"{number}. " if number <= 9 else ""
+            item = QListWidgetItem(swatch(category.colour), f"{key}{category.name}")
+            item.setData(Qt.ItemDataRole.UserRole, category.id)
+            self.list.addItem(item)
+            if category.id == self.session.current_category_id:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+
+    def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.session.set_category(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    # ----- public edits (each one undo step) -----
+    def add(self, name: str, colour: str | None = None) -> bool:
+        name = name.strip()
+        if not name:
+            return False
+        try:
+            command = AddCategory(self.session.document, name, colour)
+        except DocumentError as exc:
+            self.session.error.emit(str(exc))
+            return False
+        if self.session.push(command):
+            self.session.set_category(command.category.id)
+            return True
+        return False
+
+    def rename(self, category_id: int, name: str) -> bool:
+        try:
+            return self.session.push(RenameCategory(self.session.document, category_id, name.strip()))
+        except DocumentError as exc:
+            self.session.error.emit(str(exc))
+            return False
+
+    def recolour(self, category_id: int, colour: str) -> bool:
+        return self.session.push(RecolourCategory(self.session.document, category_id, colour))
+
+    def delete(self, category_id: int) -> bool:
+        return self.session.push(RemoveCategory(self.session.document, category_id))
+
+    # ----- dialogs -----
+    def _ask_add(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add category", "Name:")
+        if ok:
+            self.add(name)
+
+    def _ask_rename(self) -> None:
+        category = self.session.current_category
+        if category is None:
+            return
+        name, ok = QInputDialog.getText(self, "Rename category", "Name:", text=category.name)
+        if ok and name.strip() and name.strip() != category.name:
+            self.rename(category.id, name)
+
+    def _ask_recolour(self) -> None:
+        category = self.session.current_category
+        if category is None:
+            return
+        colour = QColorDialog.getColor(QColor(category.colour), self, f"Colour of {category.name}")
+        if colour.isValid():
+            self.recolour(category.id, colour.name())
+
+    def _delete(self) -> None:
+        category = self.session.current_category
+        if category is not None:
+            self.delete(category.id)

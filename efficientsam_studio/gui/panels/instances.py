@@ -1,0 +1,114 @@
+"""The instances panel: the masks of the current image, top of the z-order first.
+
+Select a row to select the instance; the check box hides or shows it on the canvas; the buttons
+delete it, relabel it with the current category, and move it up or down in the z-order.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from efficientsam_studio.annotations.commands import Relabel, RemoveInstance, Reorder
+from efficientsam_studio.annotations.document import Change
+from efficientsam_studio.gui.panels.categories import swatch, tool_button
+from efficientsam_studio.gui.session import NONE, Session
+
+
+class InstancesPanel(QWidget):
+    """List of the current image's instances; see the module docstring."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.list = QListWidget()
+        self.list.currentItemChanged.connect(self._on_current)
+        self.list.itemChanged.connect(self._on_check)
+        buttons = QHBoxLayout()
+        buttons.addWidget(tool_button("delete", "Delete the selected instance (Del)", self.delete_selected))
+        buttons.addWidget(
+            tool_button(
+                "relabel", "Give the selected instance the current category (L)", self.relabel_selected
+            )
+        )
+        buttons.addWidget(
+            tool_button("up", "Bring the selected instance forward", lambda: self.move_selected(1))
+        )
+        buttons.addWidget(
+            tool_button("down", "Send the selected instance backward", lambda: self.move_selected(-1))
+        )
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(buttons)
+        layout.addWidget(self.list)
+        session.image_changed.connect(lambda _: self._refresh())
+        session.selection_changed.connect(self._show_selection)
+        session.document_changed.connect(self._on_change)
+
+    def _on_change(self, change: Change) -> None:
+        if (
+            change.kind == "reset"
+            or change.kind.startswith("categor")
+            or (change.image_id is not None and change.image_id == self.session.current_image_id)
+        ):
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        document = self.session.document
+        for instance in reversed(self.session.current_instances()):
+            category = document.category(instance.category_id)
+            score = f" {instance.score:.2f}" if instance.score is not None else ""
+            item = QListWidgetItem(
+                swatch(category.colour), f"#{instance.id} {category.name} ({instance.source}{score})"
+            )
+            item.setData(Qt.ItemDataRole.UserRole, instance.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            hidden = instance.id in self.session.hidden
+            item.setCheckState(Qt.CheckState.Unchecked if hidden else Qt.CheckState.Checked)
+            self.list.addItem(item)
+            if instance.id == self.session.selected_instance_id:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+
+    def _show_selection(self, instance_id: int) -> None:
+        self.list.blockSignals(True)
+        if instance_id == NONE:
+            self.list.setCurrentRow(-1)
+        for row in range(self.list.count()):
+            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == instance_id:
+                self.list.setCurrentRow(row)
+        self.list.blockSignals(False)
+
+    def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        self.session.select_instance(None if item is None else int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _on_check(self, item: QListWidgetItem) -> None:
+        hidden = item.checkState() != Qt.CheckState.Checked
+        self.session.set_hidden(int(item.data(Qt.ItemDataRole.UserRole)), hidden)
+
+    # ----- public edits -----
+    def delete_selected(self) -> bool:
+        instance = self.session.selected_instance
+        return instance is not None and self.session.push(RemoveInstance(self.session.document, instance.id))
+
+    def relabel_selected(self) -> bool:
+        instance = self.session.selected_instance
+        category = self.session.current_category
+        if instance is None or category is None or instance.category_id == category.id:
+            return False
+        return self.session.push(Relabel(self.session.document, [instance.id], category.id))
+
+    def move_selected(self, steps: int) -> bool:
+        """Move the selected instance ``steps`` places up (positive) or down the z-order."""
+        instance = self.session.selected_instance
+        if instance is None:
+            return False
+        document = self.session.document
+        count = len(document.instances_of(instance.image_id))
+        target = min(max(document.z_index(instance.id) + steps, 0), count - 1)
+        if target == document.z_index(instance.id):
+            return False
+        return self.session.push(Reorder.move(document, instance.id, target))

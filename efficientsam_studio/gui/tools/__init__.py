@@ -1,0 +1,1 @@
+"""Canvas tools: the AI prompt tool, the polygon tool and the brush / eraser."""

@@ -1,0 +1,251 @@
+"""The AI tool: clicks and boxes become prompts, the worker answers with candidate masks.
+
+Mouse: left click = positive point; right click or Shift + left click = negative point; left drag =
+box (a new box replaces the previous one). Keys (routed by the main window): Tab cycles the
+candidates best first, Enter accepts the shown candidate as an instance of the current category,
+Esc clears the prompts, Backspace removes the last prompt. Every prompt change is an undo step and
+sends one request to the engine worker; the preview changes when the answer arrives, and answers to
+superseded requests are dropped.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPen
+from PySide6.QtWidgets import QGraphicsRectItem
+
+from efficientsam_studio.annotations.commands import AddInstance
+from efficientsam_studio.gui.canvas.overlays import PromptMarkers
+from efficientsam_studio.gui.canvas.view import CanvasView
+from efficientsam_studio.gui.engine_service import EngineService, Prediction
+from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt, PromptSet
+from efficientsam_studio.gui.session import Session
+from efficientsam_studio.gui.tools.base import Tool
+from efficientsam_studio.gui.undo import AcceptCommand, PromptCommand
+
+DRAG_THRESHOLD = 5.0  # screen pixels before a press becomes a box
+PREVIEW_ALPHA = 140
+
+
+class AiTool(Tool):
+    """Prompts, candidates and accept; see the module docstring."""
+
+    name = "ai"
+    model_needed = Signal()  # the user prompted while no model is loaded
+    candidates_changed = Signal()
+
+    def __init__(self, canvas: CanvasView, session: Session, engine: EngineService) -> None:
+        super().__init__(canvas, session)
+        self.engine = engine
+        self.prompts = PromptSet()
+        self.prediction: Prediction | None = None
+        self.candidate = 0
+        self._markers = PromptMarkers(canvas.scene())
+        self._press: tuple[QPointF, Qt.MouseButton, bool] | None = None
+        self._rubber: QGraphicsRectItem | None = None
+        self._waiting = False
+        session.image_changed.connect(self._on_image_changed)
+        session.category_changed.connect(lambda _: self._show_candidate())
+        engine.image_ready.connect(self._on_image_ready)
+        engine.prediction_ready.connect(self._on_prediction)
+        engine.failed.connect(self._on_failed)
+
+    # ----- mouse -----
+    def press(self, pos: QPointF, event: QMouseEvent) -> None:
+        negative = event.button() == Qt.MouseButton.RightButton or bool(
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        )
+        if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            self._press = (pos, event.button(), negative)
+
+    def move(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._press is None or self._press[1] != Qt.MouseButton.LeftButton or self._press[2]:
+            return
+        start = self._press[0]
+        if self._rubber is None and self.screen_distance(pos, start) < DRAG_THRESHOLD:
+            return
+        if self._rubber is None:
+            self._rubber = QGraphicsRectItem()
+            pen = QPen(QColor(255, 220, 0), 2, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            self._rubber.setPen(pen)
+            self._rubber.setZValue(20)
+            self.canvas.scene().addItem(self._rubber)
+        self._rubber.setRect(QRectF(start, pos).normalized())
+
+    def release(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._press is None:
+            return
+        start, _, negative = self._press
+        self._press = None
+        if self._rubber is not None:
+            self.canvas.scene().removeItem(self._rubber)
+            self._rubber = None
+            self.add_prompt(BoxPrompt.from_corners(*self._clamp(start), *self._clamp(pos)))
+            return
+        x, y = self._clamp(start)
+        self.add_prompt(PointPrompt(x, y, 0 if negative else 1))
+
+    def _clamp(self, pos: QPointF) -> tuple[float, float]:
+        w, h = self.canvas.image_size
+        return min(max(pos.x(), 0.0), w - 1.0), min(max(pos.y(), 0.0), h - 1.0)
+
+    # ----- prompts (public: also used by keyboard actions and tests) -----
+    def add_prompt(self, prompt: PointPrompt | BoxPrompt) -> None:
+        """Add a prompt as an undo step and ask the worker for new candidates."""
+        image_id = self.session.current_image_id
+        if image_id is None:
+            return
+        kind = (
+            "box" if isinstance(prompt, BoxPrompt) else "positive point" if prompt.label else "negative point"
+        )
+        self.session.push(
+            PromptCommand(self, image_id, self.prompts, self.prompts.with_added(prompt), f"Add {kind}")
+        )
+
+    def remove_last(self) -> bool:
+        image_id = self.session.current_image_id
+        if image_id is None or self.prompts.is_empty():
+            return False
+        return self.session.push(
+            PromptCommand(self, image_id, self.prompts, self.prompts.without_last(), "Remove last prompt")
+        )
+
+    def cancel(self) -> bool:
+        image_id = self.session.current_image_id
+        if image_id is None or self.prompts.is_empty():
+            return False
+        return self.session.push(PromptCommand(self, image_id, self.prompts, PromptSet(), "Clear prompts"))
+
+    def restore_prompts(self, image_id: int, prompts: PromptSet) -> bool:
+        """Show ``prompts`` on image ``image_id`` if it is current (undo/redo of prompt steps)."""
+        if image_id != self.session.current_image_id:
+            return False
+        self.prompts = prompts.copy()
+        self._markers.show(self.prompts)
+        self._request()
+        return True
+
+    def _request(self) -> None:
+        self.prediction = None
+        self.candidate = 0
+        image_id = self.session.current_image_id
+        if self.prompts.is_empty() or image_id is None:
+            self.engine.cancel_predictions()
+            self._waiting = False
+            self._show_candidate()
+            return
+        if self.engine.info is None:
+            self._show_candidate()
+            if not self.engine.is_loading:
+                self.status.emit("No model is loaded: the AI tool needs weights.")
+                self.model_needed.emit()
+            return
+        key = self.session.image_key(image_id)
+        self._waiting = True
+        if self.engine.is_ready_for(key):
+            self.engine.predict(key, self.prompts.predict_kwargs())
+        else:
+            self.status.emit("Encoding the image… the mask appears when it is done.")
+        self._show_candidate()
+
+    # ----- engine answers -----
+    def _on_image_changed(self, image_id: int) -> None:
+        self.prompts = PromptSet()
+        self.prediction = None
+        self._waiting = False
+        self._markers.clear()
+        self.canvas.set_preview(None, QColor())
+        self.candidates_changed.emit()
+
+    def _on_image_ready(self, key: str) -> None:
+        image_id = self.session.current_image_id
+        if image_id is not None and key == self.session.image_key(image_id) and not self.prompts.is_empty():
+            self._waiting = True
+            self.engine.predict(key, self.prompts.predict_kwargs())
+
+    def _on_prediction(self, prediction: Prediction) -> None:
+        image_id = self.session.current_image_id
+        if image_id is None or prediction.image_key != self.session.image_key(image_id):
+            return
+        self._waiting = False
+        self.prediction = prediction
+        self.candidate = 0
+        self._show_candidate()
+
+    def _on_failed(self, message: str) -> None:
+        self._waiting = False
+        self.status.emit(f"The model failed: {message}")
+
+    # ----- candidates -----
+    @property
+    def waiting(self) -> bool:
+        """True while an answer for the current prompts is outstanding."""
+        return self._waiting
+
+    def cycle(self) -> bool:
+        """Show the next candidate mask (wrapping around); candidates are sorted best first."""
+        if self.prediction is None or len(self.prediction.scores) < 2:
+            return False
+        self.candidate = (self.candidate + 1) % len(self.prediction.scores)
+        self._show_candidate()
+        return True
+
+    def accept(self) -> bool:
+        """Add the shown candidate as an instance of the current category (one undo step)."""
+        image_id = self.session.current_image_id
+        category = self.session.current_category
+        if self.prediction is None or image_id is None:
+            return False
+        if category is None:
+            self.status.emit("Add a category first (Categories panel) to accept a mask.")
+            return False
+        mask = self.prediction.masks[self.candidate]
+        if not mask.any():
+            self.status.emit("This candidate is empty; add prompts or press Tab for another one.")
+            return False
+        add = AddInstance.from_mask(
+            self.session.document,
+            image_id,
+            category.id,
+            mask,
+            score=float(self.prediction.scores[self.candidate]),
+            source="ai",
+        )
+        if self.session.push(AcceptCommand(self, image_id, self.prompts, add)):
+            self.session.select_instance(add.instance.id)
+            return True
+        return False
+
+    def _show_candidate(self) -> None:
+        prediction = self.prediction
+        if prediction is None:
+            self.canvas.set_preview(None, QColor())
+        else:
+            self.canvas.set_preview(prediction.masks[self.candidate], self.category_colour(PREVIEW_ALPHA))
+        self.candidates_changed.emit()
+        self.status.emit(self.describe())
+
+    def describe(self) -> str:
+        """Status text: candidate number and predicted IoU (or what the tool waits for), point limit."""
+        parts = []
+        if self.prediction is not None:
+            scores = self.prediction.scores
+            parts.append(
+                f"Candidate {self.candidate + 1}/{len(scores)}, predicted IoU {scores[self.candidate]:.2f} "
+                "(Tab: next, Enter: accept, Esc: clear)"
+            )
+        elif self.prompts.is_empty():
+            parts.append("Click: positive point, right-click or Shift+click: negative point, drag: box")
+        limit = self.prompts.limit_message()
+        if limit:
+            parts.append(limit)
+        return "  |  ".join(parts)
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self._press = None
+
+    @property
+    def marker_count(self) -> int:
+        return self._markers.count

@@ -1,0 +1,128 @@
+"""Brush and eraser on the selected instance's mask.
+
+A stroke is drawn as a vector path while the button is held (no raster work per mouse move) and is
+rasterised into the mask with OpenCV on release, as one undo step. The brush adds to the selected
+instance, or starts a new manual instance of the current category when none is selected; the
+eraser removes from the selected instance. ``size`` is the stroke diameter in image pixels;
+``[`` and ``]`` (routed by the main window) change it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsPathItem
+
+from efficientsam_studio.annotations.commands import AddInstance, UpdateInstance
+from efficientsam_studio.gui.canvas.view import CanvasView
+from efficientsam_studio.gui.session import Session
+from efficientsam_studio.gui.tools.base import Tool
+
+MIN_SIZE, MAX_SIZE = 1, 500
+
+
+def rasterise_stroke(points: list[tuple[float, float]], size: int, height: int, width: int) -> np.ndarray:
+    """Bool mask (height, width) of a round-capped stroke of diameter ``size`` through ``points`` (x, y)."""
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    radius = max(int(round(size / 2)), 1)
+    pts = np.round(np.asarray(points, dtype=np.float64)).astype(np.int32).reshape(-1, 2)
+    if len(pts) == 1:
+        cv2.circle(canvas, (int(pts[0, 0]), int(pts[0, 1])), radius, 1, thickness=-1)
+    else:
+        cv2.polylines(canvas, [pts], isClosed=False, color=1, thickness=2 * radius, lineType=cv2.LINE_8)
+        for x, y in pts[[0, -1]]:
+            cv2.circle(canvas, (int(x), int(y)), radius, 1, thickness=-1)
+    return canvas.astype(bool)
+
+
+class BrushTool(Tool):
+    """Paint (``erase=False``) or erase (``erase=True``) strokes; see the module docstring."""
+
+    size_changed = Signal(int)
+
+    def __init__(self, canvas: CanvasView, session: Session, erase: bool = False) -> None:
+        super().__init__(canvas, session)
+        self.erase = erase
+        self.name = "eraser" if erase else "brush"
+        self.size = 20
+        self._points: list[tuple[float, float]] = []
+        self._item = QGraphicsPathItem()
+        self._item.setZValue(15)
+        canvas.scene().addItem(self._item)
+
+    def activate(self) -> None:
+        super().activate()
+        what = (
+            "Erase from the selected instance"
+            if self.erase
+            else "Paint on the selected instance (or a new one)"
+        )
+        self.status.emit(f"{what}; size {self.size} px ([ and ] change it)")
+
+    def set_size(self, size: int) -> None:
+        self.size = int(min(max(size, MIN_SIZE), MAX_SIZE))
+        self.size_changed.emit(self.size)
+
+    def press(self, pos: QPointF, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        if self.erase and self.session.selected_instance is None:
+            self.status.emit("Select an instance first: the eraser works on the selected instance.")
+            return
+        self._points = [(pos.x(), pos.y())]
+        colour = QColor(255, 255, 255, 140) if self.erase else self.category_colour(140)
+        pen = QPen(
+            colour, self.size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin
+        )
+        self._item.setPen(pen)
+        self._update_path()
+
+    def move(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._points:
+            self._points.append((pos.x(), pos.y()))
+            self._update_path()
+
+    def release(self, pos: QPointF, event: QMouseEvent) -> None:
+        if not self._points:
+            return
+        points, self._points = self._points, []
+        self._item.setPath(QPainterPath())
+        self.apply_stroke(points)
+
+    def _update_path(self) -> None:
+        path = QPainterPath(QPointF(*self._points[0]))
+        for x, y in self._points[1:]:
+            path.lineTo(x, y)
+        if len(self._points) == 1:
+            path.lineTo(self._points[0][0] + 0.01, self._points[0][1])
+        self._item.setPath(path)
+
+    def apply_stroke(self, points: list[tuple[float, float]]) -> bool:
+        """Rasterise a stroke through ``points`` (image pixels) into the mask, as one undo step."""
+        image = self.session.current_image
+        if image is None:
+            return False
+        stroke = rasterise_stroke(points, self.size, image.height, image.width)
+        instance = self.session.selected_instance
+        document = self.session.document
+        if instance is None:
+            category = self.session.current_category
+            if self.erase or category is None:
+                self.status.emit("Add a category first to paint a new instance.")
+                return False
+            add = AddInstance.from_mask(document, image.id, category.id, stroke, source="manual")
+            if self.session.push(add):
+                self.session.select_instance(add.instance.id)
+                return True
+            return False
+        mask = instance.mask()
+        new = mask & ~stroke if self.erase else mask | stroke
+        if not new.any():
+            self.status.emit("The eraser would leave the instance empty; delete it instead (Del).")
+            return False
+        if np.array_equal(new, mask):
+            return False
+        text = "Erase" if self.erase else "Paint"
+        return self.session.push(UpdateInstance(document, instance.id, mask=new, source="manual", text=text))

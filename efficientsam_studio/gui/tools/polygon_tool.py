@@ -1,0 +1,203 @@
+"""The polygon tool: draw a new polygon, or edit the vertices of the selected instance.
+
+Drawing: each left click adds a vertex; double-click or Enter closes the polygon and adds it as a
+manual instance of the current category; Backspace removes the last vertex; Esc drops the drawing.
+Editing: with an instance selected and no drawing under way, its outline is shown as rings of
+vertex handles (traced by the annotation core with the polygon mode and simplification of the
+settings); drag a handle to move a vertex, and the mask is rebuilt from the rings (holes included)
+as one undo step. Coordinates are image pixels in COCO's convention (pixel centres at +0.5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QMouseEvent, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem
+
+from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations.commands import AddInstance, UpdateInstance
+from efficientsam_studio.gui.canvas.view import CanvasView
+from efficientsam_studio.gui.session import Session
+from efficientsam_studio.gui.tools.base import Tool
+
+HANDLE_RADIUS = 4.0  # screen pixels
+GRAB_DISTANCE = 8.0  # screen pixels
+
+
+class PolygonTool(Tool):
+    """Polygon drawing and vertex editing; see the module docstring."""
+
+    name = "polygon"
+
+    def __init__(self, canvas: CanvasView, session: Session) -> None:
+        super().__init__(canvas, session)
+        self.vertices: list[QPointF] = []
+        self.polygon_mode = "all_with_holes"
+        self.tolerance = 1.0
+        self._path_item = QGraphicsPathItem()
+        self._path_item.setZValue(15)
+        canvas.scene().addItem(self._path_item)
+        self._rings: list[masks.Ring] = []
+        self._handles: list[QGraphicsEllipseItem] = []
+        self._drag: tuple[int, int] | None = None  # ring index, vertex index
+        self._hover: QPointF | None = None
+        session.selection_changed.connect(lambda _: self._refresh_handles())
+        session.document_changed.connect(self._on_document_changed)
+        session.image_changed.connect(lambda _: self._reset())
+
+    def activate(self) -> None:
+        super().activate()
+        self._refresh_handles()
+        self.status.emit(
+            "Click to add vertices, double-click or Enter to close; drag a vertex of the "
+            "selected instance to edit it."
+        )
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self._reset()
+        self._clear_handles()
+
+    # ----- drawing -----
+    def press(self, pos: QPointF, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        if not self.vertices:
+            grabbed = self._handle_at(pos)
+            if grabbed is not None:
+                self._drag = grabbed
+                return
+        self.vertices.append(pos)
+        self._draw_path()
+
+    def move(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            ring, vertex = self._drag
+            self._rings[ring].points[vertex] = (pos.x(), pos.y())
+            self._handles_for_ring_moved(ring, vertex, pos)
+            return
+        self._hover = pos
+        if self.vertices:
+            self._draw_path()
+
+    def release(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._drag is None:
+            return
+        self._drag = None
+        self._apply_edit()
+
+    def double_click(self, pos: QPointF, event: QMouseEvent) -> None:
+        self.accept()
+
+    def accept(self) -> bool:
+        """Close the drawn polygon and add it as an instance of the current category."""
+        image = self.session.current_image
+        category = self.session.current_category
+        if len(self.vertices) < 3 or image is None:
+            return False
+        if category is None:
+            self.status.emit("Add a category first (Categories panel) to keep a polygon.")
+            return False
+        ring = np.array([[p.x(), p.y()] for p in self.vertices], dtype=np.float64)
+        mask = masks.polygons_to_mask([ring], image.height, image.width)
+        self._reset()
+        if not mask.any():
+            self.status.emit("The polygon covers no pixel; draw a larger one.")
+            return False
+        add = AddInstance.from_mask(self.session.document, image.id, category.id, mask, source="manual")
+        if self.session.push(add):
+            self.session.select_instance(add.instance.id)
+            return True
+        return False
+
+    def cancel(self) -> bool:
+        if not self.vertices:
+            return False
+        self._reset()
+        return True
+
+    def remove_last(self) -> bool:
+        if not self.vertices:
+            return False
+        self.vertices.pop()
+        self._draw_path()
+        return True
+
+    def _reset(self) -> None:
+        self.vertices = []
+        self._hover = None
+        self._path_item.setPath(QPainterPath())
+
+    def _draw_path(self) -> None:
+        path = QPainterPath()
+        points = [*self.vertices, *([self._hover] if self._hover is not None else [])]
+        if points:
+            path.addPolygon(QPolygonF(points))
+        pen = QPen(self.category_colour(255), 2)
+        pen.setCosmetic(True)
+        self._path_item.setPen(pen)
+        self._path_item.setBrush(QBrush(self.category_colour(60)))
+        self._path_item.setPath(path)
+
+    # ----- vertex editing -----
+    def _on_document_changed(self, change: object) -> None:
+        if self._drag is None:
+            self._refresh_handles()
+
+    def _refresh_handles(self) -> None:
+        self._clear_handles()
+        instance = self.session.selected_instance
+        if not self.active or instance is None:
+            return
+        self._rings = masks.mask_to_polygons(instance.mask(), self.polygon_mode, self.tolerance)
+        for ring_index, ring in enumerate(self._rings):
+            for vertex_index, (x, y) in enumerate(ring.points):
+                self._handles.append(self._make_handle(QPointF(x, y), ring_index, vertex_index))
+
+    def _make_handle(self, pos: QPointF, ring: int, vertex: int) -> QGraphicsEllipseItem:
+        r = HANDLE_RADIUS
+        item = QGraphicsEllipseItem(QRectF(-r, -r, 2 * r, 2 * r))
+        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        item.setPos(pos)
+        item.setBrush(QBrush(QColor("white")))
+        item.setPen(QPen(QColor(20, 20, 20), 1))
+        item.setZValue(16)
+        item.setData(0, (ring, vertex))
+        self.canvas.scene().addItem(item)
+        return item
+
+    def _clear_handles(self) -> None:
+        for item in self._handles:
+            self.canvas.scene().removeItem(item)
+        self._handles = []
+
+    def _handle_at(self, pos: QPointF) -> tuple[int, int] | None:
+        best, best_distance = None, GRAB_DISTANCE
+        for item in self._handles:
+            distance = self.screen_distance(item.pos(), pos)
+            if distance <= best_distance:
+                best, best_distance = item.data(0), distance
+        return best
+
+    def _handles_for_ring_moved(self, ring: int, vertex: int, pos: QPointF) -> None:
+        for item in self._handles:
+            if item.data(0) == (ring, vertex):
+                item.setPos(pos)
+
+    def _apply_edit(self) -> None:
+        instance = self.session.selected_instance
+        image = self.session.current_image
+        if instance is None or image is None:
+            return
+        mask = masks.polygons_to_mask(self._rings, image.height, image.width)
+        if not mask.any():
+            self.status.emit("That edit would leave the instance empty; delete it instead (Del).")
+            self._refresh_handles()
+            return
+        self.session.push(UpdateInstance(self.session.document, instance.id, mask=mask, text="Move vertex"))
+        self._refresh_handles()
+
+    @property
+    def handle_count(self) -> int:
+        return len(self._handles)
