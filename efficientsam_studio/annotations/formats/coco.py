@@ -1,7 +1,8 @@
 """COCO instance segmentation: export a document and import COCO files into one.
 
 Export: image, category and annotation ids are the document's own ids, so they stay the same from one
-export to the next. Each mask is written as a polygon list or as compressed RLE (``counts`` a string):
+export to the next. The labelled images are exported (with instances, or marked done) unless
+``image_ids`` names others. Each mask is written as a polygon list or as compressed RLE (``counts`` a string):
 ``polygons="auto"`` writes polygons for single-part masks without holes and RLE otherwise (so nothing is
 lost), ``"always"`` writes every part as a polygon (holes are lost and reported), ``"never"`` writes RLE.
 Crowd instances (``iscrowd``) are written as RLE under ``auto``. ``bbox`` and ``area`` come from the mask.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import Document, ImageRecord, Instance
+from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
 
 PolygonPolicy = Literal["auto", "always", "never"]
 POLYGON_POLICIES: tuple[str, ...] = ("auto", "always", "never")
@@ -102,6 +102,9 @@ def polygons_for(
 
 
 def images_to_export(document: Document, image_ids: list[int] | None) -> list[ImageRecord]:
-    if image_ids is None:
-        return document.images
-    return [document.image(i) for i in image_ids]
+    """The images named by ``image_ids``; by default the labelled ones: images with at least one
+    instance or marked done (a done image without instances is a true negative)."""
+    if image_ids is not None:
+        return [document.image(i) for i in image_ids]
+    return [image for image in document.images
+            if image.status == ImageStatus.DONE or document.instances_of(image.id)]

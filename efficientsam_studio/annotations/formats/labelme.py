@@ -12,7 +12,7 @@ Export (``polygons``):
 - ``"always"``: polygons only; labelme polygons have no holes, so holes are filled (reported).
 - ``"never"``: ``mask`` shapes only (pixel exact).
 ``score`` (predicted IoU) and non-empty ``attributes`` ride along as extra shape keys, which labelme keeps.
-A JSON is written for every image with instances or with a status other than unlabelled, at the image's
+A JSON is written for every labelled image (with instances, or marked done), at the image's
 relative path with ``.json`` under ``out``; ``imagePath`` is relative to the JSON and ``imageData`` null.
 
 Import: ``polygon``, ``rectangle``, ``circle`` and ``mask`` shapes; shapes with the same label and
@@ -34,7 +34,7 @@ import numpy as np
 
 from efficientsam_studio.annotations import images as image_io
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import Category, Document, ImageRecord, ImageStatus, Instance
+from efficientsam_studio.annotations.document import Category, Document, ImageRecord, Instance
 from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
@@ -101,8 +101,6 @@ def export_labelme(
     report = ExportReport()
     for image in images_to_export(document, image_ids):
         instances = document.instances_of(image.id)
-        if not instances and image.status == ImageStatus.UNLABELLED:
-            continue
         shapes = []
         for instance in instances:
             shapes += instance_shapes(instance, document.category(instance.category_id).name, polygons,

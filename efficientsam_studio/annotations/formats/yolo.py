@@ -1,0 +1,106 @@
+"""YOLO segmentation export (Ultralytics layout).
+
+Writes under ``out``::
+
+    images/<relative path>    the labelled images (hard links, or copies where links fail; ``images="none"``
+                              leaves them out and lists the project's own files instead)
+    labels/<relative path>.txt  one line per polygon: ``class x1 y1 x2 y2 ...``, coordinates divided by the
+                              image width / height (0..1); ``class`` is the category's position (0-based)
+    images.txt                the image paths, relative to ``out`` (absolute with ``images="none"``)
+    data.yaml                 ``path``, ``train`` / ``val`` (= images.txt), ``nc`` and ``names``
+
+Each part of an object becomes its own line (YOLO has no object grouping) and holes are lost: both are
+reported (``ExportReport.parts_split`` / ``holes_lost``). A labelled image without instances gets an empty
+label file (a negative example).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations.document import Document
+from efficientsam_studio.annotations.formats.common import ExportReport, check_policy, images_to_export
+from efficientsam_studio.annotations.storage import atomic_write
+
+ImageMode = Literal["link", "copy", "none"]
+
+
+def _place_image(source: Path, target: Path, mode: ImageMode) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.unlink()
+    if mode == "link":
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, target)
+
+
+def export_yolo(
+    document: Document,
+    out: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str],
+    tolerance: float = 1.0,
+    images: ImageMode = "link",
+    image_ids: list[int] | None = None,
+) -> ExportReport:
+    """Write a YOLO segmentation dataset under ``out`` (see the module doc); ``image_root``: project folder.
+
+    Images whose file is missing are written without an image (their labels are kept) and reported as
+    skipped-image entries (instance id 0).
+    """
+    check_policy("always", tolerance)
+    if images not in ("link", "copy", "none"):
+        raise ValueError(f"images must be 'link', 'copy' or 'none'; got {images!r}")
+    out, root = Path(out), Path(image_root)
+    report = ExportReport()
+    classes = {category.id: index for index, category in enumerate(document.categories)}
+    listed = []
+    for image in images_to_export(document, image_ids):
+        lines = []
+        for instance in document.instances_of(image.id):
+            mask = instance.mask()
+            rings = masks.mask_to_polygons(mask, "all", tolerance)
+            if masks.has_holes(mask):
+                report.holes_lost.append(instance.id)
+            if len(rings) > 1:
+                report.parts_split.append(instance.id)
+            for ring in rings:
+                points = ring.points.copy()
+                points[:, 0] /= image.width
+                points[:, 1] /= image.height
+                coords = " ".join(f"{v:.6f}" for v in points.clip(0.0, 1.0).reshape(-1))
+                lines.append(f"{classes[instance.category_id]} {coords}")
+            report.polygons += 1
+            report.instances += 1
+        label = out / "labels" / Path(image.path).with_suffix(".txt")
+        label.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(label, "".join(line + "\n" for line in lines).encode("ascii"), keep_backup=False)
+        report.files.append(label)
+        source = root / image.path
+        if images == "none":
+            listed.append(source.resolve().as_posix())
+        elif source.is_file():
+            _place_image(source, out / "images" / image.path, images)
+            listed.append(f"images/{image.path}")
+        else:
+            report.skipped.append((0, f"image file {image.path} is missing; its labels are written"))
+        report.images += 1
+    (out / "images.txt").write_text("".join(f"{p}\n" for p in listed), encoding="utf-8")
+    names = "\n".join(f"  {index}: {json.dumps(c.name, ensure_ascii=False)}"
+                      for index, c in enumerate(document.categories))
+    yaml = (f"# YOLO segmentation dataset exported by EfficientSAM Studio\n"
+            f"path: {json.dumps(out.resolve().as_posix())}\n"
+            f"train: images.txt\nval: images.txt\n"
+            f"nc: {len(classes)}\nnames:\n{names}\n")
+    (out / "data.yaml").write_text(yaml, encoding="utf-8")
+    report.files += [out / "images.txt", out / "data.yaml"]
+    return report
