@@ -30,6 +30,7 @@ import os
 import shutil
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -217,7 +218,7 @@ def _unpack(archive_path: Path, target: Path, url: str) -> None:
                 sink.flush()
                 os.fsync(sink.fileno())
         os.replace(part, target)
-    except (zipfile.BadZipFile, EOFError, DownloadError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, DownloadError) as exc:
         part.unlink(missing_ok=True)
         archive_path.unlink(missing_ok=True)
         raise DownloadError(
@@ -314,7 +315,7 @@ def _copy_into_store(source: Path, target: Path) -> None:
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(part, target)
-    except (OSError, zipfile.BadZipFile, DownloadError) as exc:
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, DownloadError) as exc:
         part.unlink(missing_ok=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise WeightsError(f"cannot install {source} as {target}: {reason}") from None
