@@ -1,0 +1,71 @@
+"""``efsam-studio export PROJECT --format coco|labelme|yolo|masks --out PATH``: write a project's labels.
+
+PROJECT is a project file (``*.efsam.json``) or the folder holding one; it is read without taking the
+lock, so a project open in the app can be exported (its last saved version). By default the labelled
+images are exported (with instances, or marked done).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("coco", "labelme", "yolo", "masks")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a project's labels as COCO, labelme, YOLO segmentation or PNG masks",
+        description=__doc__.split("\n\n", 1)[0].replace("``", ""),
+    )
+    p.add_argument("project", type=Path, metavar="PROJECT", help="project file or folder")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", required=True, type=Path, metavar="PATH",
+                   help="output file (COCO: a .json file; otherwise a folder)")
+    p.add_argument("--polygons", choices=("auto", "always", "never"), default="auto",
+                   help="coco/labelme: polygons (auto: only for one-part masks without holes) or masks")
+    p.add_argument("--tolerance", type=float, default=1.0, metavar="PX",
+                   help="polygon simplification tolerance in pixels (default 1.0; 0 keeps every corner)")
+    p.add_argument("--images", choices=("link", "copy", "none"), default="link",
+                   help="yolo: put the images next to the labels as hard links (default) or copies")
+    p.add_argument("--all-images", action="store_true",
+                   help="export every image of the project, labelled or not")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from efficientsam_studio.annotations.project import Project
+    from efficientsam_studio.cli.main import CommandError
+
+    if args.tolerance < 0:
+        raise CommandError(f"--tolerance must be 0 or more pixels; got {args.tolerance}")
+    project = Project.open(args.project, read_only=True, scan=False)
+    document = project.document
+    image_ids = [image.id for image in document.images] if args.all_images else None
+    if args.format == "coco":
+        from efficientsam_studio.annotations.formats.coco import export_coco
+
+        out = args.out if args.out.suffix.lower() == ".json" else args.out / "annotations.json"
+        report = export_coco(document, out, polygons=args.polygons, tolerance=args.tolerance,
+                             image_ids=image_ids)
+    elif args.format == "labelme":
+        from efficientsam_studio.annotations.formats.labelme import export_labelme
+
+        report = export_labelme(document, args.out, image_root=project.folder, polygons=args.polygons,
+                                tolerance=args.tolerance, image_ids=image_ids)
+    elif args.format == "yolo":
+        from efficientsam_studio.annotations.formats.yolo import export_yolo
+
+        report = export_yolo(document, args.out, image_root=project.folder, tolerance=args.tolerance,
+                             images=args.images, image_ids=image_ids)
+    else:
+        from efficientsam_studio.annotations.formats.png_masks import export_png_masks
+
+        report = export_png_masks(document, args.out, image_ids=image_ids)
+    print(f"exported {report.summary()} to {args.out}")
+    if report.holes_lost:
+        hint = " (--polygons auto keeps them as masks)" if args.format in ("coco", "labelme") else ""
+        print(f"note: {args.format} polygons cannot hold holes; instances {report.holes_lost[:20]} "
+              f"lost theirs{hint}")
+    return 0
