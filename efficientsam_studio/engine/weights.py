@@ -53,6 +53,7 @@ __all__ = [
     "DownloadError",
     "RemoteFile",
     "WeightsEntry",
+    "UnknownWeightsError",
     "WeightsError",
     "catalogue",
     "download",
@@ -76,6 +77,10 @@ class WeightsError(StudioError):
     """An unknown catalogue name, or weights that cannot be installed."""
 
 
+class UnknownWeightsError(WeightsError, ValueError):
+    """No catalogue entry has the name asked for (also a ``ValueError``: a bad argument value)."""
+
+
 def catalogue() -> dict[str, WeightsEntry]:
     """The published weights by name (``vit_t``, ``vit_s``, ``vit_t_onnx``, ``vit_s_onnx``), in order."""
     return dict(CATALOGUE)
@@ -86,7 +91,7 @@ def get_entry(name: str) -> WeightsEntry:
     try:
         return CATALOGUE[name]
     except KeyError:
-        raise WeightsError(
+        raise UnknownWeightsError(
             f"no published weights are called {name!r}; choose one of: {', '.join(CATALOGUE)}"
         ) from None
 

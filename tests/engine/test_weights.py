@@ -386,3 +386,21 @@ def test_missing_weights_message_gives_the_three_ways(home):
     assert "efsam-studio weights import PATH" in message
     assert "--checkpoint PATH" in message
     assert str(home / "weights") in message
+
+
+def test_installed_weights_are_what_load_predictor_uses(vit_t_file, home):
+    from efficientsam_studio.engine import load_predictor, resolve_checkpoint
+
+    installed = weights.import_weights(vit_t_file)
+    assert resolve_checkpoint("vit_t", None) == installed
+    predictor = load_predictor(model="vit_t", device="cpu")
+    assert predictor is not None
+
+
+def test_loader_explains_models_without_published_weights():
+    from efficientsam_studio.engine import resolve_checkpoint
+
+    with pytest.raises(CheckpointError, match="no published weights"):
+        resolve_checkpoint("tiny", None)
+    with pytest.raises(CheckpointError, match="efsam-studio weights download vit_t"):
+        resolve_checkpoint("vit_t", None)
