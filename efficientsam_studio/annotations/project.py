@@ -49,6 +49,14 @@ class ScanReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PendingSave:
+    """A serialised document waiting to be written: the file's bytes and the revision they hold."""
+
+    data: bytes
+    revision: int
+
+
 def find_project_file(folder: Path) -> Path | None:
     """The single ``*.efsam.json`` in ``folder`` (None if there is none; ProjectError if several)."""
     found = sorted(Path(folder).glob(f"*{PROJECT_SUFFIX}"))
@@ -263,13 +271,27 @@ class Project:
 
         On failure raises SaveError; the previous file is intact and the document stays dirty.
         """
+        pending = self.prepare_save()
+        self.write_save(pending)
+        self.document.mark_saved(pending.revision)
+
+    def prepare_save(self) -> PendingSave:
+        """Serialise the document now (reads the document: call it where the document is edited).
+
+        With :meth:`write_save` this splits :meth:`save` so that the slow part, the disk write, can run
+        in a worker thread; afterwards call ``document.mark_saved(pending.revision)`` on the editing
+        thread (the document stays dirty if it changed meanwhile).
+        """
         if self.read_only:
             raise ProjectError(f"project {self.path} is open read-only (or closed); it cannot be saved")
-        revision = self.document.revision
-        data = encode_project(self.document, self.settings)
-        atomic_write(self.path, data, keep_backup=self._keep_backup)
+        return PendingSave(encode_project(self.document, self.settings), self.document.revision)
+
+    def write_save(self, pending: PendingSave) -> None:
+        """Write serialised bytes atomically (does not touch the document). Raises SaveError."""
+        if self.read_only:
+            raise ProjectError(f"project {self.path} is open read-only (or closed); it cannot be saved")
+        atomic_write(self.path, pending.data, keep_backup=self._keep_backup)
         self._keep_backup = True
-        self.document.mark_saved(revision)
 
     def close(self) -> None:
         """Release the lock (unsaved changes are not written: call :meth:`save` first)."""

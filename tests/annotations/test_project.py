@@ -236,3 +236,15 @@ def test_create_refuses_existing_project_and_open_needs_one(tmp_path, project):
     empty.mkdir()
     with pytest.raises(ProjectError, match="no project file"):
         Project.open(empty)
+
+
+def test_split_save_keeps_changes_made_during_the_write_dirty(project):
+    label_something(project)
+    pending = project.prepare_save()
+    C.UndoStack().push(C.AddCategory(project.document, "late"))
+    project.write_save(pending)
+    project.document.mark_saved(pending.revision)
+    assert project.document.dirty
+    assert load_document(project.path).category_by_name("late") is None
+    project.save()
+    assert not project.document.dirty and load_document(project.path).category_by_name("late")
