@@ -11,7 +11,8 @@
 - ``cancel`` (a :class:`threading.Event` or a callable returning ``True``) is checked between chunks and
   during backoff; cancelling raises :class:`DownloadCancelled` and keeps the ``.part`` file for a resume;
 - the finished file's size and checksum are verified (``sha256``, or a git blob id: the SHA-1 of
-  ``b"blob <size>\\0" + content``); a mismatch removes the file and raises :class:`DownloadError`;
+  ``b"blob <size>\\0" + content``); a mismatch removes the file and raises :class:`DownloadError`
+  (after one fresh download when the mismatching file had been resumed from an older ``.part``);
 - the verified file is flushed to disk and renamed over ``dest`` atomically.
 
 Only the standard library is used (``urllib``).
@@ -149,8 +150,11 @@ def _attempt(
     received = 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            if have and not (response.status == 206 and _range_start(response) == have):
-                have = 0  # the server ignored the range or sent another one: start over
+            if response.status == 206 and _range_start(response) != have:
+                part.unlink(missing_ok=True)  # a range other than the one asked for: start over
+                raise _Retry(f"the server sent bytes from {_range_start(response)} instead of {have}")
+            if have and response.status != 206:
+                have = 0  # the server ignored the range and sends the whole file: start over
             length = response.headers.get("Content-Length")
             expected_end = have + int(length) if length and length.isdigit() else size
             try:
@@ -226,6 +230,35 @@ def fetch_file(
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create the folder {dest.parent}: {exc.strerror or exc}") from None
+    resumed = part.exists() and part.stat().st_size > 0
+    while True:
+        _transfer(url, part, size, progress, cancel, retries, backoff, timeout)
+        problem = verify_file(part, size, checksum)
+        if problem is None:
+            break
+        part.unlink(missing_ok=True)
+        if resumed:  # the partial file may be from another version of the file: try once from scratch
+            resumed = False
+            continue
+        raise DownloadError(
+            f"{url}: the downloaded file is not the published one: {problem}. It was removed; run the "
+            "command again, and if this repeats, the server or a proxy is serving a different file"
+        )
+    _commit(part, dest)
+    return dest
+
+
+def _transfer(
+    url: str,
+    part: Path,
+    size: int | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | Callable[[], bool] | None,
+    retries: int,
+    backoff: float,
+    timeout: float,
+) -> None:
+    """Fill ``part`` with the whole body of ``url``, retrying as the module doc describes."""
     failures = 0
     largest = part.stat().st_size if part.exists() else 0
     while True:
@@ -235,7 +268,7 @@ def fetch_file(
             part.unlink()
         try:
             _attempt(url, part, timeout, progress, cancel, size)
-            break
+            return
         except _Retry as exc:
             received = part.stat().st_size if part.exists() else 0
             # Only growth past the largest partial file so far counts as progress; a server that drops
@@ -244,20 +277,11 @@ def fetch_file(
             largest = max(largest, received)
             if failures > retries:
                 raise DownloadError(
-                    f"{url}: download failed after {retries + 1} attempts ({exc}); check the network "
-                    f"connection and run the command again (the {received:,} bytes received so far are "
-                    f"kept in {part} and will be resumed)"
+                    f"{url}: download failed after {failures} failed attempts in a row ({exc}); check the "
+                    f"network connection and run the command again (the {received:,} bytes received so "
+                    f"far are kept in {part} and will be resumed)"
                 ) from None
-            _wait(backoff * 2 ** max(failures - 1, 0), cancel)
-    problem = verify_file(part, size, checksum)
-    if problem is not None:
-        part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"{url}: the downloaded file is not the published one: {problem}. It was removed; run the "
-            "command again, and if this repeats, the server or a proxy is serving a different file"
-        )
-    _commit(part, dest)
-    return dest
+            _wait(backoff * 2 ** (failures - 1), cancel)
 
 
 def _commit(part: Path, dest: Path) -> None:

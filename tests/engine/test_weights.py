@@ -168,6 +168,37 @@ def test_server_that_ignores_range_restarts_cleanly(monkeypatch, server, home):
     assert path.read_bytes() == PAYLOAD
 
 
+def test_server_answering_another_range_restarts_cleanly(monkeypatch, server, home):
+    _serve_as_vit_t(monkeypatch)
+    store = home / "weights"
+    store.mkdir(parents=True)
+    (store / "efficient_sam_vitt.pt.part").write_bytes(PAYLOAD[:1000])
+    server.behaviour.wrong_range = True
+    path = weights.download("vit_t", base_url=server.url, backoff=0)
+    assert [r for _, r in server.behaviour.requests] == ["bytes=1000-", None]
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_complete_partial_file_is_installed_without_downloading_again(monkeypatch, server, home):
+    _serve_as_vit_t(monkeypatch)
+    store = home / "weights"
+    store.mkdir(parents=True)
+    (store / "efficient_sam_vitt.pt.part").write_bytes(PAYLOAD)  # finished, but not yet renamed
+    path = weights.download("vit_t", base_url=server.url, backoff=0)
+    assert server.range_requests() == [f"bytes={len(PAYLOAD)}-"]  # answered 416: nothing left to send
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_stale_partial_file_from_another_version_is_replaced(monkeypatch, server, home):
+    _serve_as_vit_t(monkeypatch)
+    store = home / "weights"
+    store.mkdir(parents=True)
+    (store / "efficient_sam_vitt.pt.part").write_bytes(b"x" * 1000)  # resumes fine, checksum fails
+    path = weights.download("vit_t", base_url=server.url, backoff=0)
+    assert [r for _, r in server.behaviour.requests] == ["bytes=1000-", None]
+    assert path.read_bytes() == PAYLOAD
+
+
 def test_wrong_checksum_is_a_clear_error_and_leaves_nothing_installed(monkeypatch, server, home):
     _patch_file(monkeypatch, "vit_t", size=len(PAYLOAD), checksum=Checksum("git-blob-sha1", "0" * 40))
     with pytest.raises(weights.DownloadError) as info:
@@ -190,7 +221,7 @@ def test_persistent_server_error_fails_after_the_retries(monkeypatch, server, ho
     server.behaviour.status = 500
     with pytest.raises(weights.DownloadError) as info:
         weights.download("vit_t", base_url=server.url, retries=2, backoff=0)
-    assert "after 3 attempts" in str(info.value) and "HTTP 500" in str(info.value)
+    assert "after 3 failed attempts" in str(info.value) and "HTTP 500" in str(info.value)
     assert len(server.behaviour.requests) == 3
     assert isinstance(info.value, StudioError)
     assert weights.installed_path("vit_t") is None

@@ -16,6 +16,7 @@ class Behaviour:
     status: int | None = None  # answer every request with this error status
     drop_after: int | None = None  # cut the first body after this many bytes (once)
     ignore_range: bool = False  # answer Range requests with 200 and the whole file
+    wrong_range: bool = False  # answer Range requests with 206 and the range from byte 0
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -56,7 +57,7 @@ class FileServer:
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
         if match and not behaviour.ignore_range:
-            start = int(match.group(1))
+            start = 0 if behaviour.wrong_range else int(match.group(1))
             if start >= len(data):
                 handler.send_response(416)
                 handler.send_header("Content-Range", f"bytes */{len(data)}")
