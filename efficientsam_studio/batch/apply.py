@@ -1,0 +1,139 @@
+"""The document side of batch labelling: which images to label, and landing results as AI instances.
+
+Rules (the same for the command line and the GUI):
+
+- An image counts as *already labelled* when its status is ``done``, ``needs_review`` or ``skipped``, or
+  when it holds AI instances from an earlier run. Already-labelled images are left alone unless
+  ``overwrite``; then their AI instances are replaced.
+- Hand-made instances (source ``manual``) are never removed or changed unless ``replace_manual``; new AI
+  instances are added on top of them.
+- Each result lands as one compound, undoable command (categories created as needed, old AI instances
+  removed, new ones added, the image marked ``needs_review``). If anything fails or is interrupted while
+  it is applied, the part already done is undone, so an image is either fully labelled or untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from efficientsam_studio.annotations.commands import (
+    AddCategory,
+    AddInstance,
+    Command,
+    CompoundCommand,
+    RemoveInstances,
+    SetImageStatus,
+)
+from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
+from efficientsam_studio.batch.results import ImageResult
+
+LABELLED_STATUSES = (ImageStatus.DONE, ImageStatus.NEEDS_REVIEW, ImageStatus.SKIPPED)
+"""Statuses that mark an image as already handled (left alone unless ``overwrite``)."""
+
+
+def skip_reason(document: Document, image: ImageRecord, overwrite: bool) -> str | None:
+    """Why a run leaves ``image`` alone, or None when it should be labelled."""
+    if overwrite:
+        return None
+    if image.status in LABELLED_STATUSES:
+        return f"already labelled (status {image.status.value}); use overwrite to label it again"
+    if any(inst.source == "ai" for inst in document.instances_of(image.id)):
+        return "holds AI instances from an earlier run; use overwrite to replace them"
+    return None
+
+
+@dataclass
+class ApplyCounts:
+    """What applying one result changed."""
+
+    added: int = 0
+    removed_ai: int = 0
+    removed_manual: int = 0
+
+
+class ApplyResult(CompoundCommand):
+    """One image's batch result as a single undoable command (see the module docstring).
+
+    Build it on the thread that owns the document, then ``do()`` it (or push it on an undo stack).
+    ``counts`` says what it changes.
+    """
+
+    def __init__(self, document: Document, result: ImageResult, replace_manual: bool = False) -> None:
+        image = document.image(result.image_id)
+        old: list[Instance] = [
+            inst
+            for inst in document.instances_of(image.id)
+            if inst.source == "ai" or (replace_manual and inst.source == "manual")
+        ]
+        commands: list[Command] = []
+        category_ids: dict[str, int] = {c.name: c.id for c in document.categories}
+        for mask in result.masks:
+            if mask.category not in category_ids:
+                add = AddCategory(document, mask.category)
+                commands.append(add)
+                category_ids[mask.category] = add.category.id
+        if old:
+            commands.append(RemoveInstances(document, [inst.id for inst in old]))
+        for mask in result.masks:
+            instance = Instance.from_rle(
+                document.allocate_id("instance"),
+                image.id,
+                category_ids[mask.category],
+                mask.rle,
+                score=mask.score,
+                source="ai",
+                attributes=dict(mask.attributes),
+            )
+            commands.append(_AddLater(document, instance))
+        commands.append(SetImageStatus(document, image.id, ImageStatus.NEEDS_REVIEW))
+        count = len(result.masks)
+        super().__init__(f"Batch label {image.path} ({count} mask{'s' if count != 1 else ''})", commands)
+        self.counts = ApplyCounts(
+            added=len(result.masks),
+            removed_ai=sum(1 for inst in old if inst.source == "ai"),
+            removed_manual=sum(1 for inst in old if inst.source == "manual"),
+        )
+
+    def do(self) -> None:
+        """Apply every part, or none: on any exception (KeyboardInterrupt included) undo what was done."""
+        done: list[Command] = []
+        try:
+            for command in self.commands:
+                command.do()
+                done.append(command)
+        except BaseException:
+            for command in reversed(done):
+                command.undo()
+            raise
+
+
+class _AddLater(AddInstance):
+    """An AddInstance whose category may be created by an earlier command of the same compound."""
+
+    def __init__(self, document: Document, instance: Instance) -> None:
+        self.document, self.instance, self.index = document, instance, None
+        self.text = "Add AI instance"
+
+
+def apply_result(document: Document, result: ImageResult, replace_manual: bool = False) -> ApplyCounts:
+    """Land one image's masks in ``document`` atomically; returns what changed."""
+    command = ApplyResult(document, result, replace_manual)
+    command.do()
+    return command.counts
+
+
+def images_to_label(
+    document: Document, image_ids: Sequence[int] | None, overwrite: bool
+) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
+    """Split the run's images (default: all, in project order) into ``(to_label, [(skipped, reason)])``."""
+    records = document.images if image_ids is None else [document.image(i) for i in image_ids]
+    todo: list[ImageRecord] = []
+    skipped: list[tuple[ImageRecord, str]] = []
+    for record in records:
+        reason = skip_reason(document, record, overwrite)
+        if reason is None:
+            todo.append(record)
+        else:
+            skipped.append((record, reason))
+    return todo, skipped

@@ -1,0 +1,111 @@
+"""Masks for one image in each batch mode; touches no document (safe to run in a worker thread).
+
+- ``everything``: :class:`~efficientsam_studio.engine.automatic.AutomaticMaskGenerator` on the image.
+- ``boxes``: each box is decoded as a box prompt; the best of the 3 candidates (by predicted IoU) is kept,
+  with the box's category and the detector's score.
+- ``points``: each object's points are one prompt; the best candidate is kept.
+
+Every mask keeps the decoder's predicted IoU as its score; attributes say which prompt made it.
+Imports no torch (the ONNX backend must work without it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from efficientsam_studio.annotations import masks as mask_codec
+from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt
+from efficientsam_studio.batch.results import ImageResult, NewMask
+from efficientsam_studio.engine.automatic import AutomaticMaskGenerator, AutomaticMaskParams
+
+DECODE_CHUNK = 16
+"""Prompts decoded per batched call in boxes and points modes (bounds the memory of full-size masks)."""
+
+
+def label_everything(
+    predictor: Any,
+    image: np.ndarray,
+    result: ImageResult,
+    params: AutomaticMaskParams,
+    category: str,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> None:
+    """Append every automatic mask of ``image`` (RGB uint8 ``(H, W, 3)``) to ``result``."""
+    generator = AutomaticMaskGenerator(predictor, params)
+    for auto in generator.generate(image, progress=progress, cancel=cancel):
+        attributes = {
+            "prompt": "point_grid",
+            "point": [round(auto.point[0], 2), round(auto.point[1], 2)],
+            "predicted_iou": round(auto.predicted_iou, 4),
+            "stability_score": round(auto.stability_score, 4),
+        }
+        if auto.crop_box != (0, 0, image.shape[1], image.shape[0]):
+            attributes["crop_box"] = list(auto.crop_box)
+        result.masks.append(NewMask(category, auto.rle, float(auto.predicted_iou), attributes))
+
+
+def _best_masks(predictor: Any, **prompt_arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """Best candidate of each prompt: ``(masks bool (Q, H, W), scores (Q,), infos)``."""
+    prediction = predictor.predict_batch(**prompt_arrays, multimask_output=True, return_masks=False)
+    _, scores, logits = prediction
+    infos = list(getattr(prediction, "infos", []) or [])
+    best = np.asarray(logits)[:, 0]  # candidates come sorted best first
+    return np.asarray(predictor.masks_from_logits(best)), np.asarray(scores)[:, 0], infos
+
+
+def label_boxes(
+    predictor: Any, image_size: tuple[int, int], prompts: Sequence[BoxPrompt], result: ImageResult
+) -> None:
+    """Append one mask per box (prompts in pixels or normalised) on the image set on ``predictor``."""
+    height, width = image_size
+    usable: list[tuple[BoxPrompt, tuple[float, float, float, float]]] = []
+    for prompt in prompts:
+        box = prompt.in_pixels(width, height)
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            result.notes.append(f"{result.path}: box {prompt.origin or prompt.box} lies outside the image")
+            result.empty += 1
+            continue
+        usable.append((prompt, box))
+    for start in range(0, len(usable), DECODE_CHUNK):
+        chunk = usable[start : start + DECODE_CHUNK]
+        boxes = np.array([box for _, box in chunk], dtype=np.float32)
+        masks, scores, _ = _best_masks(predictor, boxes=boxes)
+        for (prompt, box), mask, score in zip(chunk, masks, scores, strict=True):
+            if not mask.any():
+                result.empty += 1
+                continue
+            attributes: dict[str, Any] = {"prompt": "box", "box": [round(v, 2) for v in box]}
+            if prompt.score is not None:
+                attributes["detector_score"] = prompt.score
+            if prompt.origin:
+                attributes["origin"] = prompt.origin
+            result.masks.append(NewMask(prompt.category, mask_codec.encode(mask), float(score), attributes))
+
+
+def label_points(predictor: Any, prompts: Sequence[PointPrompt], result: ImageResult) -> None:
+    """Append one mask per point prompt (an object's points) on the image set on ``predictor``."""
+    by_length: dict[int, list[PointPrompt]] = {}
+    for prompt in prompts:
+        by_length.setdefault(len(prompt.points), []).append(prompt)
+    for count, group in by_length.items():
+        for start in range(0, len(group), DECODE_CHUNK):
+            chunk = group[start : start + DECODE_CHUNK]
+            coords = np.array([p.points for p in chunk], dtype=np.float32).reshape(len(chunk), count, 2)
+            labels = np.array([p.labels for p in chunk], dtype=np.float32).reshape(len(chunk), count)
+            masks, scores, infos = _best_masks(predictor, point_coords=coords, point_labels=labels)
+            for index, (prompt, mask, score) in enumerate(zip(chunk, masks, scores, strict=True)):
+                note = getattr(infos[index], "note", None) if index < len(infos) else None
+                if note:
+                    result.notes.append(f"{result.path}: object {prompt.object_id}: {note}")
+                if not mask.any():
+                    result.empty += 1
+                    continue
+                attributes = {"prompt": "points", "object": prompt.object_id,
+                              "points": [[round(x, 2), round(y, 2)] for x, y in prompt.points],
+                              "labels": list(prompt.labels)}
+                rle = mask_codec.encode(mask)
+                result.masks.append(NewMask(prompt.category, rle, float(score), attributes))

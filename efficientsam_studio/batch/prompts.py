@@ -1,0 +1,145 @@
+"""Prompts read from files for batch labelling, and how they are matched to the images of a project.
+
+A prompt file names images by a *key*: a path relative to the image folder (``sub/a.jpg``), a file name
+(``a.jpg``), a file stem (``a``, YOLO label files) or a numeric COCO image id (``42``, detections without an
+image list). :meth:`PromptSet.match` maps keys to the project's images: exact relative path first, then file
+name, then stem (for keys without an extension), then a numeric stem equal to the id (``000000000042.jpg`` for
+42). A key that fits several images is an error; keys that fit no image are reported, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from efficientsam_studio.annotations.document import ImageRecord
+from efficientsam_studio.errors import StudioError
+
+KeyKind = Literal["path", "stem", "id"]
+
+
+class PromptFileError(StudioError):
+    """A prompt file (boxes or points) is missing, malformed or does not fit the project's images."""
+
+
+@dataclass(frozen=True)
+class BoxPrompt:
+    """One box to turn into one mask.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)``: pixels of the original image, or fractions of its width and height when
+            ``normalized`` (YOLO files).
+        category: category name the mask gets.
+        score: detector confidence, when the file has one.
+        origin: where the box came from, for messages (``"dets.json[12]"``, ``"a.txt:3"``).
+    """
+
+    box: tuple[float, float, float, float]
+    category: str
+    score: float | None = None
+    origin: str = ""
+    normalized: bool = False
+
+    def in_pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The box in pixels of a ``width x height`` image, clipped to the image."""
+        x0, y0, x1, y1 = self.box
+        if self.normalized:
+            x0, x1, y0, y1 = x0 * width, x1 * width, y0 * height, y1 * height
+        return (
+            min(max(x0, 0.0), width),
+            min(max(y0, 0.0), height),
+            min(max(x1, 0.0), width),
+            min(max(y1, 0.0), height),
+        )
+
+
+@dataclass(frozen=True)
+class PointPrompt:
+    """Points that together prompt one object.
+
+    Attributes:
+        points: ``((x, y), ...)`` in pixels of the original image.
+        labels: ``1`` = positive (on the object), ``0`` = negative (not on it), one per point.
+        category: category name the mask gets.
+        object_id: the object's id in the file (or the row number when the file has none).
+    """
+
+    points: tuple[tuple[float, float], ...]
+    labels: tuple[int, ...]
+    category: str
+    object_id: str = ""
+    origin: str = ""
+
+
+Prompt = BoxPrompt | PointPrompt
+
+
+@dataclass
+class PromptSet:
+    """Prompts of a file, grouped by image key.
+
+    Attributes:
+        kind: ``"boxes"`` or ``"points"``.
+        by_key: prompts per image key, in file order.
+        key_kind: what the keys are: ``"path"`` (relative path or file name), ``"stem"`` or ``"id"``.
+        categories: category names in the order the file defines or first uses them.
+        source: the file or folder read.
+    """
+
+    kind: Literal["boxes", "points"]
+    by_key: dict[str, list[Prompt]] = field(default_factory=dict)
+    key_kind: KeyKind = "path"
+    categories: list[str] = field(default_factory=list)
+    source: Path | None = None
+
+    def add(self, key: str, prompt: Prompt) -> None:
+        self.by_key.setdefault(key, []).append(prompt)
+        if prompt.category not in self.categories:
+            self.categories.append(prompt.category)
+
+    @property
+    def prompt_count(self) -> int:
+        return sum(len(v) for v in self.by_key.values())
+
+    def match(self, images: Sequence[ImageRecord]) -> tuple[dict[int, list[Prompt]], list[str]]:
+        """Prompts per image id, and the keys that fit no image (see the module docstring for the rules).
+
+        Raises:
+            PromptFileError: a key fits several images (give relative paths in the file to tell them apart).
+        """
+        by_path = {img.path: img for img in images}
+        by_name: dict[str, list[ImageRecord]] = {}
+        by_stem: dict[str, list[ImageRecord]] = {}
+        by_number: dict[int, list[ImageRecord]] = {}
+        for img in images:
+            pure = PurePosixPath(img.path)
+            by_name.setdefault(pure.name, []).append(img)
+            by_stem.setdefault(pure.stem, []).append(img)
+            if pure.stem.isdigit():
+                by_number.setdefault(int(pure.stem), []).append(img)
+        matched: dict[int, list[Prompt]] = {}
+        unmatched: list[str] = []
+        for key, prompts in self.by_key.items():
+            pure = PurePosixPath(key.replace("\\", "/").removeprefix("./"))
+            candidates: list[ImageRecord] = []
+            if self.key_kind == "id":
+                candidates = by_number.get(int(key), []) if key.isdigit() else []
+            elif self.key_kind == "path" and pure.as_posix() in by_path:
+                candidates = [by_path[pure.as_posix()]]
+            elif self.key_kind == "path" and pure.suffix:
+                candidates = by_name.get(pure.name, [])
+            else:  # a stem, or a path without an extension
+                candidates = by_stem.get(pure.name, [])
+            if not candidates:
+                unmatched.append(key)
+                continue
+            if len(candidates) > 1:
+                paths = ", ".join(img.path for img in candidates[:4])
+                raise PromptFileError(
+                    f"{self.source}: image {key!r} fits several images of the project ({paths}); "
+                    "name images by their path relative to the image folder"
+                )
+            matched.setdefault(candidates[0].id, []).extend(prompts)
+        return matched, unmatched
