@@ -15,9 +15,12 @@ from pycocotools.cocoeval import COCOeval
 
 from efficientsam_studio.annotations import commands as C
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import Document, ImageRecord
+from efficientsam_studio.annotations.document import Document, ImageRecord, Instance
 from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.coco import coco_dict, export_coco, import_coco
+from efficientsam_studio.annotations.formats.labelme import export_labelme
+from efficientsam_studio.annotations.formats.png_masks import export_png_masks
+from efficientsam_studio.annotations.formats.yolo import export_yolo
 
 from .conftest import H, W, disk
 
@@ -199,3 +202,30 @@ def test_size_mismatch_with_the_project_is_skipped_not_imported(doc):
     data["images"][0]["width"] = W + 1
     report = import_coco(doc, data)
     assert report.instances_added == 0 and "annotations skipped" in report.skipped[0][1]
+
+
+def test_empty_masks_in_a_hand_edited_document_are_skipped_and_reported(doc, tmp_path):
+    empty = masks.encode(np.zeros((H, W), bool))
+    doc.add_instance(Instance(99, 1, 1, empty, (0.0, 0.0, 0.0, 0.0), 0))
+    data, report = coco_dict(doc)
+    assert 99 not in [a["id"] for a in data["annotations"]]
+    assert report.skipped == [(99, "empty mask; not exported")]
+    for export in (lambda: export_labelme(doc, tmp_path / "lm", image_root=tmp_path),
+                   lambda: export_yolo(doc, tmp_path / "yolo", image_root=tmp_path, images="none"),
+                   lambda: export_png_masks(doc, tmp_path / "png")):
+        assert (99, "empty mask; not exported") in export().skipped
+
+
+def test_removed_category_disappears_from_the_export_and_comes_back_on_undo(doc):
+    stack = C.UndoStack()
+    stack.push(C.RemoveCategory(doc, 2))
+    data, _ = coco_dict(doc)
+    assert [c["name"] for c in data["categories"]] == ["cell"]
+    assert {a["category_id"] for a in data["annotations"]} == {1} and len(data["annotations"]) == 2
+    stack.push(C.AddCategory(doc, "car"))
+    data, _ = coco_dict(doc)
+    assert [(c["id"], c["name"]) for c in data["categories"]] == [(1, "cell"), (3, "car")]
+    stack.undo()
+    stack.undo()
+    data, _ = coco_dict(doc)
+    assert [c["name"] for c in data["categories"]] == ["cell", "dog"] and len(data["annotations"]) == 4

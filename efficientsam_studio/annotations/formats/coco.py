@@ -33,6 +33,7 @@ from efficientsam_studio.annotations.formats.common import (
     ImportReport,
     PolygonPolicy,
     check_policy,
+    exportable_instances,
     images_to_export,
     polygons_for,
 )
@@ -56,7 +57,7 @@ def coco_dict(
     chosen = images_to_export(document, list(image_ids) if image_ids is not None else None)
     annotations = []
     for image in chosen:
-        for instance in document.instances_of(image.id):
+        for instance in exportable_instances(document, image.id, report):
             annotation = _annotation(instance, polygons, tolerance, report)
             if annotation is not None:
                 annotations.append(annotation)
@@ -91,9 +92,6 @@ def coco_dict(
 def _annotation(
     instance: Instance, policy: PolygonPolicy, tolerance: float, report: ExportReport
 ) -> dict | None:
-    if instance.area <= 0:
-        report.skipped.append((instance.id, "empty mask"))
-        return None
     rings = polygons_for(instance, policy, tolerance, report)
     if rings is None:
         segmentation: Any = instance.rle

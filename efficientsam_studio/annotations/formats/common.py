@@ -101,6 +101,18 @@ def polygons_for(
     return rings
 
 
+def exportable_instances(document: Document, image_id: int, report: ExportReport) -> list[Instance]:
+    """The instances of an image in z-order, leaving out (and reporting) empty masks, which documents
+    built by the app never hold but a hand-edited project file might."""
+    kept = []
+    for instance in document.instances_of(image_id):
+        if instance.area <= 0 or masks.area(instance.rle) == 0:
+            report.skipped.append((instance.id, "empty mask; not exported"))
+        else:
+            kept.append(instance)
+    return kept
+
+
 def images_to_export(document: Document, image_ids: list[int] | None) -> list[ImageRecord]:
     """The images named by ``image_ids``; by default the labelled ones: images with at least one
     instance or marked done (a done image without instances is a true negative)."""

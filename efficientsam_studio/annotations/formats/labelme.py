@@ -41,6 +41,7 @@ from efficientsam_studio.annotations.formats.common import (
     ImportReport,
     PolygonPolicy,
     check_policy,
+    exportable_instances,
     images_to_export,
 )
 from efficientsam_studio.annotations.storage import atomic_write
@@ -100,7 +101,7 @@ def export_labelme(
     out, root = Path(out), Path(image_root)
     report = ExportReport()
     for image in images_to_export(document, image_ids):
-        instances = document.instances_of(image.id)
+        instances = exportable_instances(document, image.id, report)
         shapes = []
         for instance in instances:
             shapes += instance_shapes(instance, document.category(instance.category_id).name, polygons,

@@ -26,7 +26,11 @@ import numpy as np
 
 from efficientsam_studio.annotations.document import Document
 from efficientsam_studio.annotations.errors import FormatError
-from efficientsam_studio.annotations.formats.common import ExportReport, images_to_export
+from efficientsam_studio.annotations.formats.common import (
+    ExportReport,
+    exportable_instances,
+    images_to_export,
+)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -56,7 +60,7 @@ def export_png_masks(
     report = ExportReport()
     listing: dict[str, list[dict]] = {}
     for image in images_to_export(document, image_ids):
-        instances = document.instances_of(image.id)
+        instances = exportable_instances(document, image.id, report)
         if len(instances) > 65535:
             raise FormatError(f"image {image.path} has {len(instances)} instances; a 16-bit PNG holds 65,535")
         semantic = np.zeros((image.height, image.width), np.uint8)

@@ -24,7 +24,12 @@ from typing import Literal
 
 from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Document
-from efficientsam_studio.annotations.formats.common import ExportReport, check_policy, images_to_export
+from efficientsam_studio.annotations.formats.common import (
+    ExportReport,
+    check_policy,
+    exportable_instances,
+    images_to_export,
+)
 from efficientsam_studio.annotations.storage import atomic_write
 
 ImageMode = Literal["link", "copy", "none"]
@@ -66,7 +71,7 @@ def export_yolo(
     listed = []
     for image in images_to_export(document, image_ids):
         lines = []
-        for instance in document.instances_of(image.id):
+        for instance in exportable_instances(document, image.id, report):
             mask = instance.mask()
             rings = masks.mask_to_polygons(mask, "all", tolerance)
             if masks.has_holes(mask):
