@@ -168,7 +168,7 @@ def _to_rgb_uint8(path: Path, image: np.ndarray) -> np.ndarray:
     if channels == 1:
         return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
     if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: the decoded array is ours
     if channels == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     raise ImageLoadError(f"cannot load image {path}: it has {channels} channels; expected 1, 3 or 4")

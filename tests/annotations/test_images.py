@@ -190,6 +190,18 @@ def test_png_exif_orientation_is_applied_and_reported(tmp_path):
     assert read_image_size(path) == (20, 40)
 
 
+@pytest.mark.parametrize("fmt", ["TIFF", "WEBP"])
+def test_tiff_and_webp_exif_orientation(tmp_path, fmt):
+    image_module = pytest.importorskip("PIL.Image", reason="Pillow writes EXIF into TIFF and WebP test files")
+    stored = _rgb_pattern()
+    exif = image_module.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / f"o.{fmt.lower()}"
+    image_module.fromarray(stored).save(path, fmt, exif=exif.tobytes(), lossless=True)
+    np.testing.assert_array_equal(load_image(path), np.rot90(stored, 1))
+    assert read_image_size(path) == (20, 40)
+
+
 def test_orientation_1_leaves_the_image_as_stored(tmp_path):
     stored = _rgb_pattern()
     path = _write(tmp_path / "o1.jpg", _jpeg_with_orientation(stored, 1))
@@ -343,3 +355,14 @@ def test_list_images_on_a_missing_folder(tmp_path):
 def test_image_extensions_are_lower_case_with_a_dot():
     assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"} <= IMAGE_EXTENSIONS
     assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)
+
+
+def test_shipped_sample_images_load_at_their_header_size():
+    samples = Path(__file__).resolve().parents[2] / "resources" / "samples"
+    found = list_images(samples)
+    if not found:
+        pytest.skip(f"no sample images in {samples}")
+    for path in found:
+        image = load_image(path)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        assert read_image_size(path) == (image.shape[1], image.shape[0])
