@@ -274,6 +274,15 @@ class Document:
             for instance_id in self._by_image.get(image_id, ()):
                 yield self._instances[instance_id]
 
+    def instance_at(self, image_id: int, x: float, y: float) -> Instance | None:
+        """The topmost instance of an image covering pixel ``(x, y)`` (column, row), or None."""
+        col, row = int(x), int(y)
+        for instance in reversed(self.instances_of(image_id)):
+            bx, by, bw, bh = instance.bbox
+            if bx <= col < bx + bw and by <= row < by + bh and instance.mask()[row, col]:
+                return instance
+        return None
+
     def z_index(self, instance_id: int) -> int:
         """Position of the instance in its image's z-order (0 = bottom)."""
         instance = self.instance(instance_id)

@@ -108,7 +108,7 @@ def document_from_dict(data: Any) -> tuple[Document, dict[str, Any]]:
         if not COLOUR_PATTERN.match(colour):
             raise SchemaFieldError(f"{where}.colour", f"must look like '#rrggbb'; found {colour!r}")
         categories.append(Category(_get(raw, "id", int, where), _get(raw, "name", str, where), colour,
-                                   raw.get("supercategory", "") or ""))
+                                   str(raw.get("supercategory") or "")))
     images = []
     for n, raw in enumerate(_list(data, "images")):
         where = f"images[{n}]"

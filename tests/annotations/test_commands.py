@@ -156,3 +156,17 @@ def test_changes_are_notified_and_make_the_document_dirty(doc):
     unsubscribe()
     C.UndoStack().push(C.RemoveInstance(doc, 2))
     assert len(seen) == 1
+
+
+def test_instance_at_finds_the_topmost_under_a_pixel(doc):
+    a, b, c = doc.instances_of(1)
+    assert doc.instance_at(1, 20, 20).id == a.id  # centre of the disk
+    hole = np.argwhere(disk(40, 24, 4) & ~c.mask())[0]
+    assert not b.mask()[hole[0], hole[1]]
+    assert doc.instance_at(1, hole[1], hole[0]) is None  # in the ring's hole
+    assert doc.instance_at(1, 63, 0) is None
+    overlap = np.argwhere(b.mask() & c.mask())
+    row, col = overlap[0]
+    assert doc.instance_at(1, col, row).id == c.id  # c is above b
+    C.UndoStack().push(C.Reorder.to_front(doc, b.id))
+    assert doc.instance_at(1, col, row).id == b.id

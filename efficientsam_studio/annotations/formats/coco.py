@@ -77,7 +77,7 @@ def coco_dict(
         "licenses": list(licenses or []),
         "images": [
             {"id": image.id, "file_name": image.path, "width": image.width, "height": image.height,
-             "license": 0, "status": image.status.value}
+             "status": image.status.value}
             for image in chosen
         ],
         "categories": [

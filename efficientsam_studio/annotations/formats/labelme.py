@@ -202,7 +202,7 @@ def import_labelme(
     """
     source, root = Path(source), Path(image_root).resolve()
     report = ImportReport()
-    parsed: list[tuple[Path, dict, list[tuple[str, Any, np.ndarray]]]] = []
+    parsed: list[tuple[Path, dict, list[tuple[str, dict]]]] = []  # masks kept as RLE: little memory
     for file in _labelme_files(source):
         data = _read(file)
         if data is None:
@@ -219,13 +219,13 @@ def import_labelme(
             group = shape.get("group_id")
             key = (shape["label"], group if group is not None else ("shape", n))
             objects[key] = objects[key] | mask if key in objects else mask
-        parsed.append((file, data, [(label, key, mask) for (label, key), mask in objects.items()]))
+        parsed.append((file, data, [(label, masks.encode(mask)) for (label, _), mask in objects.items()]))
     for file, data, objects in parsed:
         image = _image_for(document, file, data, root, report)
         if image is None:
             continue
-        for label, _, mask in objects:
-            if not mask.any():
+        for label, rle in objects:
+            if masks.area(rle) == 0:
                 report.skipped.append((f"{file.name} {label}", "empty shape; not imported"))
                 continue
             category = document.category_by_name(label)
@@ -234,7 +234,6 @@ def import_labelme(
                                     document.colour_for_new_category())
                 document.add_category(category)
                 report.categories_added.append(label)
-            rle = masks.encode(mask)
             if any(i.category_id == category.id and i.rle["counts"] == rle["counts"]
                    for i in document.instances_of(image.id)):
                 report.duplicates += 1
