@@ -7,12 +7,14 @@ no antialias), then normalised with the ImageNet mean and std.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from efficientsam_studio.errors import StudioError
-from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD
+
+if TYPE_CHECKING:  # torch is imported where it is used, so the ONNX backend can check images without it
+    import torch
 
 INPUT_SIZE = 1024
 """Side of the square model input, in pixels."""
@@ -38,6 +40,8 @@ def check_rgb_image(image: np.ndarray) -> np.ndarray:
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """``(B, 3, H, W)`` RGB in [0, 1] -> ``(x - mean) / std`` with the ImageNet statistics."""
+    from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD
+
     mean = images.new_tensor(PIXEL_MEAN).view(1, 3, 1, 1)
     std = images.new_tensor(PIXEL_STD).view(1, 3, 1, 1)
     return (images - mean) / std
@@ -47,6 +51,9 @@ def preprocess_image(
     image: np.ndarray, device: torch.device | str = "cpu", size: int = INPUT_SIZE
 ) -> torch.Tensor:
     """RGB uint8 ``(H, W, 3)`` -> normalised float32 ``(1, 3, size, size)`` on ``device``."""
+    import torch
+    import torch.nn.functional as F
+
     check_rgb_image(image)
     tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device)
     tensor = tensor.permute(2, 0, 1).unsqueeze(0).float().div(255)

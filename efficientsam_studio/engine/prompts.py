@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from efficientsam_studio.errors import StudioError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so the ONNX backend runs without it
+    import torch
 
 MAX_POINTS = 6
 """Points (box corners included) the published decoder reads per prompt."""
@@ -144,6 +147,8 @@ def to_model_space(
 
     ``x * img_size / W`` and ``y * img_size / H``; negative coordinates become -1 (padding).
     """
+    import torch
+
     h, w = original_size
     x, y = coords[..., 0], coords[..., 1]
     scaled_x = torch.where(x >= 0, x * img_size / w, -1.0)
