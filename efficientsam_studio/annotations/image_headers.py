@@ -212,6 +212,7 @@ def _parse_tiff(data: bytes, whole_file: bool) -> ImageHeader:
         raise HeaderError("the TIFF header is malformed")
     (count,) = buf.unpack(order + count_fmt, ifd, "first directory")
     first = ifd + struct.calcsize(order + count_fmt)
+    buf.need(first + count * entry_size, "first directory")
     tags: dict[int, tuple[int, ...]] = {}
     for i in range(count):
         entry = first + i * entry_size
