@@ -223,7 +223,7 @@ def read_box_csv(path: Path) -> PromptSet:
 def _yaml_names(path: Path) -> list[str] | None:
     """The ``names`` of an Ultralytics ``data.yaml``: ``names: [a, b]``, a ``- a`` list or ``0: a`` lines."""
     text = path.read_text(encoding="utf-8")
-    match = re.search(r"^names\s*:\s*(.*)$", text, flags=re.MULTILINE)
+    match = re.search(r"^names[ \t]*:[ \t]*(.*)$", text, flags=re.MULTILINE)
     if match is None:
         return None
     inline = match.group(1).split("#", 1)[0].strip()
