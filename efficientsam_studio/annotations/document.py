@@ -129,6 +129,9 @@ class Instance:
                    score=None if score is None else float(score), source=source,
                    iscrowd=bool(iscrowd), attributes=dict(attributes or {}))
 
+    def __hash__(self) -> int:
+        return hash((self.id, self.image_id, self.rle["counts"]))
+
     def with_rle(self, rle: dict) -> Instance:
         """A copy with a new mask (bbox and area recomputed); raises :class:`EmptyMaskError` if empty."""
         rle = masks.to_compressed(rle)

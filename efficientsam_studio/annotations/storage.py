@@ -38,13 +38,15 @@ def lock_path(path: Path) -> Path:
 
 
 def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable; best effort (some file systems cannot fsync a folder)."""
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

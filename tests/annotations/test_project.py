@@ -248,3 +248,23 @@ def test_split_save_keeps_changes_made_during_the_write_dirty(project):
     assert load_document(project.path).category_by_name("late") is None
     project.save()
     assert not project.document.dirty and load_document(project.path).category_by_name("late")
+
+
+def test_crash_at_the_final_rename_keeps_the_previous_file(project, monkeypatch):
+    label_something(project)
+    project.save()
+    before = project.path.read_bytes()
+    C.UndoStack().push(C.AddCategory(project.document, "dog"))
+    real_replace = os.replace
+
+    def crash_on_final_rename(source, target):
+        if os.fspath(target) == os.fspath(project.path):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", crash_on_final_rename)
+    with pytest.raises(SaveError, match="Input/output error"):
+        project.save()
+    monkeypatch.undo()
+    assert project.path.read_bytes() == before and project.document.dirty
+    assert storage.backup_path(project.path).read_bytes() == before
