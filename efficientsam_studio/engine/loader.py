@@ -36,9 +36,10 @@ def resolve_checkpoint(model: str, checkpoint: str | Path | None) -> Path:
         ) from None
     try:
         path = weights.installed_path(model)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, StudioError) as exc:
         raise CheckpointError(
-            f"model {model!r} has no published weights to install; pass a checkpoint file (--checkpoint PATH)"
+            f"model {model!r} has no published weights to install ({exc}); "
+            "pass a checkpoint file (--checkpoint PATH)"
         ) from None
     if path is None:
         raise CheckpointError(weights.missing_weights_message(model))
