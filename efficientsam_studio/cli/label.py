@@ -1,0 +1,244 @@
+"""``efsam-studio label FOLDER --out PROJECT``: label a whole folder of images in one run.
+
+Modes (one of them):
+
+- ``--everything``: automatic masks from a grid of points (see the tuning options below);
+- ``--boxes FILE``: one mask per box of a COCO detection-results JSON (``--images-json`` maps its image ids
+  to files), a COCO annotation JSON, a YOLO label folder or a CSV ``image,x0,y0,x1,y1,label[,score]``;
+- ``--points FILE``: one mask per object of a CSV/JSON point file ``image,x,y,label[,object][,category]``.
+
+The project file lives in FOLDER (image paths are stored relative to it): ``--out NAME`` or
+``--out FOLDER/NAME.efsam.json``; an existing project is continued. Images already labelled (status done,
+needs review or skipped, or holding AI instances) are skipped unless ``--overwrite``; hand-made instances
+are kept unless ``--replace-manual``. Results are AI instances with status "needs review". The project is
+saved every ``--save-every`` images and at the end; Ctrl+C saves the finished images and stops (run the
+same command again to continue). ``--coco FILE`` also writes the labelled images as COCO.
+
+Exit status: 0 when every image was labelled or skipped, 1 when some images failed (they are listed in the
+summary; the others are labelled and saved), 2 for a usage error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from efficientsam_studio.cli.segment import DEVICE_CHOICES, MODEL_CHOICES
+from efficientsam_studio.errors import StudioError
+
+PROJECT_SUFFIX = ".efsam.json"
+
+
+class LabelError(StudioError):
+    """Bad arguments of ``efsam-studio label``."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from efficientsam_studio.engine.automatic import AutomaticMaskParams
+
+    defaults = AutomaticMaskParams()
+    p = subparsers.add_parser(
+        "label",
+        help="label a folder of images: segment everything, or masks from boxes or points",
+        description=__doc__.split("\n\n", 1)[1].split("\n\nExit status", 1)[0].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folder", type=Path, metavar="FOLDER", help="the folder of images")
+    p.add_argument("--out", required=True, type=Path, metavar="PROJECT",
+                   help="project name or file in FOLDER (created, or continued when it exists)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--everything", action="store_true", help="automatic masks of every object")
+    mode.add_argument("--boxes", type=Path, metavar="FILE", help="box prompts: COCO JSON, YOLO folder or CSV")
+    mode.add_argument("--points", type=Path, metavar="FILE", help="point prompts: CSV or JSON")
+    p.add_argument("--images-json", type=Path, metavar="FILE",
+                   help="COCO file mapping the image ids of detection results to file names and categories")
+    p.add_argument("--min-score", type=float, default=0.0, metavar="S",
+                   help="leave out boxes whose detector score is below S (default 0)")
+    p.add_argument("--category", default="object", help="category of --everything masks (default: object)")
+    p.add_argument("--coco", type=Path, metavar="FILE", help="also write the labelled images as COCO JSON")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="vit_t", help="model (default: vit_t)")
+    p.add_argument("--checkpoint", type=Path, metavar="PATH",
+                   help="checkpoint file (default: the installed weights of --model)")
+    p.add_argument("--backend", default="auto", help="inference backend: auto (default), torch, onnx")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
+    p.add_argument("--overwrite", action="store_true", help="label again images that are already labelled")
+    p.add_argument("--replace-manual", action="store_true",
+                   help="also replace hand-made instances of the images labelled (default: keep them)")
+    p.add_argument("-r", "--recursive", action="store_true", help="new project: include subfolders")
+    p.add_argument("--save-every", type=int, default=10, metavar="N", help="save every N images (default 10)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the embedding cache (efsam-studio precompute fills it)")
+    tuning = p.add_argument_group("--everything tuning")
+    tuning.add_argument("--points-per-side", type=int, default=defaults.points_per_side, metavar="N",
+                        help=f"grid of N x N points per crop (default {defaults.points_per_side})")
+    tuning.add_argument("--points-per-batch", type=int, default=defaults.points_per_batch, metavar="N",
+                        help=f"points decoded together (default {defaults.points_per_batch})")
+    tuning.add_argument("--pred-iou-thresh", type=float, default=defaults.pred_iou_thresh, metavar="T",
+                        help=f"keep masks of predicted IoU above T (default {defaults.pred_iou_thresh})")
+    tuning.add_argument("--stability-thresh", type=float, default=defaults.stability_score_thresh,
+                        metavar="T", help=f"keep masks with stability score >= T "
+                        f"(default {defaults.stability_score_thresh})")
+    tuning.add_argument("--stability-offset", type=float, default=defaults.stability_score_offset,
+                        metavar="O", help=f"logit offset of the stability score "
+                        f"(default {defaults.stability_score_offset})")
+    tuning.add_argument("--nms-thresh", type=float, default=defaults.box_nms_thresh, metavar="T",
+                        help=f"box IoU above which duplicates go (default {defaults.box_nms_thresh})")
+    tuning.add_argument("--min-area", type=int, default=defaults.min_mask_area, metavar="PX",
+                        help=f"remove holes, islands and masks under PX pixels "
+                        f"(default {defaults.min_mask_area})")
+    tuning.add_argument("--crop-layers", type=int, default=defaults.crop_n_layers, metavar="N",
+                        help="extra layers of overlapping crops for large images (default 0)")
+    tuning.add_argument("--crop-overlap", type=float, default=defaults.crop_overlap_ratio, metavar="R",
+                        help=f"crop overlap as a fraction of the short side "
+                        f"(default {defaults.crop_overlap_ratio:.3f})")
+    p.set_defaults(func=run)
+
+
+def resolve_project_path(folder: Path, out: Path) -> Path:
+    """The project file for ``--out``: a bare name or a ``*.efsam.json`` in FOLDER, or FOLDER itself."""
+    from efficientsam_studio.annotations.project import find_project_file
+
+    folder_real = folder.resolve()
+    if out.is_dir():
+        if out.resolve() != folder_real:
+            raise LabelError(
+                f"--out {out}: a project lives in its image folder; give a name or {folder}/NAME"
+            )
+        return find_project_file(folder) or folder / f"{folder_real.name}{PROJECT_SUFFIX}"
+    name = out.name
+    if not name.endswith(PROJECT_SUFFIX):
+        name = f"{name.removesuffix('.json')}{PROJECT_SUFFIX}"
+    if len(out.parts) > 1 and out.parent.resolve() != folder_real:
+        raise LabelError(
+            f"--out {out}: the project file must be in the image folder {folder} (image paths are stored "
+            f"relative to it); use --out {name.removesuffix(PROJECT_SUFFIX)} or --out {folder / name}"
+        )
+    return folder / name
+
+
+def _read_prompts(args: argparse.Namespace) -> Any:
+    from efficientsam_studio.batch import read_box_prompts, read_point_prompts
+
+    if args.boxes is not None:
+        return read_box_prompts(args.boxes, images_json=args.images_json, min_score=args.min_score)
+    if args.points is not None:
+        return read_point_prompts(args.points)
+    return None
+
+
+def _params(args: argparse.Namespace) -> Any:
+    from efficientsam_studio.batch import BatchParams
+    from efficientsam_studio.engine.automatic import AutomaticMaskParams
+
+    automatic = AutomaticMaskParams(
+        points_per_side=args.points_per_side,
+        points_per_batch=args.points_per_batch,
+        pred_iou_thresh=args.pred_iou_thresh,
+        stability_score_thresh=args.stability_thresh,
+        stability_score_offset=args.stability_offset,
+        box_nms_thresh=args.nms_thresh,
+        min_mask_area=args.min_area,
+        crop_n_layers=args.crop_layers,
+        crop_overlap_ratio=args.crop_overlap,
+    )
+    params = BatchParams(
+        overwrite=args.overwrite,
+        replace_manual=args.replace_manual,
+        save_every=args.save_every,
+        category=args.category,
+        automatic=automatic,
+    )
+    params.validate()
+    return params
+
+
+def _open_project(folder: Path, path: Path, recursive: bool) -> tuple[Any, Any]:
+    from efficientsam_studio.annotations.project import Project
+
+    if path.exists():
+        project = Project.open(path, scan=False)
+    else:
+        name = path.name.removesuffix(PROJECT_SUFFIX)
+        project = Project.create(folder, name, recursive=recursive, scan=False)
+    try:
+        report = project.scan()
+    except BaseException:
+        project.close()
+        raise
+    return project, report
+
+
+def _load_predictor(args: argparse.Namespace) -> Any:
+    from efficientsam_studio.engine import load_predictor
+
+    predictor = load_predictor(model=args.model, checkpoint=args.checkpoint, device=args.device,
+                               backend=args.backend)
+    if args.no_cache:
+        return predictor
+    from efficientsam_studio.engine.cache import CachedPredictor
+
+    return CachedPredictor(predictor)
+
+
+class _Bar:
+    """A tqdm bar over images, created at the first event (when the number of images is known)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=event.total, unit="img", desc="label", file=sys.stderr, dynamic_ncols=True)
+        name = event.path[-30:]
+        if event.outcome == "working":
+            step = f" {event.step[0]}/{event.step[1]} points" if event.step else ""
+            self.bar.set_postfix_str(f"{name}{step}, {event.instances} masks", refresh=False)
+            self.bar.refresh()
+        else:
+            self.bar.set_postfix_str(f"{name} {event.outcome}, {event.instances} masks", refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from efficientsam_studio.batch import ImageFailure, run_batch
+
+    folder: Path = args.folder
+    if not folder.is_dir():
+        raise LabelError(f"{folder} is not a folder: give the folder that holds the images")
+    path = resolve_project_path(folder, args.out)
+    params = _params(args)
+    prompts = _read_prompts(args)
+    mode = "everything" if args.everything else "boxes" if args.boxes is not None else "points"
+    predictor = _load_predictor(args)
+    project, report = _open_project(folder, path, args.recursive)
+    bar = _Bar()
+    try:
+        if report.added and path.exists():
+            print(f"{len(report.added)} new images added to {path.name}", file=sys.stderr)
+        summary = run_batch(project, mode=mode, params=params, predictor=predictor, prompts=prompts,
+                            progress=bar)
+        bar.close()
+        summary.failed[:0] = [ImageFailure(rel, reason) for rel, reason in report.unreadable]
+        summary.images += len(report.unreadable)
+        if args.coco is not None and not summary.interrupted:
+            from efficientsam_studio.annotations.formats.coco import export_coco
+
+            exported = export_coco(project.document, args.coco)
+            print(f"COCO: {exported.summary()} written to {args.coco}")
+    finally:
+        bar.close()
+        project.close()
+    print(f"project: {path}")
+    for line in summary.lines():
+        print(line)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
