@@ -2,7 +2,10 @@
 
 Each command checks its input when it is built (so a GUI can refuse an edit before pushing it), applies
 itself with :meth:`Command.do` and reverts exactly with :meth:`Command.undo`; ``do`` after ``undo`` is a
-redo. ``text`` is a short description for an Edit menu ("Undo Merge 3 instances"). The GUI wraps each
+redo. This module holds the instance and image commands and re-exports the category commands
+(:mod:`.category_commands`), the base class (:mod:`.command_base`) and :class:`UndoStack`
+(:mod:`.undo_stack`), so ``from efficientsam_studio.annotations.commands import ...`` reaches them all.
+``text`` is a short description for an Edit menu ("Undo Merge 3 instances"). The GUI wraps each
 command in a ``QUndoCommand`` whose ``redo()`` calls ``do()`` and whose ``undo()`` calls ``undo()``;
 scripts use :class:`UndoStack`. Commands assume the document is only changed through commands between
 their ``do`` and ``undo`` (the usual undo-stack discipline).
@@ -10,7 +13,6 @@ their ``do`` and ``undo`` (the usual undo-stack discipline).
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -18,55 +20,25 @@ from typing import Any
 import numpy as np
 
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import (
-    Category,
-    Document,
-    ImageStatus,
-    Instance,
+from efficientsam_studio.annotations.category_commands import (
+    AddCategory,
+    RecolourCategory,
+    RemoveCategory,
+    RenameCategory,
 )
+from efficientsam_studio.annotations.command_base import Command, CompoundCommand, InstanceRemoval, plural
+from efficientsam_studio.annotations.document import Document
 from efficientsam_studio.annotations.errors import DocumentError
+from efficientsam_studio.annotations.records import ImageStatus, Instance
+from efficientsam_studio.annotations.undo_stack import UndoStack
+
+__all__ = [
+    "AddCategory", "AddInstance", "Command", "CompoundCommand", "Merge", "RecolourCategory", "Relabel",
+    "RemoveCategory", "RemoveInstance", "RemoveInstances", "RenameCategory", "Reorder", "SetImageStatus",
+    "Subtract", "UndoStack", "UpdateInstance",
+]
 
 _KEEP: Any = object()
-
-
-class Command(abc.ABC):
-    """Base class: ``text`` for menus, ``do()`` applies, ``undo()`` reverts."""
-
-    text: str = ""
-
-    @abc.abstractmethod
-    def do(self) -> None:
-        """Apply the edit (also used for redo)."""
-
-    @abc.abstractmethod
-    def undo(self) -> None:
-        """Revert exactly what :meth:`do` did."""
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-class _Removal:
-    """Removes instances and puts them back at their exact z positions."""
-
-    def __init__(self, document: Document, instance_ids: Sequence[int]) -> None:
-        self.document = document
-        unique = list(dict.fromkeys(instance_ids))
-        for instance_id in unique:
-            document.instance(instance_id)
-        self.ids = unique
-        self.removed: list[tuple[Instance, int]] = []
-
-    def remove(self) -> None:
-        doc = self.document
-        ordered = sorted(self.ids, key=lambda i: (doc.instance(i).image_id, -doc.z_index(i)))
-        self.removed = [doc.remove_instance(i) for i in ordered]
-
-    def restore(self) -> None:
-        for instance, index in reversed(self.removed):
-            self.document.add_instance(instance, index)
-        self.removed = []
 
 
 class AddInstance(Command):
@@ -113,8 +85,8 @@ class RemoveInstances(Command):
     def __init__(self, document: Document, instance_ids: Sequence[int]) -> None:
         if not instance_ids:
             raise DocumentError("nothing to remove: no instance selected")
-        self._removal = _Removal(document, instance_ids)
-        self.text = f"Delete {_plural(len(self._removal.ids), 'instance')}"
+        self._removal = InstanceRemoval(document, instance_ids)
+        self.text = f"Delete {plural(len(self._removal.ids), 'instance')}"
 
     def do(self) -> None:
         self._removal.remove()
@@ -187,7 +159,7 @@ class Relabel(Command):
         self.document = document
         self.old = [document.instance(i) for i in dict.fromkeys(instance_ids)]
         self.new = [dataclasses.replace(inst, category_id=category_id) for inst in self.old]
-        self.text = f"Relabel {_plural(len(self.old), 'instance')} as {category.name}"
+        self.text = f"Relabel {plural(len(self.old), 'instance')} as {category.name}"
 
     def do(self) -> None:
         for instance in self.new:
@@ -218,8 +190,8 @@ class Merge(Command):
         self.document = document
         self.old = target
         self.new = dataclasses.replace(target.with_rle(union), score=None, source=source)
-        self._removal = _Removal(document, ids[1:])
-        self.text = f"Merge {_plural(len(ids), 'instance')}"
+        self._removal = InstanceRemoval(document, ids[1:])
+        self.text = f"Merge {plural(len(ids), 'instance')}"
 
     def do(self) -> None:
         self.document.replace_instance(self.new)
@@ -296,75 +268,6 @@ class Reorder(Command):
         self.document.set_order(self.image_id, self.old)
 
 
-class AddCategory(Command):
-    """Add a category (a new id is allocated; colour defaults to the next palette colour)."""
-
-    def __init__(
-        self, document: Document, name: str, colour: str | None = None, supercategory: str = ""
-    ) -> None:
-        if document.category_by_name(name) is not None:
-            raise DocumentError(f"a category named {name!r} already exists")
-        self.document = document
-        self.category = Category(document.allocate_id("category"), name,
-                                 colour or document.colour_for_new_category(), supercategory)
-        self.text = f"Add category {name}"
-
-    def do(self) -> None:
-        self.document.add_category(self.category)
-
-    def undo(self) -> None:
-        self.document.remove_category(self.category.id)
-
-
-class RemoveCategory(Command):
-    """Remove a category and all its instances; undo restores both."""
-
-    def __init__(self, document: Document, category_id: int) -> None:
-        self.document = document
-        self.category = document.category(category_id)
-        self._removal = _Removal(document, [i.id for i in document.instances_of_category(category_id)])
-        self.index = 0
-        count = len(self._removal.ids)
-        suffix = f" and {_plural(count, 'instance')}" if count else ""
-        self.text = f"Delete category {self.category.name}{suffix}"
-
-    def do(self) -> None:
-        self._removal.remove()
-        self.index = self.document.remove_category(self.category.id)
-
-    def undo(self) -> None:
-        self.document.add_category(self.category, self.index)
-        self._removal.restore()
-
-
-class _ReplaceCategory(Command):
-    def __init__(self, document: Document, category_id: int, **changes: Any) -> None:
-        self.document = document
-        self.old = document.category(category_id)
-        self.new = dataclasses.replace(self.old, **changes)
-
-    def do(self) -> None:
-        self.document.replace_category(self.new)
-
-    def undo(self) -> None:
-        self.document.replace_category(self.old)
-
-
-class RenameCategory(_ReplaceCategory):
-    def __init__(self, document: Document, category_id: int, name: str) -> None:
-        other = document.category_by_name(name)
-        if other is not None and other.id != category_id:
-            raise DocumentError(f"a category named {name!r} already exists")
-        super().__init__(document, category_id, name=name)
-        self.text = f"Rename category {self.old.name} to {name}"
-
-
-class RecolourCategory(_ReplaceCategory):
-    def __init__(self, document: Document, category_id: int, colour: str) -> None:
-        super().__init__(document, category_id, colour=colour)
-        self.text = f"Change colour of {self.old.name}"
-
-
 class SetImageStatus(Command):
     """Set the workflow status of one or several images."""
 
@@ -374,7 +277,7 @@ class SetImageStatus(Command):
         self.document = document
         self.old = [document.image(i) for i in ids]
         self.new = [dataclasses.replace(image, status=status) for image in self.old]
-        self.text = f"Mark {_plural(len(ids), 'image')} {status.value.replace('_', ' ')}"
+        self.text = f"Mark {plural(len(ids), 'image')} {status.value.replace('_', ' ')}"
 
     def do(self) -> None:
         for image in self.new:
@@ -385,85 +288,3 @@ class SetImageStatus(Command):
             self.document.replace_image(image)
 
 
-class CompoundCommand(Command):
-    """Several commands applied as one undo step (e.g. a batch of AI masks)."""
-
-    def __init__(self, text: str, commands: Sequence[Command]) -> None:
-        self.text = text
-        self.commands = list(commands)
-
-    def do(self) -> None:
-        for command in self.commands:
-            command.do()
-
-    def undo(self) -> None:
-        for command in reversed(self.commands):
-            command.undo()
-
-
-class UndoStack:
-    """A linear undo/redo history for scripts and tests (the GUI uses QUndoStack instead).
-
-    ``limit``: the most commands kept (0 = no limit); ``is_clean`` compares with :meth:`set_clean`.
-    """
-
-    def __init__(self, limit: int = 0) -> None:
-        self.limit = limit
-        self._commands: list[Command] = []
-        self._index = 0
-        self._clean_index: int | None = 0
-
-    def push(self, command: Command) -> None:
-        """Apply ``command`` and record it; drops the redo history."""
-        command.do()
-        del self._commands[self._index:]
-        if self._clean_index is not None and self._clean_index > self._index:
-            self._clean_index = None
-        self._commands.append(command)
-        self._index += 1
-        if self.limit and len(self._commands) > self.limit:
-            drop = len(self._commands) - self.limit
-            del self._commands[:drop]
-            self._index -= drop
-            if self._clean_index is not None:
-                self._clean_index = self._clean_index - drop if self._clean_index >= drop else None
-
-    def undo(self) -> None:
-        if not self.can_undo:
-            raise DocumentError("nothing to undo")
-        self._index -= 1
-        self._commands[self._index].undo()
-
-    def redo(self) -> None:
-        if not self.can_redo:
-            raise DocumentError("nothing to redo")
-        self._commands[self._index].do()
-        self._index += 1
-
-    @property
-    def can_undo(self) -> bool:
-        return self._index > 0
-
-    @property
-    def can_redo(self) -> bool:
-        return self._index < len(self._commands)
-
-    @property
-    def undo_text(self) -> str:
-        return self._commands[self._index - 1].text if self.can_undo else ""
-
-    @property
-    def redo_text(self) -> str:
-        return self._commands[self._index].text if self.can_redo else ""
-
-    def set_clean(self) -> None:
-        self._clean_index = self._index
-
-    @property
-    def is_clean(self) -> bool:
-        return self._clean_index == self._index
-
-    def clear(self) -> None:
-        self._commands.clear()
-        self._index = 0
-        self._clean_index = 0
