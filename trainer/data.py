@@ -24,10 +24,7 @@ from torch.utils.data import Dataset
 
 from efficientsam_studio.annotations.images import list_images, load_image
 from efficientsam_studio.errors import ImageLoadError, StudioError
-
-#: Pixel normalisation on 0..1 RGB; EfficientSAM's and SAM's (123.675, 116.28, 103.53) / 255 are the same.
-PIXEL_MEAN = (0.485, 0.456, 0.406)
-PIXEL_STD = (0.229, 0.224, 0.225)
+from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD
 
 
 class TrainingDataError(StudioError):
@@ -110,7 +107,8 @@ def apply_crop(image: np.ndarray, box: Sequence[int], flip: bool, size: int) -> 
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 RGB -> ``(3, H, W)`` float32, scaled to 0..1 and normalised by PIXEL_MEAN/STD."""
+    """``(H, W, 3)`` uint8 RGB -> ``(3, H, W)`` float32, scaled to 0..1 and normalised by EfficientSAM's
+    PIXEL_MEAN/PIXEL_STD (SAM's 0..255 mean and std divided by 255 are the same numbers)."""
     x = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(PIXEL_MEAN).view(3, 1, 1)
     std = torch.tensor(PIXEL_STD).view(3, 1, 1)

@@ -1,0 +1,123 @@
+"""``efsam-studio train``: the trainer's command, dispatched by ``--stage`` to a table of stages.
+
+Stages register themselves with :func:`register_stage` from their own modules, listed in
+``STAGE_MODULES`` (a module that is not installed is skipped): ``trainer.sami_cli`` registers ``sami``
+and ``sami-cache``; ``trainer.finetune.cli`` registers ``finetune``, the stage used when ``--stage`` is
+omitted. The options every stage shares are defined here (default ``None``, so a stage can tell "not
+given" from its preset's value); a stage adds its own options in ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from efficientsam_studio.errors import StudioError
+
+STAGE_MODULES = ("trainer.sami_cli", "trainer.finetune.cli")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``--stage``: ``run(args) -> exit status``; ``add_arguments(group)`` adds its own options."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    help: str = ""
+    add_arguments: Callable[[argparse._ArgumentGroup], None] | None = None
+    default: bool = False
+
+
+STAGES: dict[str, Stage] = {}
+
+
+class TrainUsageError(StudioError):
+    """``efsam-studio train`` was called with a stage or options that do not fit together."""
+
+
+def register_stage(
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    help: str = "",
+    add_arguments: Callable[[argparse._ArgumentGroup], None] | None = None,
+    default: bool = False,
+) -> None:
+    """Add a stage to the table (idempotent for the same name)."""
+    STAGES[name] = Stage(name, run, help, add_arguments, default)
+
+
+def _load_stage_modules() -> None:
+    for module in STAGE_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            importlib.import_module(module)
+
+
+def world_size() -> int:
+    """Number of processes of this run (torchrun's WORLD_SIZE, 1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every stage understands. Defaults are None: the stage's preset fills them."""
+    parser.add_argument("--stage", help="what to train (see the stage list above)")
+    parser.add_argument("--preset", help="a named set of defaults of the stage (e.g. paper, tiny)")
+    parser.add_argument("--encoder", help="image encoder size: vit_t, vit_s, vit_b or tiny")
+    parser.add_argument("--data", help="training data folder")
+    parser.add_argument("--out", help="run folder: checkpoint.pt, log.jsonl and the exported weights")
+    parser.add_argument("--epochs", type=int, help="number of epochs")
+    parser.add_argument("--batch-size", type=int, help="images per micro-batch on each process")
+    parser.add_argument("--accum", type=int, help="micro-batches accumulated per optimiser step")
+    parser.add_argument("--lr", type=float, help="absolute peak learning rate (overrides --blr)")
+    parser.add_argument("--blr", type=float, help="base learning rate per 256 images: lr = blr x batch / 256")
+    parser.add_argument("--warmup-epochs", type=float, help="linear warmup length in epochs")
+    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay")
+    parser.add_argument("--input-size", type=int, help="training image side in pixels (multiple of 16)")
+    parser.add_argument("--workers", type=int, help="data-loading processes per training process")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        help="continue from OUT/checkpoint.pt (no value) or from the given checkpoint",
+    )
+    parser.add_argument("--device", help="auto (CUDA when available), cpu or cuda")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="autocast precision")
+    parser.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
+    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many steps in all")
+    parser.add_argument("--checkpoint-every", type=int, help="also checkpoint every N optimiser steps")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _load_stage_modules()
+    names = ", ".join(sorted(STAGES)) or "none installed"
+    default = next((s.name for s in STAGES.values() if s.default), None)
+    p = subparsers.add_parser(
+        "train",
+        help="train encoders: SAMI pretraining, teacher caches, finetuning",
+        description=f"Train with the stage given by --stage ({names}; default: {default or 'none'}). "
+        "Launch with torchrun (python -m torch.distributed.run --nproc_per_node=N) for several GPUs "
+        "or CPU processes.",
+    )
+    add_common_arguments(p)
+    p.set_defaults(stage=None)
+    for stage in STAGES.values():
+        if stage.add_arguments is not None:
+            stage.add_arguments(p.add_argument_group(f"--stage {stage.name}"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name = args.stage or next((s.name for s in STAGES.values() if s.default), None)
+    if name is None:
+        raise TrainUsageError(f"choose a stage with --stage ({', '.join(sorted(STAGES))})")
+    if name not in STAGES:
+        raise TrainUsageError(f"unknown --stage {name!r}; choose one of: {', '.join(sorted(STAGES))}")
+    return int(STAGES[name].run(args) or 0)
