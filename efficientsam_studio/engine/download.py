@@ -157,6 +157,12 @@ def _attempt(
                 have = 0  # the server ignored the range and sends the whole file: start over
             length = response.headers.get("Content-Length")
             expected_end = have + int(length) if length and length.isdigit() else size
+            if size is not None and expected_end != size:
+                part.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"{url}: the server offers a file of {expected_end:,} bytes, but the published one has "
+                    f"{size:,}; nothing was kept. Check the address (or EFSAM_WEIGHTS_URL) and try again"
+                )
             try:
                 handle = open(part, "ab" if have else "wb")  # noqa: SIM115 (closed below)
             except OSError as exc:
@@ -277,7 +283,8 @@ def _transfer(
             largest = max(largest, received)
             if failures > retries:
                 raise DownloadError(
-                    f"{url}: download failed after {failures} failed attempts in a row ({exc}); check the "
+                    f"{url}: download failed after {failures} failed attempt{'s' if failures > 1 else ''} in "
+                    f"a row ({exc}); check the "
                     f"network connection and run the command again (the {received:,} bytes received so "
                     f"far are kept in {part} and will be resumed)"
                 ) from None

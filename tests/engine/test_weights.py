@@ -209,11 +209,23 @@ def test_wrong_checksum_is_a_clear_error_and_leaves_nothing_installed(monkeypatc
     assert _no_leftovers(home) == []
 
 
-def test_wrong_size_is_a_clear_error(monkeypatch, server, home):
+def test_wrong_size_is_refused_before_downloading(monkeypatch, server, home):
     _patch_file(monkeypatch, "vit_t", size=len(PAYLOAD) + 5, checksum=None)
-    with pytest.raises(weights.DownloadError, match="bytes instead of"):
+    with pytest.raises(weights.DownloadError, match="the server offers a file of 3,072,000 bytes") as info:
         weights.download("vit_t", base_url=server.url, backoff=0, retries=1)
+    assert f"{len(PAYLOAD) + 5:,}" in str(info.value)
+    assert len(server.behaviour.requests) == 1
     assert _no_leftovers(home) == []
+
+
+def test_body_shorter_than_the_published_size_is_not_installed(monkeypatch, server, home):
+    # Without a Content-Length header, the known size tells that the body stopped early.
+    _patch_file(monkeypatch, "vit_t", size=len(PAYLOAD), checksum=None)
+    server.behaviour.omit_length = True
+    server.files["efficient_sam_vitt.pt"] = PAYLOAD[:-10]
+    with pytest.raises(weights.DownloadError, match="closed after 3,071,990 of 3,072,000 bytes"):
+        weights.download("vit_t", base_url=server.url, backoff=0, retries=0)
+    assert weights.installed_path("vit_t") is None
 
 
 def test_persistent_server_error_fails_after_the_retries(monkeypatch, server, home):

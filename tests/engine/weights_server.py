@@ -16,6 +16,7 @@ class Behaviour:
     status: int | None = None  # answer every request with this error status
     drop_after: int | None = None  # cut the first body after this many bytes (once)
     ignore_range: bool = False  # answer Range requests with 200 and the whole file
+    omit_length: bool = False  # send no Content-Length (the body ends when the connection closes)
     wrong_range: bool = False  # answer Range requests with 206 and the range from byte 0
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
@@ -68,7 +69,8 @@ class FileServer:
         else:
             handler.send_response(200)
         body = data[start:]
-        handler.send_header("Content-Length", str(len(body)))
+        if not behaviour.omit_length:
+            handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         if drop_after is not None:
             handler.wfile.write(body[:drop_after])
