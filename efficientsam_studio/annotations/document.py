@@ -14,6 +14,7 @@ project), so an id is never reused, even after a delete, an undo or a reopen.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ from efficientsam_studio.annotations.records import (
     Instance,
     Listener,
 )
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "COLOUR_PATTERN", "DEFAULT_COLOURS", "SOURCES", "Category", "Change", "Document", "ImageRecord",
@@ -55,14 +58,22 @@ class Document:
 
     # ----------------------------------------------------------------- notification and dirtiness
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(change)`` after every change; returns a function that unsubscribes it."""
+        """Call ``listener(change)`` after every change; returns a function that unsubscribes it.
+
+        Listeners run synchronously on the thread that edits the document. An exception in a listener
+        is logged and does not interrupt the edit (or the other listeners).
+        """
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _changed(self, change: Change) -> None:
         self.revision += 1
         for listener in list(self._listeners):
-            listener(change)
+            try:
+                listener(change)
+            except Exception:
+                # a failing view must not leave a command half applied: log it and go on
+                _log.exception("a document listener failed on %s", change)
 
     @property
     def dirty(self) -> bool:

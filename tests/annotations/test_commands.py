@@ -170,3 +170,16 @@ def test_instance_at_finds_the_topmost_under_a_pixel(doc):
     assert doc.instance_at(1, col, row).id == c.id  # c is above b
     C.UndoStack().push(C.Reorder.to_front(doc, b.id))
     assert doc.instance_at(1, col, row).id == b.id
+
+
+def test_a_failing_listener_does_not_half_apply_a_command(doc, caplog):
+    def broken(change):
+        raise RuntimeError("view bug")
+
+    doc.subscribe(broken)
+    before = snapshot(doc)
+    stack = C.UndoStack()
+    stack.push(C.RemoveInstances(doc, [1, 2, 3]))
+    assert doc.instances_of(1) == [] and "view bug" in caplog.text
+    stack.undo()
+    assert snapshot(doc) == before
