@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +81,17 @@ def read_checkpoint(path: str | Path) -> Any:
         return torch.load(payload, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text:
+        match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if match:
             raise CheckpointError(
-                f"{path}: holds Python objects besides tensors, which are not loaded for safety; "
-                "save the weights as torch.save({'model': model.state_dict()}, path)"
+                f"{path}: holds Python objects besides tensors ({match.group(1)}), which are not loaded "
+                "for safety; save the weights as torch.save({'model': model.state_dict()}, path)"
             ) from exc
-        raise CheckpointError(f"{path}: is corrupt, not a readable checkpoint ({_short(text)})") from exc
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        reason = detail.group(1).strip() if detail else _short(text)
+        raise CheckpointError(
+            f"{path}: is corrupt, not a readable checkpoint ({_short(reason)}); download or copy it again"
+        ) from exc
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise CheckpointError(
             f"{path}: is truncated or corrupt and cannot be read as a torch checkpoint "
