@@ -51,8 +51,8 @@ class CorruptProjectError(ProjectError):
     def __init__(self, message: str, path: Path, backup_path: Path | None = None) -> None:
         if backup_path is not None:
             message += (
-                f"\nThe previous version is kept in {backup_path}; open the project with "
-                "recover=True (or `recover_from_backup`) to continue from it. The damaged file is kept."
+                f"\nThe last good version is kept in {backup_path}: the app offers to continue from it "
+                "when you open the project (command line: --recover). The damaged file is kept aside."
             )
         else:
             message += "\nNo backup (.bak) exists for this project."

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="yolo: put the images next to the labels as hard links (default) or copies")
     p.add_argument("--all-images", action="store_true",
                    help="export every image of the project, labelled or not")
+    p.add_argument("--recover", action="store_true",
+                   help="if the project file is damaged, export its last good version (.bak)")
     p.set_defaults(func=run)
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tolerance < 0:
         raise CommandError(f"--tolerance must be 0 or more pixels; got {args.tolerance}")
-    project = Project.open(args.project, read_only=True, scan=False)
+    project = Project.open(args.project, read_only=True, scan=False, recover=args.recover)
     document = project.document
     image_ids = [image.id for image in document.images] if args.all_images else None
     if args.format == "coco":

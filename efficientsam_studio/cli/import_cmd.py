@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=("coco", "labelme"))
     p.add_argument("--from", dest="source", required=True, type=Path, metavar="PATH",
                    help="COCO: the .json file; labelme: a .json file or a folder of them")
+    p.add_argument("--recover", action="store_true",
+                   help="if the project file is damaged, continue from its last good version (.bak)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         project = Project.create(args.project)
         print(f"created project {project.path} with {len(project.document.images)} images")
     else:
-        project = Project.open(args.project)
+        project = Project.open(args.project, recover=args.recover)
     with project:
         if args.format == "coco":
             from efficientsam_studio.annotations.formats.coco import import_coco

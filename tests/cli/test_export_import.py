@@ -94,3 +94,19 @@ def test_import_into_a_locked_project_is_refused(project_path, tmp_path, capsys)
     with Project.open(project_path):
         assert main(["import", str(project_path), "--format", "coco", "--from", str(coco)]) == 2
     assert "is open in this program" in capsys.readouterr().err
+
+
+def test_damaged_project_is_reported_and_recover_uses_the_backup(project_path, tmp_path, capsys):
+    with Project.open(project_path) as project:
+        project.save()  # the .bak now holds the labelled version
+    project_path.write_text("{ damaged")
+    out = tmp_path / "coco.json"
+    assert main(["export", str(project_path), "--format", "coco", "--out", str(out)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    recover = ["export", str(project_path), "--format", "coco", "--out", str(out), "--recover"]
+    assert main([*recover, "--polygons", "never"]) == 0
+    assert len(json.loads(out.read_text())["annotations"]) == 2
+    assert main(["import", str(project_path), "--format", "coco", "--from", str(out), "--recover"]) == 0
+    assert "2 identical instances already present" in capsys.readouterr().out
+    assert load_document(project_path).instance_count == 2  # the import saved the recovered project
+    assert list(project_path.parent.glob("*.corrupt-*"))
