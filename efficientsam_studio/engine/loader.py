@@ -61,8 +61,25 @@ def _load_torch(model: str, checkpoint: Path | None, device: str) -> Predictor:
     return TorchPredictor(load_model(model, path, torch_device), model, torch_device)
 
 
-_BACKENDS: dict[str, BackendFactory] = {"torch": _load_torch, "auto": _load_torch}
-"""Backend name -> factory; ``auto`` picks the best backend installed (torch until another registers)."""
+def _load_onnx(model: str, checkpoint: Path | None, device: str, precision: str = "fp32") -> Predictor:
+    from .onnx_backend import load_onnx_predictor
+
+    return load_onnx_predictor(model, checkpoint, device, precision)
+
+
+def _load_auto(model: str, checkpoint: Path | None, device: str) -> Predictor:
+    from .onnx_backend import load_auto_predictor
+
+    return load_auto_predictor(model, checkpoint, device)
+
+
+_BACKENDS: dict[str, BackendFactory] = {
+    "torch": _load_torch,
+    "onnx": _load_onnx,
+    "onnx-int8": lambda model, checkpoint, device: _load_onnx(model, checkpoint, device, "int8"),
+    "auto": _load_auto,
+}
+"""Backend name -> factory; ``auto``: ONNX Runtime when exported files exist for the request, else torch."""
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:

@@ -1,0 +1,238 @@
+"""The torch-free half of a predictor: prompts, sorting and upsampling in numpy and OpenCV.
+
+:class:`NumpyPredictor` has the same public API as :class:`~efficientsam_studio.engine.base.BasePredictor`
+(``set_image``, ``set_embedding``, ``get_image_embedding``, ``predict``, ``predict_batch``,
+``masks_from_logits``, ``reset_image``) and the same prompt policy
+(:mod:`~efficientsam_studio.engine.prompts`), but imports no torch, so that the ONNX Runtime
+backend runs in a bundle without it.
+
+Upsampling: masks are ``bicubic(logits) > 0`` at the original ``(H, W)`` with OpenCV's ``INTER_CUBIC``
+(the same Keys kernel, a = -0.75, with half-pixel centres as torch's ``align_corners=False``; the two
+agree to about 5e-5 in logit value). Only the masks that are returned are upsampled, one at a time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from efficientsam_studio.errors import StudioError
+
+from .preprocess import check_rgb_image
+from .prompts import (
+    MAX_POINTS,
+    Prompt,
+    PromptError,
+    PromptInfo,
+    encode_prompt,
+    prompts_from_arrays,
+    stack_prompts,
+)
+
+EMBEDDING_SHAPE = (1, 256, 64, 64)
+LOW_RES_SIZE = 256
+MASK_THRESHOLD = 0.0
+
+
+class NoImageError(StudioError):
+    """``predict`` was called before ``set_image`` / ``set_embedding``."""
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    """Results of Q prompts on one image, each prompt's K candidates best first.
+
+    ``masks (Q, K, H, W)`` bool or None; ``scores (Q, K)`` float32; ``low_res_logits (Q, K, 256, 256)``;
+    ``infos``: one PromptInfo per prompt. Unpacks like ``predict``'s result.
+    """
+
+    masks: np.ndarray | None
+    scores: np.ndarray
+    low_res_logits: np.ndarray
+    infos: list[PromptInfo]
+
+    def _triple(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        return (self.masks, self.scores, self.low_res_logits)
+
+    def __iter__(self) -> Iterator[np.ndarray | None]:
+        return iter(self._triple())
+
+    def __getitem__(self, index: int) -> np.ndarray | None:
+        return self._triple()[index]
+
+    def __len__(self) -> int:
+        return 3
+
+
+def upsample_logits(logits: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """``(..., h, w)`` float logits -> float32 ``(..., H, W)``, bicubic with half-pixel centres."""
+    h, w = (int(v) for v in original_size)
+    flat = np.asarray(logits, dtype=np.float32).reshape(-1, *logits.shape[-2:])
+    out = np.empty((len(flat), h, w), dtype=np.float32)
+    for i, plane in enumerate(flat):
+        cv2.resize(plane, (w, h), dst=out[i], interpolation=cv2.INTER_CUBIC)
+    return out.reshape(*logits.shape[:-2], h, w)
+
+
+def masks_from_logits(logits: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """``(..., 256, 256)`` logits -> bool masks ``(..., H, W)`` = ``bicubic(logits) > 0``."""
+    h, w = (int(v) for v in original_size)
+    logits = np.asarray(logits, dtype=np.float32)
+    flat = logits.reshape(-1, *logits.shape[-2:])
+    masks = np.empty((len(flat), h, w), dtype=bool)
+    plane = np.empty((h, w), dtype=np.float32)
+    for i, low in enumerate(flat):
+        cv2.resize(low, (w, h), dst=plane, interpolation=cv2.INTER_CUBIC)
+        np.greater(plane, MASK_THRESHOLD, out=masks[i])
+    return masks.reshape(*logits.shape[:-2], h, w)
+
+
+def sort_by_score(logits: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order ``scores (Q, K)`` and ``logits (Q, K, h, w)`` best first (stable for ties)."""
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    return np.take_along_axis(logits, order[..., None, None], axis=1), np.take_along_axis(scores, order, -1)
+
+
+class NumpyPredictor(ABC):
+    """Backend-independent predictor logic without torch; backends implement ``_encode``/``_decode``.
+
+    Attributes: ``model_name``, ``backend``, ``original_size (H, W)`` of the current image,
+    ``last_prompt_info``, ``max_points`` (6), ``decode_chunk`` (prompts per decoder call in
+    ``predict_batch``), ``model_key`` (identity of the encoder for the embedding cache).
+    """
+
+    backend = ""
+
+    def __init__(self, model_name: str, max_points: int = MAX_POINTS, decode_chunk: int = 16) -> None:
+        self.model_name = model_name
+        self.max_points = max_points
+        self.decode_chunk = decode_chunk
+        self.original_size: tuple[int, int] | None = None
+        self.last_prompt_info: PromptInfo | None = None
+        self._embedding: np.ndarray | None = None
+
+    @abstractmethod
+    def _encode(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 ``(H, W, 3)`` -> float32 embedding ``(1, 256, 64, 64)``."""
+
+    @abstractmethod
+    def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``coords (Q, P, 2)`` original pixels and ``labels (Q, P)`` float32 (-1 padded) -> the 3
+        multimask outputs, unsorted: logits ``(Q, 3, 256, 256)`` and IoU ``(Q, 3)``, float32."""
+
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 ``(H, W, 3)`` -> embedding ``(1, 256, 64, 64)`` without changing the current image."""
+        return self._encode(check_rgb_image(image))
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode an RGB uint8 ``(H, W, 3)`` image; later predictions refer to it."""
+        check_rgb_image(image)
+        self.reset_image()
+        self._embedding = self._encode(image)
+        self.original_size = (int(image.shape[0]), int(image.shape[1]))
+
+    def set_embedding(self, embedding: np.ndarray, original_size: tuple[int, int]) -> None:
+        """Install a precomputed embedding ``(1, 256, 64, 64)`` of an image of ``original_size`` (H, W)."""
+        array = np.ascontiguousarray(embedding, dtype=np.float32)
+        if array.shape != EMBEDDING_SHAPE:
+            raise StudioError(f"an image embedding must have shape {EMBEDDING_SHAPE}, got {array.shape}")
+        h, w = (int(v) for v in original_size)
+        if h <= 0 or w <= 0:
+            raise StudioError(f"original_size must be positive (H, W), got {tuple(original_size)}")
+        self._embedding = array
+        self.original_size = (h, w)
+        self.last_prompt_info = None
+
+    def get_image_embedding(self) -> np.ndarray:
+        """The current image's embedding, float32 ``(1, 256, 64, 64)`` (a copy)."""
+        self._require_image()
+        return self._embedding.copy()
+
+    def reset_image(self) -> None:
+        self._embedding = None
+        self.original_size = None
+        self.last_prompt_info = None
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._embedding is not None
+
+    def _require_image(self) -> tuple[int, int]:
+        if self._embedding is None or self.original_size is None:
+            raise NoImageError("no image is set: call set_image(image) or set_embedding(...) first")
+        return self.original_size
+
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks for one prompt: ``masks`` bool ``(K, H, W)``, ``scores (K,)``, ``low_res_logits
+        (K, 256, 256)``, best first; K = 3, or 1 (the best) when ``multimask_output`` is False.
+        ``point_coords (N, 2)`` pixels ``(x, y)``, ``point_labels (N,)`` 1/0, ``box (4,)`` x0 y0 x1 y1."""
+        size = self._require_image()
+        coords, labels, info = encode_prompt(point_coords, point_labels, box, self.max_points)
+        self.last_prompt_info = info
+        padded_coords, padded_labels = stack_prompts([(coords, labels)], self.max_points)
+        logits, scores = self._decode_sorted(padded_coords, padded_labels, multimask_output)
+        return masks_from_logits(logits[0], size), scores[0], logits[0]
+
+    def predict_batch(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        *,
+        prompts: Sequence[Prompt] | None = None,
+        multimask_output: bool = True,
+        return_masks: bool = True,
+    ) -> BatchPrediction:
+        """Decode Q prompts in few decoder calls: ``point_coords (Q, N, 2)`` with ``point_labels (Q, N)``
+        and/or ``boxes (Q, 4)``, or ``prompts`` (a list of Prompt of any lengths). Same outputs as
+        ``BasePredictor.predict_batch``; ``return_masks=False`` skips the upsampling."""
+        h, w = self._require_image()
+        if prompts is None:
+            prompts = prompts_from_arrays(point_coords, point_labels, boxes)
+        elif point_coords is not None or point_labels is not None or boxes is not None:
+            raise PromptError("give either prompts=[...] or point_coords/point_labels/boxes arrays, not both")
+        encoded, infos = [], []
+        for prompt in prompts:
+            coords, labels, info = encode_prompt(
+                prompt.point_coords, prompt.point_labels, prompt.box, self.max_points
+            )
+            encoded.append((coords, labels))
+            infos.append(info)
+        k = 3 if multimask_output else 1
+        if not encoded:
+            empty = np.zeros((0, k, LOW_RES_SIZE, LOW_RES_SIZE), np.float32)
+            masks = np.zeros((0, k, h, w), bool) if return_masks else None
+            return BatchPrediction(masks, np.zeros((0, k), np.float32), empty, infos)
+        all_coords, all_labels = stack_prompts(encoded, self.max_points)
+        logit_parts, score_parts = [], []
+        for start in range(0, len(encoded), self.decode_chunk):
+            chunk = slice(start, start + self.decode_chunk)
+            logits, scores = self._decode_sorted(all_coords[chunk], all_labels[chunk], multimask_output)
+            logit_parts.append(logits)
+            score_parts.append(scores)
+        logits = np.concatenate(logit_parts)
+        masks = masks_from_logits(logits, (h, w)) if return_masks else None
+        return BatchPrediction(masks, np.concatenate(score_parts), logits, infos)
+
+    def masks_from_logits(self, low_res_logits: np.ndarray) -> np.ndarray:
+        """``(..., 256, 256)`` logits of the current image -> bool masks ``(..., H, W)``."""
+        return masks_from_logits(low_res_logits, self._require_image())
+
+    def _decode_sorted(
+        self, coords: np.ndarray, labels: np.ndarray, multimask_output: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        logits, scores = self._decode(coords, labels)
+        logits, scores = sort_by_score(logits.astype(np.float32), scores.astype(np.float32))
+        if not multimask_output:
+            logits, scores = logits[:, :1], scores[:, :1]
+        return np.ascontiguousarray(logits), np.ascontiguousarray(scores)

@@ -1,0 +1,337 @@
+"""The ONNX Runtime backend: :class:`OnnxPredictor`, with numpy, OpenCV and onnxruntime only (no torch).
+
+It runs two kinds of encoder/decoder pairs, recognised by their input names:
+
+- this project's export (``efsam-studio export-onnx``, contracts in ``onnx_export``): encoder input
+  ``images`` (RGB 0..255 resized to 1024x1024 here with OpenCV), decoder inputs ``image_embeddings``,
+  ``point_coords (Q, N, 2)``, ``point_labels (Q, N)``, ``orig_im_size``; Q prompts per call.
+- the published pair (``efficient_sam_vitt_encoder.onnx`` / ``_decoder.onnx``): encoder input
+  ``batched_images (B, 3, H, W)`` in [0, 1] at the original size (resize and normalisation inside);
+  decoder inputs ``image_embeddings``, ``batched_point_coords (1, 1, N, 2)``, ``batched_point_labels
+  (1, 1, N)``, ``orig_im_size``; outputs by position (masks, IoU, low-res logits), one prompt per call.
+  Only its low-res logits are used, so masks follow the same rule as every backend: bicubic > 0.
+
+Where files come from (``load_onnx_predictor``):
+
+- ``checkpoint`` = an encoder ``.onnx`` file (its decoder is the sibling file), or a folder holding a pair;
+- ``checkpoint`` = a torch checkpoint: the export of exactly that file in the weights store,
+  ``weights_dir()/onnx/<model>-<first 16 hex of the file's SHA-256>/`` (``efsam-studio export-onnx``
+  writes there when no ``--out`` is given);
+- no checkpoint: the export of the installed catalogue weights, else the installed published pair
+  (``efsam-studio weights download vit_t_onnx``).
+
+Execution providers: ``device="auto"`` uses CUDA when onnxruntime-gpu provides it, else the CPU;
+``"cuda"`` requires it; ``"cpu"`` forces the CPU. CPU sessions use all graph optimisations and one
+intra-op thread per physical core.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from efficientsam_studio.errors import CheckpointError, StudioError
+
+from .cache import file_checksum
+from .device import DeviceError
+from .numpy_predictor import NumpyPredictor
+
+INPUT_SIZE = 1024
+PRECISIONS = ("fp32", "int8")
+PUBLISHED_NAMES = {"vit_t": "efficient_sam_vitt", "vit_s": "efficient_sam_vits"}
+
+
+class OnnxModelError(CheckpointError):
+    """An ONNX file is missing, unreadable, or not an EfficientSAM encoder/decoder."""
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise StudioError(
+            "the ONNX backend needs onnxruntime: pip install 'efficientsam-studio[cpu]' "
+            "(or [gpu] for CUDA), or use backend='torch'"
+        ) from None
+    return onnxruntime
+
+
+def physical_cores() -> int:
+    """Physical CPU cores available to this process (hyper-threads not counted); at least 1."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        available = os.cpu_count() or 1
+    try:
+        cores: set[tuple[str, str]] = set()
+        physical = core = ""
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                name, _, value = line.partition(":")
+                name, value = name.strip(), value.strip()
+                if name == "physical id":
+                    physical = value
+                elif name == "core id":
+                    core = value
+                elif not name and core:
+                    cores.add((physical, core))
+                    physical = core = ""
+        if core:
+            cores.add((physical, core))
+        if cores:
+            return max(1, min(available, len(cores)))
+    except OSError:
+        pass
+    return max(1, available)
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime execution providers for ``device`` (auto | cpu | cuda); DeviceError if unavailable."""
+    available = _ort().get_available_providers()
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return ["CPUExecutionProvider"]
+    if text == "auto":
+        return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []) + [
+            "CPUExecutionProvider"
+        ]
+    if text == "cuda" or text.startswith("cuda:"):
+        if "CUDAExecutionProvider" not in available:
+            raise DeviceError(
+                "device 'cuda' was requested but this onnxruntime has no CUDA provider "
+                f"(available: {', '.join(available)}); install onnxruntime-gpu instead of onnxruntime, "
+                "or use --device cpu"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise DeviceError(f"unknown device {device!r}; choose one of: auto, cpu, cuda")
+
+
+def make_session(path: str | Path, providers: list[str], threads: int | None = None) -> Any:
+    """An InferenceSession with all graph optimisations and ``threads`` (default: physical cores)."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise OnnxModelError(f"{path}: cannot be loaded by ONNX Runtime ({exc})") from None
+
+
+def resize_for_encoder(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """RGB uint8 ``(H, W, 3)`` -> float32 ``(1, 3, size, size)``, values 0..255, bilinear (half-pixel
+    centres, no antialias: the published preprocessing, whose /255 and normalisation are in the graph)."""
+    pixels = image.astype(np.float32)
+    if pixels.shape[:2] != (size, size):
+        pixels = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))[None]
+
+
+class OnnxPredictor(NumpyPredictor):
+    """SamPredictor-style predictor on an ONNX encoder and decoder (API of ``NumpyPredictor``).
+
+    Args:
+        encoder_path, decoder_path: the pair (this project's export or the published one).
+        model_name: registry name for reports; read from the files' metadata when they carry it.
+        device: auto | cpu | cuda (execution providers, see :func:`providers_for`).
+        threads: CPU intra-op threads (default: physical cores).
+
+    Attributes: ``kind`` ("export" or "published"), ``precision`` ("fp32", "int8"), ``providers``
+    (those the sessions use), ``model_key`` (cache identity of the encoder).
+    """
+
+    backend = "onnx"
+
+    def __init__(
+        self,
+        encoder_path: str | Path,
+        decoder_path: str | Path,
+        model_name: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+    ) -> None:
+        self.encoder_path, self.decoder_path = Path(encoder_path), Path(decoder_path)
+        for path in (self.encoder_path, self.decoder_path):
+            if not path.is_file():
+                raise OnnxModelError(f"{path}: no such ONNX file")
+        providers = providers_for(device)
+        self.encoder = make_session(self.encoder_path, providers, threads)
+        self.decoder = make_session(self.decoder_path, providers, threads)
+        self.providers = self.encoder.get_providers()
+        enc_inputs = [i.name for i in self.encoder.get_inputs()]
+        dec_inputs = [i.name for i in self.decoder.get_inputs()]
+        meta = self.encoder.get_modelmeta().custom_metadata_map
+        if enc_inputs == ["images"] and "point_coords" in dec_inputs:
+            self.kind = "export"
+            self.precision = meta.get("efsam.precision", "fp32")
+            name = meta.get("efsam.model") or model_name or "unknown"
+            weights = meta.get("efsam.weights_sha256") or f"file-{file_checksum(self.encoder_path)}"
+            self.model_key = f"{name}:{weights}:{self.precision}"
+        elif enc_inputs == ["batched_images"] and "batched_point_coords" in dec_inputs:
+            self.kind = "published"
+            self.precision = "fp32"
+            stem = self.encoder_path.name
+            guessed = next((m for m, prefix in PUBLISHED_NAMES.items() if stem.startswith(prefix)), None)
+            name = model_name or guessed or "unknown"
+            self.model_key = f"{name}:published-onnx-{file_checksum(self.encoder_path)[:16]}:fp32"
+        else:
+            raise OnnxModelError(
+                f"{self.encoder_path} / {self.decoder_path}: not an EfficientSAM encoder/decoder pair "
+                f"(encoder inputs {enc_inputs}, decoder inputs {dec_inputs}); use files written by "
+                "efsam-studio export-onnx or the published efficient_sam_*_encoder/decoder.onnx"
+            )
+        self._dec_outputs = [o.name for o in self.decoder.get_outputs()]
+        super().__init__(name, decode_chunk=16 if self.kind == "export" else 1)
+
+    def _encode(self, image: np.ndarray) -> np.ndarray:
+        if self.kind == "export":
+            feed = {"images": resize_for_encoder(image)}
+        else:
+            pixels = image.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
+            feed = {"batched_images": pixels}
+        return np.ascontiguousarray(self.encoder.run(None, feed)[0], dtype=np.float32)
+
+    def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        size = np.asarray(self.original_size, dtype=np.int64)
+        if self.kind == "export":
+            feed = {
+                "image_embeddings": self._embedding,
+                "point_coords": np.ascontiguousarray(coords, dtype=np.float32),
+                "point_labels": np.ascontiguousarray(labels, dtype=np.float32),
+                "orig_im_size": size,
+            }
+            logits, iou = self.decoder.run(None, feed)
+            return logits, iou
+        logit_parts, iou_parts = [], []
+        for c, lab in zip(coords, labels, strict=True):
+            feed = {
+                "image_embeddings": self._embedding,
+                "batched_point_coords": c[None, None].astype(np.float32),
+                "batched_point_labels": lab[None, None].astype(np.float32),
+                "orig_im_size": size,
+            }
+            outputs = self.decoder.run(self._dec_outputs[1:3], feed)
+            iou_parts.append(outputs[0].reshape(-1))
+            logit_parts.append(outputs[1].reshape(-1, *outputs[1].shape[-2:]))
+        return np.stack(logit_parts), np.stack(iou_parts)
+
+
+# -- finding the files -------------------------------------------------------------------------------
+
+
+def export_dir_for(model: str, checkpoint: str | Path) -> Path:
+    """Where ``export-onnx`` puts (and the backend looks for) the export of a torch checkpoint file."""
+    from efficientsam_studio.paths import weights_dir
+
+    return weights_dir() / "onnx" / f"{model}-{file_checksum(checkpoint)[:16]}"
+
+
+def _decoder_beside(encoder: Path) -> Path:
+    name = encoder.name
+    for precision in PRECISIONS[1:]:
+        name = name.replace(f"_encoder.{precision}.onnx", "_encoder.onnx")
+    return encoder.with_name(name.replace("_encoder", "_decoder"))
+
+
+def _pair_in_dir(folder: Path, model: str, precision: str) -> tuple[Path, Path] | None:
+    suffix = "" if precision == "fp32" else f".{precision}"
+    candidates = [(folder / f"{model}_encoder{suffix}.onnx", folder / f"{model}_decoder.onnx")]
+    if model in PUBLISHED_NAMES and precision == "fp32":
+        tag = PUBLISHED_NAMES[model]
+        candidates.append((folder / f"{tag}_encoder.onnx", folder / f"{tag}_decoder.onnx"))
+    return next(((e, d) for e, d in candidates if e.is_file() and d.is_file()), None)
+
+
+def find_onnx_pair(
+    model: str, checkpoint: str | Path | None = None, precision: str = "fp32"
+) -> tuple[Path, Path]:
+    """``(encoder, decoder)`` for ``model`` following the rules in this module's docstring.
+
+    Raises OnnxModelError saying how to make or get the files when there are none.
+    """
+    if precision not in PRECISIONS:
+        raise OnnxModelError(f"unknown ONNX precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if path.suffix == ".onnx":
+            return path, _decoder_beside(path)
+        if path.is_dir():
+            pair = _pair_in_dir(path, model, precision)
+            if pair is None:
+                raise OnnxModelError(f"{path}: holds no {precision} ONNX pair of {model}")
+            return pair
+        if not path.is_file():
+            raise OnnxModelError(f"{path}: no such file")
+        pair = _pair_in_dir(export_dir_for(model, path), model, precision)
+        if pair is None:
+            flag = " --int8" if precision == "int8" else ""
+            raise OnnxModelError(
+                f"{path} has not been exported to ONNX yet: run "
+                f"efsam-studio export-onnx --model {model} --checkpoint {path}{flag}"
+            )
+        return pair
+    from . import weights
+
+    installed = None
+    try:
+        installed = weights.installed_path(model)
+    except StudioError:
+        installed = None
+    if installed is not None:
+        pair = _pair_in_dir(export_dir_for(model, installed), model, precision)
+        if pair is not None:
+            return pair
+    published = None
+    if precision == "fp32":
+        try:
+            published = weights.installed_onnx(model)
+        except StudioError:
+            published = None
+    if published is not None:
+        return published
+    hint = (
+        f"run efsam-studio export-onnx --model {model}"
+        if installed is not None
+        else f"run efsam-studio weights download {model}_onnx, or download {model} and export it"
+    )
+    raise OnnxModelError(f"no ONNX files for model {model!r}: {hint}")
+
+
+def load_onnx_predictor(
+    model: str, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "fp32"
+) -> OnnxPredictor:
+    """The factory behind ``load_predictor(backend="onnx")`` (and ``"onnx-int8"``)."""
+    encoder, decoder = find_onnx_pair(model, checkpoint, precision)
+    return OnnxPredictor(encoder, decoder, model_name=model, device=device)
+
+
+def load_auto_predictor(model: str, checkpoint: str | Path | None = None, device: str = "auto") -> Any:
+    """``backend="auto"``: ONNX Runtime when its files for the request exist (the fastest on a CPU),
+    otherwise torch; without torch installed, ONNX files are required."""
+    try:
+        import onnxruntime  # noqa: F401
+
+        have_ort = True
+    except ImportError:
+        have_ort = False
+    error: StudioError | None = None
+    if have_ort:
+        try:
+            return load_onnx_predictor(model, checkpoint, device)
+        except OnnxModelError as exc:
+            error = exc
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise error or StudioError(
+            "neither torch nor onnxruntime is installed: pip install 'efficientsam-studio[cpu]'"
+        ) from None
+    from .loader import _load_torch
+
+    return _load_torch(model, None if checkpoint is None else Path(checkpoint), device)

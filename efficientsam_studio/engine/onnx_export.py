@@ -1,0 +1,386 @@
+"""Export an EfficientSAM model to an ONNX encoder and decoder, checked against torch.
+
+Graph contracts (this project's export; the published ONNX pair is described in ``onnx_backend``):
+
+Encoder ``<model>_encoder.onnx``
+    input ``images``: float32 ``(B, 3, 1024, 1024)``, RGB **0..255** already resized bilinearly to
+    1024x1024 (done outside with OpenCV: ``onnx_backend.resize_for_encoder``).
+    The /255 and the ImageNet normalisation are folded into the patch-embedding convolution, and the
+    resized positional embedding is a constant. Attention is one fused ``com.microsoft.MultiHeadAttention``
+    node per block (ONNX Runtime's CPU kernel never materialises the 4096x4096 score matrix).
+    output ``image_embeddings``: float32 ``(B, 256, 64, 64)``.
+
+Decoder ``<model>_decoder.onnx``
+    inputs ``image_embeddings`` ``(1, 256, 64, 64)``; ``point_coords`` float32 ``(Q, N, 2)``, ``(x, y)``
+    in original image pixels, -1 for padding; ``point_labels`` float32 ``(Q, N)`` (1 positive,
+    0 negative, 2/3 box corners, -1 padding); ``orig_im_size`` int64 ``(2,)`` = ``(H, W)``.
+    Q prompts and N points are dynamic; prompts are padded to 6 points (or cut to the first 6) inside.
+    outputs ``low_res_logits`` float32 ``(Q, 3, 256, 256)`` and ``iou_predictions`` ``(Q, 3)``: the three
+    multimask outputs in the model's order (unsorted). Upsampling to ``(H, W)`` happens outside, only
+    for the masks that are returned (bicubic, see ``onnx_backend``).
+
+Metadata (``metadata_props``): ``efsam.kind`` (encoder/decoder), ``efsam.model``, ``efsam.weights_sha256``
+(:func:`~efficientsam_studio.engine.cache.state_dict_checksum` of the weights), ``efsam.precision``
+(fp32, int8) and ``efsam.format`` (graph contract version). The backend reads them to recognise the files
+and to key the embedding cache, so torch and ONNX fp32 embeddings of the same weights share entries.
+
+int8 variant (``quantize="int8"``): dynamic int8 quantisation of the encoder's MatMul weights (ONNX
+Runtime ``quantize_dynamic``); the attention itself stays fp32. Its agreement with fp32 is measured by
+:func:`compare_encoders` and recorded in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from efficientsam_studio.engine.cache import state_dict_checksum
+from efficientsam_studio.errors import StudioError
+from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD, EfficientSam, resize_pos_embed
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "1"
+"""Version of the graph contracts above; the backend refuses files of another version."""
+OPSET = 18
+ENCODER_INPUT = "images"
+DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "orig_im_size")
+DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
+
+
+class ExportError(StudioError):
+    """The export failed or the exported graph does not agree with torch."""
+
+
+def export_file_names(model_name: str, precision: str = "fp32") -> tuple[str, str]:
+    """``(encoder, decoder)`` file names of an export, e.g. ``vit_t_encoder.onnx``, ``vit_t_decoder.onnx``;
+    the int8 encoder is ``vit_t_encoder.int8.onnx`` (the decoder stays fp32)."""
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return f"{model_name}_encoder{suffix}.onnx", f"{model_name}_decoder.onnx"
+
+
+# -- fused attention as a custom op that exports to com.microsoft.MultiHeadAttention ----------------
+
+
+@torch.library.custom_op("efsam_export::multi_head_attention", mutates_args=())
+def _multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``q, k, v (B, S, C)`` -> ``(B, S, C)``: softmax(q k^T / sqrt(C / heads)) v per head."""
+    b, s, c = q.shape
+
+    def heads(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(b, -1, num_heads, c // num_heads).transpose(1, 2)
+
+    out = torch.nn.functional.scaled_dot_product_attention(heads(q), heads(k), heads(v))
+    return out.transpose(1, 2).reshape(b, s, c)
+
+
+@_multi_head_attention.register_fake
+def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int) -> torch.Tensor:
+    return torch.empty_like(q)
+
+
+def _mha_schema():
+    """Schema of ONNX Runtime's ``com.microsoft.MultiHeadAttention`` (query, key, value; num_heads).
+
+    The onnx package does not know ONNX Runtime's contrib ops, so the part of the schema used here is
+    declared for the exporter.
+    """
+    from onnx.defs import OpSchema
+
+    param = OpSchema.FormalParameter
+    return OpSchema(
+        "MultiHeadAttention",
+        "com.microsoft",
+        1,
+        inputs=[param("query", "T"), param("key", "T"), param("value", "T")],
+        outputs=[param("output", "T")],
+        type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "float tensors")],
+        attributes=[OpSchema.Attribute("num_heads", OpSchema.AttrType.INT, "number of heads")],
+    )
+
+
+def _onnx_multi_head_attention(q, k, v, num_heads: int):
+    import onnxscript
+
+    msft = onnxscript.values.Opset("com.microsoft", 1)
+    op = onnxscript.values.Op(msft, "MultiHeadAttention", _mha_schema())
+    return op(q, k, v, num_heads=num_heads)
+
+
+class _FusedAttention(nn.Module):
+    """Same maths as ``model.image_encoder.Attention``, with the fused attention custom op."""
+
+    def __init__(self, attention: nn.Module) -> None:
+        super().__init__()
+        self.qkv = attention.qkv
+        self.proj = attention.proj
+        self.num_heads = attention.num_heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.proj(_multi_head_attention(q, k, v, self.num_heads))
+
+
+class EncoderGraph(nn.Module):
+    """``(B, 3, 1024, 1024)`` RGB 0..255 (bilinearly resized) -> ``(B, 256, 64, 64)``.
+
+    A copy of the model's encoder with the normalisation folded into the patch embedding, the
+    positional embedding precomputed, and (``fused_attention``) the fused attention op.
+    """
+
+    def __init__(self, model: EfficientSam, fused_attention: bool = True) -> None:
+        super().__init__()
+        encoder = copy.deepcopy(model.image_encoder).float().eval()
+        conv = encoder.patch_embed.proj
+        mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            # conv((x / 255 - mean) / std) = conv'(x) with w' = w / (255 std), b' = b - sum(w mean / std)
+            weight = conv.weight.detach().clone()
+            bias = conv.bias.detach().clone() - (weight * (mean / std)).sum(dim=(1, 2, 3))
+            conv.weight.copy_(weight / (255.0 * std))
+            conv.bias.copy_(bias)
+        grid = encoder.image_embedding_size
+        self.register_buffer("pos", resize_pos_embed(encoder.pos_embed.detach(), (grid, grid)).clone())
+        encoder.pos_embed_for_grid = lambda _grid: self.pos
+        if fused_attention:
+            for block in encoder.blocks:
+                block.attn = _FusedAttention(block.attn)
+        self.encoder = encoder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images)
+
+
+class DecoderGraph(nn.Module):
+    """Prompts in original pixels -> the 3 multimask logits ``(Q, 3, 256, 256)`` and IoU ``(Q, 3)``."""
+
+    def __init__(self, model: EfficientSam) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).float().eval()
+        self.max_points = model.max_num_points
+        self.img_size = model.img_size
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        orig_im_size: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        q = point_coords.shape[0]
+        # pad to max_points then cut: works for any N without a shape-dependent branch
+        pad_coords = torch.full((q, self.max_points, 2), -1.0, dtype=point_coords.dtype)
+        pad_labels = torch.full((q, self.max_points), -1.0, dtype=point_labels.dtype)
+        coords = torch.cat([point_coords, pad_coords], dim=1)[:, : self.max_points]
+        labels = torch.cat([point_labels, pad_labels], dim=1)[:, : self.max_points]
+        size = orig_im_size.to(torch.float32)
+        scale = torch.stack([self.img_size / size[1], self.img_size / size[0]])
+        coords = torch.where(coords >= 0, coords * scale, torch.full_like(coords, -1.0))
+        logits, iou = self.model.predict_masks(image_embeddings, coords[None], labels[None], True)
+        return logits[0], iou[0]
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportReport:
+    """Files written and their agreement with the torch model (max abs differences)."""
+
+    encoder: Path
+    decoder: Path
+    encoder_max_abs_diff: float
+    logits_max_abs_diff: float
+    iou_max_abs_diff: float
+    seconds: float
+    int8_encoder: Path | None = None
+    int8_embedding_max_abs_diff: float | None = None
+
+    def lines(self) -> list[str]:
+        out = [
+            f"encoder: {self.encoder}",
+            f"decoder: {self.decoder}",
+            f"agreement with torch (max abs diff): embedding {self.encoder_max_abs_diff:.2e}, "
+            f"low-res logits {self.logits_max_abs_diff:.2e}, IoU {self.iou_max_abs_diff:.2e}",
+        ]
+        if self.int8_encoder is not None:
+            out.append(
+                f"int8 encoder: {self.int8_encoder} (embedding max abs diff vs fp32 torch: "
+                f"{self.int8_embedding_max_abs_diff:.2e}; see benchmarks/README.md for the mask agreement)"
+            )
+        out.append(f"done in {self.seconds:.1f} s")
+        return out
+
+
+def _set_metadata(path: Path, props: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_shapes) -> None:
+    import onnxscript  # noqa: F401  (fail early with a clear message when the export extra is missing)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes=dynamic_shapes,
+            custom_translation_table={
+                torch.ops.efsam_export.multi_head_attention.default: _onnx_multi_head_attention
+            },
+            verbose=False,
+        )
+    program.save(str(path), external_data=False)
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(
+    model: EfficientSam,
+    model_name: str,
+    out_dir: str | Path,
+    quantize: str | None = None,
+    check: bool = True,
+    seed: int = 0,
+) -> ExportReport:
+    """Write ``<model_name>_encoder.onnx`` and ``<model_name>_decoder.onnx`` into ``out_dir``.
+
+    Both are run in ONNX Runtime right after export on a random image and two prompt sets and compared
+    with the torch model (differences in the report; :class:`ExportError` when they exceed 1e-3).
+    ``quantize="int8"`` also writes ``<model_name>_encoder.int8.onnx``. Files are written under temporary
+    names and renamed when complete.
+    """
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(
+            f"ONNX export needs the onnx and onnxscript packages ({exc}); install them with "
+            "pip install 'efficientsam-studio[train]'"
+        ) from None
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.float().eval()
+    weights = state_dict_checksum(model.state_dict())
+    enc_name, dec_name = export_file_names(model_name)
+    enc_path, dec_path = out_dir / enc_name, out_dir / dec_name
+    enc_tmp, dec_tmp = out_dir / f".{enc_name}.part", out_dir / f".{dec_name}.part"
+
+    rng = np.random.default_rng(seed)
+    size = model.img_size
+    image = torch.from_numpy(rng.uniform(0, 255, (1, 3, size, size)).astype(np.float32))
+    coords = torch.tensor([[[200.0, 300.0], [640.0, 420.0]], [[10.0, 20.0], [700.0, 470.0]]])
+    labels = torch.tensor([[1.0, 0.0], [2.0, 3.0]])
+    orig = torch.tensor([480, 720], dtype=torch.int64)
+
+    encoder_graph = EncoderGraph(model)
+    decoder_graph = DecoderGraph(model)
+    with torch.no_grad():
+        from efficientsam_studio.engine.preprocess import normalize
+
+        reference_embedding = model.image_encoder(normalize(image / 255.0))
+        ref_logits, ref_iou = decoder_graph(reference_embedding, coords, labels, orig)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    prompts = torch.export.Dim("prompts", min=1, max=4096)
+    points = torch.export.Dim("points", min=1, max=64)
+    try:
+        with torch.no_grad():
+            _export(encoder_graph, (image,), enc_tmp, [ENCODER_INPUT], ["image_embeddings"], ({0: batch},))
+            _export(
+                decoder_graph,
+                (reference_embedding, coords, labels, orig),
+                dec_tmp,
+                DECODER_INPUTS,
+                DECODER_OUTPUTS,
+                (None, {0: prompts, 1: points}, {0: prompts, 1: points}, None),
+            )
+        common = {"efsam.model": model_name, "efsam.weights_sha256": weights, "efsam.format": EXPORT_FORMAT}
+        _set_metadata(enc_tmp, {**common, "efsam.kind": "encoder", "efsam.precision": "fp32"})
+        _set_metadata(dec_tmp, {**common, "efsam.kind": "decoder", "efsam.precision": "fp32"})
+
+        enc_diff = logit_diff = iou_diff = 0.0
+        embedding = reference_embedding.numpy()
+        if check:
+            embedding = _session(enc_tmp).run(None, {ENCODER_INPUT: image.numpy()})[0]
+            enc_diff = float(np.abs(embedding - reference_embedding.numpy()).max())
+            feeds = {
+                "image_embeddings": reference_embedding.numpy(),
+                "point_coords": coords.numpy(),
+                "point_labels": labels.numpy(),
+                "orig_im_size": orig.numpy(),
+            }
+            onnx_logits, onnx_iou = _session(dec_tmp).run(None, feeds)
+            logit_diff = float(np.abs(onnx_logits - ref_logits.numpy()).max())
+            iou_diff = float(np.abs(onnx_iou - ref_iou.numpy()).max())
+            worst = max(enc_diff, logit_diff, iou_diff)
+            if not np.isfinite(worst) or worst > 1e-3:
+                raise ExportError(
+                    f"the exported graphs disagree with torch (embedding {enc_diff:.2e}, logits "
+                    f"{logit_diff:.2e}, IoU {iou_diff:.2e}); nothing was written to {out_dir}"
+                )
+        enc_tmp.replace(enc_path)
+        dec_tmp.replace(dec_path)
+    finally:
+        for leftover in (enc_tmp, dec_tmp):
+            leftover.unlink(missing_ok=True)
+    report = ExportReport(enc_path, dec_path, enc_diff, logit_diff, iou_diff, 0.0)
+    if quantize == "int8":
+        int8_path = out_dir / export_file_names(model_name, "int8")[0]
+        report.int8_encoder = quantize_encoder_int8(enc_path, int8_path)
+        quantized = _session(report.int8_encoder).run(None, {ENCODER_INPUT: image.numpy()})[0]
+        report.int8_embedding_max_abs_diff = float(np.abs(quantized - reference_embedding.numpy()).max())
+    elif quantize is not None:
+        raise ExportError(f"unknown quantisation {quantize!r}; the only choice is int8")
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def quantize_encoder_int8(fp32_path: Path, out_path: Path) -> Path:
+    """Dynamic int8 quantisation of the MatMul weights of an exported encoder (attention stays fp32)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out_path.with_name(f".{out_path.name}.part")
+    try:
+        quantize_dynamic(
+            str(fp32_path), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8
+        )
+        _set_metadata(tmp, {**read_metadata(fp32_path), "efsam.precision": "int8"})
+        tmp.replace(out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
