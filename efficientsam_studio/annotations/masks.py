@@ -111,19 +111,28 @@ def has_holes(mask: np.ndarray) -> bool:
     return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
 
 
-def _contour_to_ring_points(contour: np.ndarray, tolerance: float) -> np.ndarray:
-    """OpenCV contour (pixel indices) -> ring through pixel centres, simplified by ``tolerance`` pixels."""
-    points = contour.reshape(-1, 2)
-    if tolerance > 0 and len(points) > 3:
-        simplified = cv2.approxPolyDP(contour, float(tolerance), True).reshape(-1, 2)
+def _trace(mask: np.ndarray, retrieval: int) -> tuple[list[np.ndarray], np.ndarray | None, tuple[int, int]]:
+    """Contours of a mask traced at twice its resolution (see :func:`mask_to_polygons`).
+
+    Returns the contours in doubled, cropped coordinates, their hierarchy and the crop's origin.
+    """
+    binary = _as_uint8(mask)
+    x, y, w, h = cv2.boundingRect(binary)
+    if w == 0 or h == 0:
+        return [], None, (0, 0)
+    crop = cv2.copyMakeBorder(binary[y:y + h, x:x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    doubled = crop.repeat(2, axis=0).repeat(2, axis=1)
+    contours, hierarchy = cv2.findContours(doubled, retrieval, cv2.CHAIN_APPROX_SIMPLE)
+    return list(contours), hierarchy, (x - 1, y - 1)
+
+
+def _ring_points(contour: np.ndarray, origin: tuple[int, int], tolerance: float) -> np.ndarray:
+    """A doubled-resolution contour -> ``(N, 2)`` image coordinates, simplified by ``tolerance`` px."""
+    if tolerance > 0 and len(contour) > 4:
+        simplified = cv2.approxPolyDP(contour, 2.0 * float(tolerance), True)
         if len(simplified) >= 3:
-            points = simplified
-    if len(points) < 3:
-        # a part one or two pixels thin in both directions: use the pixels' outline box
-        x0, y0 = points.min(axis=0)
-        x1, y1 = points.max(axis=0) + 1
-        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
-    return points.astype(np.float64) + 0.5
+            contour = simplified
+    return (contour.reshape(-1, 2).astype(np.float64) + 0.5) / 2.0 + np.asarray(origin, dtype=np.float64)
 
 
 def mask_to_polygons(mask: np.ndarray, mode: PolygonMode = "all", tolerance: float = 1.0) -> list[Ring]:
@@ -134,27 +143,33 @@ def mask_to_polygons(mask: np.ndarray, mode: PolygonMode = "all", tolerance: flo
     of its outer ring (an island inside a hole is again an outer ring). Outer rings come in decreasing
     area. ``tolerance``: maximum distance in pixels between the traced and the simplified outline
     (``cv2.approxPolyDP``); 0 keeps every corner. Empty mask -> ``[]``.
+
+    The outline is traced (``cv2.findContours``) on the mask enlarged twice with nearest-neighbour
+    sampling, so it runs a quarter pixel outside the centres of the border pixels: rasterising the rings
+    with pycocotools (:func:`polygons_to_rle`, pixel centres) gives the mask back exactly when
+    ``tolerance`` is 0, and within ``tolerance`` pixels otherwise. Every part, even a single pixel,
+    gives a ring of at least 3 points.
     """
     if mode not in POLYGON_MODES:
         raise ValueError(f"polygon mode must be one of {POLYGON_MODES}; got {mode!r}")
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels; got {tolerance}")
     retrieval = cv2.RETR_CCOMP if mode == "all_with_holes" else cv2.RETR_EXTERNAL
-    contours, hierarchy = cv2.findContours(_as_uint8(mask), retrieval, cv2.CHAIN_APPROX_NONE)
+    contours, hierarchy, origin = _trace(mask, retrieval)
     if not contours:
         return []
     parents = hierarchy[0][:, 3]
     outer = [i for i in range(len(contours)) if parents[i] < 0]
-    outer.sort(key=lambda i: (-cv2.contourArea(contours[i]), -len(contours[i])))
+    outer.sort(key=lambda i: -cv2.contourArea(contours[i]))
     if mode == "largest":
         outer = outer[:1]
     rings: list[Ring] = []
     for index in outer:
         parent_position = len(rings)
-        rings.append(Ring(_contour_to_ring_points(contours[index], tolerance)))
+        rings.append(Ring(_ring_points(contours[index], origin, tolerance)))
         if mode == "all_with_holes":
             for child in np.flatnonzero(parents == index):
-                rings.append(Ring(_contour_to_ring_points(contours[child], tolerance), True, parent_position))
+                rings.append(Ring(_ring_points(contours[child], origin, tolerance), True, parent_position))
     return rings
 
 
@@ -194,12 +209,16 @@ def polygons_to_mask(
 def boundary_distance(reference: np.ndarray, other: np.ndarray) -> float:
     """Largest distance (pixels) from a pixel where two masks differ to the reference mask's boundary.
 
-    0 when the masks are equal. Used to check that a polygon round trip stays within its tolerance.
+    Distances are between pixel centres (a pixel next to the boundary is at 1), and the image border
+    counts as boundary. 0 when the masks are equal. Used to check that a polygon round trip stays
+    within its tolerance.
     """
     ref = _as_uint8(reference)
     diff = ref != _as_uint8(other)
     if not diff.any():
         return 0.0
-    inside = cv2.distanceTransform(ref, cv2.DIST_L2, 5)
+    # a background frame: the image border counts as the mask's boundary
+    padded = cv2.copyMakeBorder(ref, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    inside = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
     outside = cv2.distanceTransform(1 - ref, cv2.DIST_L2, 5)
     return float(np.maximum(inside, outside)[diff].max())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
@@ -56,7 +57,7 @@ def test_polygon_modes():
     assert holes[hole.parent].hole is False
     back = masks.polygons_to_mask(holes, H, W)
     assert not back[30, 25]  # the hole stays empty
-    assert masks.boundary_distance(mask, back) <= 1.0
+    assert np.array_equal(back, mask)  # without simplification the rings give the mask back exactly
     filled = masks.polygons_to_mask(every, H, W)
     assert filled[30, 25]  # without holes the ring is filled
     assert masks.mask_to_polygons(np.zeros((H, W), bool)) == []
@@ -88,3 +89,20 @@ def test_bad_arguments():
         masks.encode(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="polygon mode"):
         masks.mask_to_polygons(disk(5, 5, 2), "outer")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_shapes_round_trip_exactly_or_within_tolerance(seed):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((H, W), np.uint8)
+    for _ in range(3):  # ellipses, some cut by the image border, one with a hole punched in
+        centre = (int(rng.integers(0, W)), int(rng.integers(0, H)))
+        axes = (int(rng.integers(1, 20)), int(rng.integers(1, 16)))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    cv2.circle(mask, (int(rng.integers(10, W - 10)), int(rng.integers(10, H - 10))), 3, 0, -1)
+    exact = masks.polygons_to_mask(masks.mask_to_polygons(mask, "all_with_holes", 0), H, W)
+    assert np.array_equal(exact, mask.astype(bool))
+    for tolerance in (0.5, 1.0, 2.0):
+        rings = masks.mask_to_polygons(mask, "all_with_holes", tolerance)
+        back = masks.polygons_to_mask(rings, H, W)
+        assert masks.boundary_distance(mask, back) <= tolerance + 1.0
