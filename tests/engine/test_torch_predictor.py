@@ -1,0 +1,206 @@
+"""The torch Predictor on the tiny model: call shape, sorting, batching, embeddings, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from efficientsam_studio.engine import (
+    BackendError,
+    DeviceError,
+    NoImageError,
+    Predictor,
+    Prompt,
+    PromptError,
+    load_predictor,
+)
+from efficientsam_studio.engine.preprocess import ImageInputError
+from efficientsam_studio.errors import CheckpointError
+
+H, W = 48, 80
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+    rgb[10:30, 20:50] = (250, 20, 20)
+    return rgb
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint: Path, image: np.ndarray):
+    predictor = load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="cpu")
+    predictor.set_image(image)
+    return predictor
+
+
+def test_is_a_predictor(predictor) -> None:
+    assert isinstance(predictor, Predictor)
+    assert predictor.backend == "torch" and predictor.model_name == "tiny"
+    assert predictor.original_size == (H, W)
+
+
+def test_predict_returns_sorted_candidates_at_image_size(predictor) -> None:
+    masks, scores, logits = predictor.predict(point_coords=np.array([[30, 20]]), point_labels=np.array([1]))
+    assert masks.shape == (3, H, W) and masks.dtype == bool
+    assert scores.shape == (3,) and scores.dtype == np.float32
+    assert logits.shape == (3, 256, 256) and logits.dtype == np.float32
+    assert np.all(np.diff(scores) <= 0)
+    np.testing.assert_array_equal(masks, predictor.masks_from_logits(logits))
+
+
+def test_masks_are_bicubic_logits_above_zero(predictor) -> None:
+    masks, _, logits = predictor.predict(box=np.array([5, 5, 60, 40]))
+    up = torch.nn.functional.interpolate(
+        torch.from_numpy(logits)[None], size=(H, W), mode="bicubic", align_corners=False
+    )[0]
+    np.testing.assert_array_equal(masks, (up > 0).numpy())
+
+
+def test_single_output_is_the_best_candidate(predictor) -> None:
+    prompt = {"point_coords": np.array([[30, 20], [70, 40]]), "point_labels": np.array([1, 0])}
+    masks, scores, logits = predictor.predict(**prompt)
+    best_mask, best_score, best_logits = predictor.predict(**prompt, multimask_output=False)
+    assert best_mask.shape == (1, H, W) and best_score.shape == (1,) and best_logits.shape == (1, 256, 256)
+    np.testing.assert_array_equal(best_mask[0], masks[0])
+    assert best_score[0] == pytest.approx(scores[0])
+
+
+def test_box_corners_in_any_order_give_the_same_result(predictor) -> None:
+    a = predictor.predict(box=np.array([5, 5, 60, 40]))
+    b = predictor.predict(box=np.array([60, 40, 5, 5]))
+    np.testing.assert_allclose(a[1], b[1], atol=1e-6)
+
+
+def test_embedding_round_trip_reproduces_predictions(predictor, tiny_checkpoint: Path, image) -> None:
+    embedding = predictor.get_image_embedding()
+    assert embedding.shape == (1, 256, 64, 64) and embedding.dtype == np.float32
+    other = load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="cpu")
+    other.set_embedding(embedding, image.shape[:2])
+    prompt = {"point_coords": np.array([[10, 10]]), "point_labels": np.array([1])}
+    for ours, theirs in zip(predictor.predict(**prompt), other.predict(**prompt), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_batch_equals_one_by_one(predictor) -> None:
+    coords = np.array([[[30, 20]], [[70, 40]], [[5, 45]]], dtype=np.float32)
+    labels = np.ones((3, 1))
+    predictor.decode_chunk = 2  # exercise chunking
+    try:
+        masks, scores, logits = predictor.predict_batch(coords, labels)
+    finally:
+        predictor.decode_chunk = 16
+    assert masks.shape == (3, 3, H, W) and scores.shape == (3, 3) and logits.shape == (3, 3, 256, 256)
+    for i in range(3):
+        single = predictor.predict(coords[i], labels[i])
+        np.testing.assert_allclose(scores[i], single[1], atol=1e-5)
+        np.testing.assert_allclose(logits[i], single[2], atol=1e-4)
+
+
+def test_batch_of_mixed_prompts_and_boxes(predictor) -> None:
+    prompts = [
+        Prompt(box=np.array([5, 5, 60, 40])),
+        Prompt(point_coords=np.array([[30, 20], [70, 40]]), point_labels=np.array([1, 0])),
+    ]
+    result = predictor.predict_batch(prompts=prompts, multimask_output=False, return_masks=False)
+    assert result.masks is None
+    assert result.scores.shape == (2, 1) and result.low_res_logits.shape == (2, 1, 256, 256)
+    assert [info.num_points for info in result.infos] == [0, 2]
+    alone = predictor.predict(box=np.array([5, 5, 60, 40]), multimask_output=False)
+    np.testing.assert_allclose(result.scores[0], alone[1], atol=1e-5)
+    boxes = predictor.predict_batch(boxes=np.array([[5, 5, 60, 40], [0, 0, 20, 20]]))
+    assert boxes.masks.shape == (2, 3, H, W)
+    box_alone = predictor.predict(box=np.array([5, 5, 60, 40]))
+    np.testing.assert_allclose(boxes.scores[0], box_alone[1], atol=1e-5)
+
+
+def test_empty_batch(predictor) -> None:
+    result = predictor.predict_batch(prompts=[])
+    assert result.scores.shape == (0, 3) and result.masks.shape == (0, 3, H, W)
+
+
+def test_predict_before_set_image(tiny_checkpoint: Path) -> None:
+    fresh = load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="cpu")
+    with pytest.raises(NoImageError, match="call set_image"):
+        fresh.predict(box=np.array([0, 0, 5, 5]))
+    with pytest.raises(NoImageError):
+        fresh.get_image_embedding()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((10, 10), np.uint8), r"RGB of shape \(H, W, 3\)"),
+        (np.zeros((10, 10, 4), np.uint8), r"RGB of shape \(H, W, 3\)"),
+        (np.zeros((10, 10, 3), np.float32), "must be uint8"),
+        (np.zeros((0, 10, 3), np.uint8), r"RGB of shape"),
+    ],
+)
+def test_bad_image_arrays(predictor, bad: np.ndarray, message: str) -> None:
+    with pytest.raises(ImageInputError, match=message):
+        predictor.set_image(bad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "at least one point or a box"),
+        ({"point_coords": np.array([[1, 2]])}, "must be given together"),
+        ({"point_coords": np.array([1, 2]), "point_labels": np.array([1])}, r"shape \(N, 2\)"),
+        ({"point_coords": np.array([[1, 2]]), "point_labels": np.array([1, 1])}, r"shape \(1,\)"),
+        ({"point_coords": np.array([[1, 2]]), "point_labels": np.array([2])}, "1 \\(positive\\) or 0"),
+        ({"point_coords": np.array([[np.nan, 2]]), "point_labels": np.array([1])}, "not finite"),
+        ({"box": np.array([1, 2, 3])}, r"box must be \(x0, y0, x1, y1\)"),
+    ],
+)
+def test_bad_prompts(predictor, kwargs: dict, message: str) -> None:
+    with pytest.raises(PromptError, match=message):
+        predictor.predict(**kwargs)
+
+
+def test_set_embedding_checks_shape(predictor) -> None:
+    with pytest.raises(Exception, match=r"\(1, 256, 64, 64\)"):
+        predictor.set_embedding(np.zeros((256, 64, 64), np.float32), (10, 10))
+
+
+def test_unknown_backend(tiny_checkpoint: Path) -> None:
+    with pytest.raises(BackendError, match="unknown backend 'tensorrt'.*torch"):
+        load_predictor(model="tiny", checkpoint=tiny_checkpoint, backend="tensorrt")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_cuda(tiny_checkpoint: Path) -> None:
+    with pytest.raises(DeviceError, match="CUDA is not available.*--device cpu"):
+        load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="cuda")
+
+
+def test_auto_device_falls_back_to_cpu(tiny_checkpoint: Path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="auto").device.type == "cpu"
+
+
+def test_unknown_device_and_model(tiny_checkpoint: Path) -> None:
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="tpu")
+    with pytest.raises(CheckpointError, match="unknown model 'vit_q'"):
+        load_predictor(model="vit_q", checkpoint=tiny_checkpoint)
+
+
+def test_installed_weights_are_used_without_checkpoint(tiny_checkpoint: Path, monkeypatch) -> None:
+    from efficientsam_studio.engine import weights
+
+    monkeypatch.setattr(weights, "installed_path", lambda name: tiny_checkpoint if name == "tiny" else None)
+    assert load_predictor(model="tiny", device="cpu").model_name == "tiny"
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path))
+    with pytest.raises(CheckpointError) as info:
+        load_predictor(model="vit_t", device="cpu")
+    message = str(info.value)
+    assert "efsam-studio weights download vit_t" in message
+    assert "--checkpoint" in message

@@ -1,0 +1,85 @@
+"""Prompt encoding, the 6-point policy, and pre-processing of the torch Predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from efficientsam_studio.engine import MAX_POINTS, Prompt, PromptsTruncatedWarning, load_predictor
+from efficientsam_studio.engine.preprocess import preprocess_image
+from efficientsam_studio.engine.prompts import encode_prompt, to_model_space
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint: Path):
+    predictor = load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="cpu")
+    predictor.set_image(np.random.default_rng(0).integers(0, 256, size=(40, 60, 3), dtype=np.uint8))
+    return predictor
+
+
+def test_box_becomes_corners_labelled_2_and_3_after_the_points() -> None:
+    coords, labels, info = encode_prompt(np.array([[1, 2]]), np.array([0]), np.array([30, 40, 10, 20]))
+    np.testing.assert_array_equal(coords, [[1, 2], [10, 20], [30, 40]])
+    np.testing.assert_array_equal(labels, [0, 2, 3])
+    assert not info.truncated and info.note is None
+
+
+def test_points_are_scaled_to_the_1024_square_and_negatives_become_padding() -> None:
+    coords = torch.tensor([[[100.0, 50.0], [-3.0, 10.0]]])
+    scaled = to_model_space(coords, (200, 400))
+    torch.testing.assert_close(scaled, torch.tensor([[[256.0, 256.0], [-1.0, 51.2]]]))
+
+
+def test_beyond_six_points_keeps_the_box_and_the_latest_points(predictor) -> None:
+    points = np.array([[i * 5 + 2, i * 4 + 3] for i in range(7)], dtype=np.float32)
+    labels = np.array([1, 0, 1, 0, 1, 1, 0])
+    box = np.array([2, 2, 50, 30])
+    with pytest.warns(PromptsTruncatedWarning, match="keep the box and the most recent points"):
+        masks, scores, logits = predictor.predict(points, labels, box)
+    info = predictor.last_prompt_info
+    assert info.truncated and info.has_box
+    assert info.dropped_points == (0, 1, 2) and info.kept_points == (3, 4, 5, 6)
+    assert "used 4 of 7 points" in info.note and "[0, 1, 2]" in info.note
+    same = predictor.predict(points[3:], labels[3:], box)
+    np.testing.assert_array_equal(logits, same[2])
+    assert not predictor.last_prompt_info.truncated
+
+
+def test_beyond_six_points_without_a_box_keeps_the_last_six(predictor) -> None:
+    points = np.array([[i * 6 + 1, i * 3 + 1] for i in range(8)], dtype=np.float32)
+    labels = np.ones(8)
+    with pytest.warns(PromptsTruncatedWarning):
+        result = predictor.predict(points, labels)
+    assert predictor.last_prompt_info.kept_points == tuple(range(2, 8))
+    np.testing.assert_array_equal(result[2], predictor.predict(points[2:], labels[2:])[2])
+
+
+def test_batch_reports_each_prompts_policy(predictor) -> None:
+    many = Prompt(point_coords=np.zeros((7, 2)) + 5, point_labels=np.ones(7))
+    few = Prompt(point_coords=np.array([[5, 5]]), point_labels=np.array([1]))
+    with pytest.warns(PromptsTruncatedWarning):
+        result = predictor.predict_batch(prompts=[many, few], return_masks=False)
+    assert result.infos[0].dropped_points == (0,) and not result.infos[1].truncated
+    assert MAX_POINTS == 6
+
+
+def test_preprocessing_is_bilinear_resize_then_imagenet_normalisation() -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, size=(30, 50, 3), dtype=np.uint8)
+    tensor = preprocess_image(rgb)
+    assert tensor.shape == (1, 3, 1024, 1024) and tensor.dtype == torch.float32
+    unit = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    resized = F.interpolate(unit, size=(1024, 1024), mode="bilinear", align_corners=False, antialias=False)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    torch.testing.assert_close(tensor, (resized - mean) / std, atol=0, rtol=0)
+
+
+def test_a_1024_square_image_is_only_normalised() -> None:
+    rgb = np.full((1024, 1024, 3), 255, dtype=np.uint8)
+    tensor = preprocess_image(rgb)
+    expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(tensor[0, :, 500, 700], expected)
