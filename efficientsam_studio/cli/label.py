@@ -218,10 +218,11 @@ def run(args: argparse.Namespace) -> int:
     prompts = _read_prompts(args)
     mode = "everything" if args.everything else "boxes" if args.boxes is not None else "points"
     predictor = _load_predictor(args)
+    existed = path.exists()
     project, report = _open_project(folder, path, args.recursive)
     bar = _Bar()
     try:
-        if report.added and path.exists():
+        if report.added and existed:
             print(f"{len(report.added)} new images added to {path.name}", file=sys.stderr)
         summary = run_batch(project, mode=mode, params=params, predictor=predictor, prompts=prompts,
                             progress=bar)

@@ -1,0 +1,139 @@
+"""``efsam-studio label``: modes, project resolution, COCO output, resume, failures and Ctrl+C."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from efficientsam_studio.annotations.document import ImageStatus
+from efficientsam_studio.annotations.project import Project
+from efficientsam_studio.cli import label as label_cli
+from efficientsam_studio.cli.main import main
+from tests.batch.conftest import SCENES, box_mask, scene_image
+from tests.batch.fake_predictor import ShapesPredictor
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, objects in SCENES.items():
+        cv2.imwrite(str(images / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
+    return images
+
+
+@pytest.fixture
+def boxes_csv(tmp_path: Path) -> Path:
+    lines = ["image,x0,y0,x1,y1,label,score"]
+    for name, objects in SCENES.items():
+        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
+    path = tmp_path / "boxes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> ShapesPredictor:
+    predictor = ShapesPredictor()
+    monkeypatch.setattr(label_cli, "_load_predictor", lambda args: predictor)
+    return predictor
+
+
+def test_boxes_mode_writes_the_project_and_a_coco_file(folder, boxes_csv, tmp_path, fake_model, capsys):
+    coco_path = tmp_path / "out" / "coco.json"
+    args = ["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--coco", str(coco_path)]
+    rc = main(args)
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "images: 3 considered, 3 labelled, 0 skipped, 0 failed" in out
+    assert "instances: 5 added" in out
+    coco = COCO(str(coco_path))
+    assert len(coco.getAnnIds()) == 5
+    names = {c["name"] for c in coco.loadCats(coco.getCatIds())}
+    assert names == {"cat", "dog"}
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        image = coco.loadImgs(ann["image_id"])[0]
+        label = coco.loadCats(ann["category_id"])[0]["name"]
+        boxes = [box for name, _, box in SCENES[image["file_name"]] if name == label]
+        mask = coco.annToMask(ann).astype(bool)
+        assert max(_iou(mask, box_mask(b)) for b in boxes) > 0.9
+    with Project.open(folder / "labels.efsam.json") as project:
+        assert project.document.instance_count == 5
+
+
+def test_a_second_run_resumes_and_skips_labelled_images(folder, boxes_csv, fake_model, capsys):
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 0
+    capsys.readouterr()
+    project_file = str(folder / "labels.efsam.json")
+    assert main(["label", str(folder), "--out", project_file, "--boxes", str(boxes_csv)]) == 0
+    assert "3 considered, 0 labelled, 3 skipped" in capsys.readouterr().out
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--overwrite"]) == 0
+    assert "instances: 5 added, 5 replaced" in capsys.readouterr().out
+
+
+def test_unreadable_images_are_listed_and_the_exit_status_is_one(folder, boxes_csv, fake_model, capsys):
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    rc = main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "3 labelled" in out and "1 failed" in out and "failed: broken.png" in out
+
+
+def test_ctrl_c_exits_130_with_the_finished_images_saved(folder, boxes_csv, monkeypatch, capsys):
+    class Interrupting(ShapesPredictor):
+        def set_image(self, image):
+            super().set_image(image)
+            if self.encodes == 3:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(label_cli, "_load_predictor", lambda args: Interrupting())
+    rc = main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--save-every", "50"])
+    assert rc == 130
+    assert "interrupted" in capsys.readouterr().out
+    with Project.open(folder / "labels.efsam.json") as project:
+        doc = project.document
+        statuses = [doc.image_by_path(name).status for name in SCENES]
+        assert statuses == [ImageStatus.NEEDS_REVIEW, ImageStatus.NEEDS_REVIEW, ImageStatus.UNLABELLED]
+
+
+def test_a_project_outside_the_image_folder_is_refused(folder, boxes_csv, tmp_path, fake_model, capsys):
+    elsewhere = str(tmp_path / "elsewhere.efsam.json")
+    rc = main(["label", str(folder), "--out", elsewhere, "--boxes", str(boxes_csv)])
+    assert rc == 2
+    assert "must be in the image folder" in capsys.readouterr().err
+
+
+def test_bad_prompt_files_and_parameters_are_usage_errors(folder, tmp_path, fake_model, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,x0,y0\n")
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(bad)]) == 2
+    assert "header lacks" in capsys.readouterr().err
+    assert main(["label", str(folder), "--out", "labels", "--everything", "--nms-thresh", "0"]) == 2
+    assert "box_nms_thresh" in capsys.readouterr().err
+
+
+def test_everything_and_points_with_the_tiny_model(folder, tmp_path, tiny_checkpoint, capsys):
+    """The real engine end to end (random weights: how many masks survive is not meaningful)."""
+    common = ["--model", "tiny", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--no-cache"]
+    rc = main(["label", str(folder), "--out", "auto", "--everything", "--points-per-side", "2", *common])
+    assert rc == 0, capsys.readouterr()
+    with Project.open(folder / "auto.efsam.json") as project:
+        doc = project.document
+        assert all(img.status == ImageStatus.NEEDS_REVIEW for img in doc.images)
+        assert all(inst.source == "ai" and inst.score is not None for inst in doc.iter_instances())
+    points = tmp_path / "points.json"
+    clicks = [{"x": 30, "y": 30, "label": 1}, {"x": 100, "y": 60, "label": 1}]
+    points.write_text(json.dumps({"img1.png": clicks}))
+    rc = main(["label", str(folder), "--out", "pts", "--points", str(points), *common])
+    out = capsys.readouterr().out
+    assert rc == 0 and "1 labelled, 2 skipped" in out
