@@ -66,6 +66,8 @@ class _ReplaceCategory(Command):
 
 
 class RenameCategory(_ReplaceCategory):
+    """Give a category another (unused) name."""
+
     def __init__(self, document: Document, category_id: int, name: str) -> None:
         other = document.category_by_name(name)
         if other is not None and other.id != category_id:
@@ -75,6 +77,8 @@ class RenameCategory(_ReplaceCategory):
 
 
 class RecolourCategory(_ReplaceCategory):
+    """Give a category another colour (``"#rrggbb"``)."""
+
     def __init__(self, document: Document, category_id: int, colour: str) -> None:
         super().__init__(document, category_id, colour=colour)
         self.text = f"Change colour of {self.old.name}"

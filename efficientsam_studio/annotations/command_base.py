@@ -40,11 +40,13 @@ class InstanceRemoval:
         self.removed: list[tuple[Instance, int]] = []
 
     def remove(self) -> None:
+        """Remove the instances, recording their z positions."""
         doc = self.document
         ordered = sorted(self.ids, key=lambda i: (doc.instance(i).image_id, -doc.z_index(i)))
         self.removed = [doc.remove_instance(i) for i in ordered]
 
     def restore(self) -> None:
+        """Put the removed instances back where they were."""
         for instance, index in reversed(self.removed):
             self.document.add_instance(instance, index)
         self.removed = []

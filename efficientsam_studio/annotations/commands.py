@@ -251,12 +251,14 @@ class Reorder(Command):
 
     @classmethod
     def to_front(cls, document: Document, instance_id: int) -> Reorder:
+        """Move an instance to the top of its image."""
         command = cls.move(document, instance_id, -1)
         command.text = "Bring to front"
         return command
 
     @classmethod
     def to_back(cls, document: Document, instance_id: int) -> Reorder:
+        """Move an instance to the bottom of its image."""
         command = cls.move(document, instance_id, 0)
         command.text = "Send to back"
         return command

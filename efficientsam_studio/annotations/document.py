@@ -117,6 +117,7 @@ class Document:
         return list(self._categories.values())
 
     def image(self, image_id: int) -> ImageRecord:
+        """The image with this id (DocumentError if absent)."""
         try:
             return self._images[image_id]
         except KeyError:
@@ -128,24 +129,28 @@ class Document:
         return None if image_id is None else self._images[image_id]
 
     def category(self, category_id: int) -> Category:
+        """The category with this id (DocumentError if absent)."""
         try:
             return self._categories[category_id]
         except KeyError:
             raise DocumentError(f"no category with id {category_id} in the document") from None
 
     def category_by_name(self, name: str) -> Category | None:
+        """The category with exactly this name, or None."""
         for category in self._categories.values():
             if category.name == name:
                 return category
         return None
 
     def instance(self, instance_id: int) -> Instance:
+        """The instance with this id (DocumentError if absent)."""
         try:
             return self._instances[instance_id]
         except KeyError:
             raise DocumentError(f"no instance with id {instance_id} in the document") from None
 
     def has_instance(self, instance_id: int) -> bool:
+        """True when an instance with this id is in the document."""
         return instance_id in self._instances
 
     def instances_of(self, image_id: int) -> list[Instance]:
@@ -153,6 +158,7 @@ class Document:
         return [self._instances[i] for i in self._by_image.get(image_id, ())]
 
     def instances_of_category(self, category_id: int) -> list[Instance]:
+        """Every instance of one category (all images)."""
         return [inst for inst in self._instances.values() if inst.category_id == category_id]
 
     def iter_instances(self) -> Iterator[Instance]:
@@ -177,6 +183,7 @@ class Document:
 
     @property
     def instance_count(self) -> int:
+        """Number of instances in the document."""
         return len(self._instances)
 
     def colour_for_new_category(self) -> str:
@@ -185,6 +192,7 @@ class Document:
 
     # ----------------------------------------------------------------- primitive edits (commands use these)
     def add_image(self, image: ImageRecord) -> None:
+        """Add an image record (its path must be new)."""
         if image.id in self._images:
             raise DocumentError(f"image id {image.id} is already used")
         if image.path in self._image_by_path:
@@ -196,6 +204,7 @@ class Document:
         self._changed(Change("image_added", (image.id,)))
 
     def replace_image(self, image: ImageRecord) -> None:
+        """Replace the image record with the same id (e.g. a new status)."""
         old = self.image(image.id)
         if old.path != image.path:
             del self._image_by_path[old.path]
@@ -204,6 +213,7 @@ class Document:
         self._changed(Change("image_changed", (image.id,)))
 
     def add_category(self, category: Category, index: int | None = None) -> None:
+        """Add a category at position ``index`` (default: last); its name must be new."""
         _check_category(category)
         if category.id in self._categories:
             raise DocumentError(f"category id {category.id} is already used")
@@ -226,6 +236,7 @@ class Document:
         return index
 
     def replace_category(self, category: Category) -> None:
+        """Replace the category with the same id (name stays unique)."""
         _check_category(category)
         self.category(category.id)
         other = self.category_by_name(category.name)
@@ -256,6 +267,7 @@ class Document:
         return instance, index
 
     def replace_instance(self, instance: Instance) -> None:
+        """Replace the instance with the same id, keeping its z position."""
         old = self.instance(instance.id)
         if old.image_id != instance.image_id:
             raise DocumentError(f"instance {instance.id} cannot move to another image")

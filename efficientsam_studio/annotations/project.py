@@ -231,6 +231,7 @@ class Project:
 
     @property
     def read_only(self) -> bool:
+        """True when this object holds no lock (opened read-only, or closed): saving is refused."""
         return self._lock is None or not self._lock.held
 
     def image_path(self, image: ImageRecord | int) -> Path:

@@ -34,12 +34,14 @@ class UndoStack:
                 self._clean_index = self._clean_index - drop if self._clean_index >= drop else None
 
     def undo(self) -> None:
+        """Undo the last applied command (DocumentError when there is none)."""
         if not self.can_undo:
             raise DocumentError("nothing to undo")
         self._index -= 1
         self._commands[self._index].undo()
 
     def redo(self) -> None:
+        """Re-apply the last undone command (DocumentError when there is none)."""
         if not self.can_redo:
             raise DocumentError("nothing to redo")
         self._commands[self._index].do()
@@ -47,28 +49,35 @@ class UndoStack:
 
     @property
     def can_undo(self) -> bool:
+        """True when there is a command to undo."""
         return self._index > 0
 
     @property
     def can_redo(self) -> bool:
+        """True when there is a command to redo."""
         return self._index < len(self._commands)
 
     @property
     def undo_text(self) -> str:
+        """Text of the command :meth:`undo` would revert ("" when none)."""
         return self._commands[self._index - 1].text if self.can_undo else ""
 
     @property
     def redo_text(self) -> str:
+        """Text of the command :meth:`redo` would apply ("" when none)."""
         return self._commands[self._index].text if self.can_redo else ""
 
     def set_clean(self) -> None:
+        """Mark the current position as saved."""
         self._clean_index = self._index
 
     @property
     def is_clean(self) -> bool:
+        """True when the stack is at the position marked by :meth:`set_clean`."""
         return self._clean_index == self._index
 
     def clear(self) -> None:
+        """Forget every command (the document is left as it is)."""
         self._commands.clear()
         self._index = 0
         self._clean_index = 0

@@ -14,6 +14,7 @@ FORMATS = ("coco", "labelme", "yolo", "masks")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``export`` subcommand."""
     p = subparsers.add_parser(
         "export",
         help="export a project's labels as COCO, labelme, YOLO segmentation or PNG masks",
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export the project; returns the exit status."""
     from efficientsam_studio.annotations.project import Project
     from efficientsam_studio.cli.main import CommandError
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``import`` subcommand."""
     p = subparsers.add_parser(
         "import",
         help="import COCO or labelme annotations into a project",
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Import into the project and save it; returns the exit status."""
     from efficientsam_studio.annotations.project import Project, find_project_file
 
     if args.project.is_dir() and find_project_file(args.project) is None:

@@ -28,6 +28,7 @@ class ExportReport:
     parts_split: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One paragraph for a status bar or the command line."""
         text = (f"{self.instances} instances on {self.images} images "
                 f"({self.polygons} as polygons, {self.rle} as masks), {len(self.files)} files")
         if self.skipped:
@@ -53,6 +54,7 @@ class ImportReport:
     missing_images: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One paragraph for a status bar or the command line."""
         text = (f"{self.instances_added} instances added, {len(self.images_added)} images added, "
                 f"{len(self.categories_added)} categories added")
         if self.duplicates:
@@ -70,6 +72,7 @@ class ImportReport:
 
 
 def check_policy(policy: str, tolerance: float) -> None:
+    """Raise ValueError for an unknown polygon policy or a negative tolerance."""
     if policy not in POLYGON_POLICIES:
         raise ValueError(f"polygons must be one of {POLYGON_POLICIES}; got {policy!r}")
     if tolerance < 0:
