@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from efficientsam_studio.errors import CheckpointError, StudioError
 
-from .base import Predictor
+if TYPE_CHECKING:  # base imports torch; the ONNX backend must load without it
+    from .base import Predictor
 
-BackendFactory = Callable[[str, "Path | None", str], Predictor]
+BackendFactory = Callable[[str, "Path | None", str], "Predictor"]
 
 
 class BackendError(StudioError):

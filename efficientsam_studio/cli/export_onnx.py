@@ -1,0 +1,49 @@
+"""``efsam-studio export-onnx``: write an ONNX encoder and decoder of a checkpoint, checked against torch.
+
+Without ``--out`` the files go into the weights store, where ``load_predictor(backend="onnx")`` and
+``backend="auto"`` find them for that checkpoint (see ``efficientsam_studio.engine.onnx_backend``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export-onnx",
+        help="export a model to ONNX (encoder + decoder) for the fast ONNX Runtime backend",
+        description="Export the encoder and decoder of a checkpoint to ONNX, run both in ONNX Runtime and "
+        "report their largest difference from torch. Without --out the files are stored where the "
+        "onnx and auto backends find them.",
+    )
+    p.add_argument("--model", default="vit_t", choices=["vit_t", "vit_s", "tiny"], help="model name")
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights file (default: installed weights)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the weights store)")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write an int8 (dynamically quantised) encoder, used by backend 'onnx-int8'",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from efficientsam_studio.engine.loader import resolve_checkpoint
+    from efficientsam_studio.engine.onnx_backend import export_dir_for
+    from efficientsam_studio.engine.onnx_export import export_onnx
+    from efficientsam_studio.model import load_model
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    checkpoint = resolve_checkpoint(args.model, args.checkpoint)
+    out = args.out if args.out is not None else export_dir_for(args.model, checkpoint)
+    model = load_model(args.model, checkpoint, "cpu")
+    print(f"exporting {args.model} from {checkpoint} to {out} ...", flush=True)
+    report = export_onnx(model, args.model, out, quantize="int8" if args.int8 else None)
+    for line in report.lines():
+        print(line)
+    return 0

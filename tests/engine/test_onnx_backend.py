@@ -1,0 +1,192 @@
+"""ONNX export and the ONNX Runtime backend: agreement with torch, file discovery, no torch import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from efficientsam_studio.engine import load_predictor  # noqa: E402
+from efficientsam_studio.engine.cache import predictor_model_key  # noqa: E402
+from efficientsam_studio.engine.onnx_backend import (  # noqa: E402
+    OnnxModelError,
+    OnnxPredictor,
+    export_dir_for,
+    find_onnx_pair,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported once (fp32 + int8) into a temporary folder."""
+    from efficientsam_studio.engine.onnx_export import export_onnx
+    from efficientsam_studio.model import load_model
+
+    out = tmp_path_factory.mktemp("tiny_onnx")
+    report = export_onnx(load_model("tiny", tiny_checkpoint), "tiny", out, quantize="int8")
+    assert report.encoder_max_abs_diff < 1e-4 and report.logits_max_abs_diff < 1e-4
+    return out
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    y, x = np.mgrid[0:90, 0:140]
+    rgb = np.stack([x * 1.8, y * 2.5, (x + y) % 256], axis=-1)
+    rgb[30:60, 40:90] = (250, 30, 20)
+    return rgb.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def torch_predictor(tiny_checkpoint: Path):
+    return load_predictor(model="tiny", checkpoint=tiny_checkpoint, device="cpu", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def onnx_predictor(tiny_export: Path):
+    return load_predictor(model="tiny", checkpoint=tiny_export, device="cpu", backend="onnx")
+
+
+PROMPTS = [
+    {"point_coords": np.array([[70.0, 45.0]]), "point_labels": np.array([1])},
+    {"point_coords": np.array([[70.0, 45.0], [10.0, 80.0]]), "point_labels": np.array([1, 0])},
+    {"box": np.array([35.0, 25.0, 95.0, 65.0])},
+    {"box": np.array([35.0, 25.0, 95.0, 65.0]), "point_coords": np.array([[60, 40]]), "point_labels": [1]},
+]
+
+
+def test_onnx_embedding_matches_torch(torch_predictor, onnx_predictor, image):
+    torch_predictor.set_image(image)
+    onnx_predictor.set_image(image)
+    reference = torch_predictor.get_image_embedding()
+    actual = onnx_predictor.get_image_embedding()
+    assert actual.shape == (1, 256, 64, 64) and actual.dtype == np.float32
+    assert np.abs(actual - reference).max() < 1e-4
+
+
+@pytest.mark.parametrize("prompt", PROMPTS, ids=["point", "pos+neg", "box", "box+point"])
+@pytest.mark.parametrize("multimask", [True, False])
+def test_onnx_predict_matches_torch(torch_predictor, onnx_predictor, image, prompt, multimask):
+    torch_predictor.set_image(image)
+    onnx_predictor.set_embedding(torch_predictor.get_image_embedding(), image.shape[:2])
+    t_masks, t_scores, t_logits = torch_predictor.predict(**prompt, multimask_output=multimask)
+    o_masks, o_scores, o_logits = onnx_predictor.predict(**prompt, multimask_output=multimask)
+    k = 3 if multimask else 1
+    assert o_masks.shape == (k, *image.shape[:2]) and o_masks.dtype == bool
+    assert o_scores.shape == (k,) and o_logits.shape == (k, 256, 256)
+    assert np.abs(o_scores - t_scores).max() < 1e-4
+    assert np.abs(o_logits - t_logits).max() < 1e-3
+    assert (o_masks == t_masks).mean() >= 0.999
+
+
+def test_predict_batch_matches_single_prompts_and_torch(torch_predictor, onnx_predictor, image):
+    onnx_predictor.set_image(image)
+    torch_predictor.set_image(image)
+    boxes = np.array([[35.0, 25.0, 95.0, 65.0], [0.0, 0.0, 60.0, 50.0], [80, 10, 139, 89]])
+    batch = onnx_predictor.predict_batch(boxes=boxes)
+    masks, scores, logits = batch
+    assert masks.shape == (3, 3, *image.shape[:2]) and scores.shape == (3, 3)
+    for i, box in enumerate(boxes):
+        single = onnx_predictor.predict(box=box)
+        assert np.abs(single[2] - logits[i]).max() < 1e-4
+        assert (single[0] == masks[i]).all()
+    reference = torch_predictor.predict_batch(boxes=boxes)
+    assert np.abs(reference.low_res_logits - logits).max() < 1e-3
+    no_masks = onnx_predictor.predict_batch(boxes=boxes, multimask_output=False, return_masks=False)
+    assert no_masks.masks is None and no_masks.low_res_logits.shape == (3, 1, 256, 256)
+
+
+def test_more_than_six_points_follow_the_same_policy(torch_predictor, onnx_predictor, image):
+    torch_predictor.set_image(image)
+    onnx_predictor.set_image(image)
+    coords = np.array([[10 + 15 * i, 20 + 8 * i] for i in range(8)], dtype=float)
+    labels = np.array([1, 0] * 4)
+    with pytest.warns(UserWarning):
+        _, _, t_logits = torch_predictor.predict(point_coords=coords, point_labels=labels)
+    with pytest.warns(UserWarning):
+        _, _, o_logits = onnx_predictor.predict(point_coords=coords, point_labels=labels)
+    assert onnx_predictor.last_prompt_info.dropped_points == (0, 1)
+    assert np.abs(o_logits - t_logits).max() < 1e-3
+
+
+def test_onnx_and_torch_share_the_embedding_cache_key(torch_predictor, onnx_predictor):
+    assert onnx_predictor.model_key == predictor_model_key(torch_predictor)
+    assert onnx_predictor.model_key.endswith(":fp32")
+
+
+def test_int8_encoder_is_a_distinct_cache_identity_and_close(tiny_export, onnx_predictor, image):
+    int8 = load_predictor(model="tiny", checkpoint=tiny_export, device="cpu", backend="onnx-int8")
+    assert int8.precision == "int8" and int8.model_key.endswith(":int8")
+    assert int8.model_key != onnx_predictor.model_key
+    int8.set_image(image)
+    onnx_predictor.set_image(image)
+    reference = onnx_predictor.get_image_embedding()
+    assert np.abs(int8.get_image_embedding() - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_files_are_found_in_the_store_for_a_torch_checkpoint(
+    tiny_checkpoint, tiny_export, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path))
+    with pytest.raises(OnnxModelError, match="export-onnx --model tiny"):
+        find_onnx_pair("tiny", tiny_checkpoint)
+    store = export_dir_for("tiny", tiny_checkpoint)
+    store.mkdir(parents=True)
+    for f in tiny_export.glob("*.onnx"):
+        (store / f.name).write_bytes(f.read_bytes())
+    encoder, decoder = find_onnx_pair("tiny", tiny_checkpoint)
+    assert encoder == store / "tiny_encoder.onnx" and decoder == store / "tiny_decoder.onnx"
+    assert find_onnx_pair("tiny", tiny_checkpoint, "int8")[0].name == "tiny_encoder.int8.onnx"
+    assert type(load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto")).__name__ == "OnnxPredictor"
+
+
+def test_auto_falls_back_to_torch_without_onnx_files(tiny_checkpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path))
+    predictor = load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto")
+    assert predictor.backend == "torch"
+
+
+def test_a_file_that_is_not_an_efficientsam_pair_is_refused(tiny_export, tmp_path):
+    with pytest.raises(OnnxModelError, match="not an EfficientSAM"):
+        OnnxPredictor(tiny_export / "tiny_decoder.onnx", tiny_export / "tiny_encoder.onnx", device="cpu")
+    broken = tmp_path / "broken_encoder.onnx"
+    broken.write_bytes(b"not onnx")
+    (tmp_path / "broken_decoder.onnx").write_bytes(b"not onnx")
+    with pytest.raises(OnnxModelError, match="broken_encoder.onnx"):
+        load_predictor("tiny", broken, "cpu", backend="onnx")
+
+
+def test_onnx_backend_runs_without_importing_torch(tiny_export, image, tmp_path):
+    np.save(tmp_path / "image.npy", image)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import numpy as np
+        from efficientsam_studio.engine import load_predictor
+        from efficientsam_studio.engine.cache import CachedPredictor, DiskCache, EmbeddingCache
+        predictor = load_predictor("tiny", {str(tiny_export)!r}, "cpu", backend="onnx")
+        cached = CachedPredictor(predictor, EmbeddingCache(disk=DiskCache({str(tmp_path / "cache")!r})))
+        image = np.load({str(tmp_path / "image.npy")!r})
+        sources = [cached.set_image(image), cached.set_image(image)]
+        masks, scores, logits = cached.predict(point_coords=[[70, 45]], point_labels=[1])
+        batch = predictor.predict_batch(boxes=[[35, 25, 95, 65], [0, 0, 60, 50]])
+        print(json.dumps({{"torch": "torch" in sys.modules, "sources": sources,
+                           "shape": list(masks.shape), "batch": list(batch.masks.shape)}}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {
+        "torch": False,
+        "sources": ["computed", "memory"],
+        "shape": [3, 90, 140],
+        "batch": [2, 3, 90, 140],
+    }
