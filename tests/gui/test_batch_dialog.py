@@ -1,0 +1,151 @@
+"""The batch dialog runs the batch pipeline in a worker thread; results land as undoable AI instances."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from efficientsam_studio.annotations.document import ImageStatus
+from efficientsam_studio.annotations.project import Project
+from efficientsam_studio.errors import StudioError
+from efficientsam_studio.gui.batch_dialog import BatchDialog
+from efficientsam_studio.gui.session import Session
+from tests.batch.conftest import SCENES, scene_image
+from tests.batch.fake_predictor import ShapesPredictor
+
+
+class SlowPredictor(ShapesPredictor):
+    def set_image(self, image):
+        time.sleep(0.5)
+        super().set_image(image)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot):
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, objects in SCENES.items():
+        cv2.imwrite(str(folder / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
+    project = Project.create(folder, "labels")
+    session = Session(project.document, project.folder)
+    yield project, session
+    session.close()
+    project.close()
+
+
+@pytest.fixture
+def boxes_csv(tmp_path: Path) -> Path:
+    lines = ["image,x0,y0,x1,y1,label,score"]
+    for name, objects in SCENES.items():
+        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
+    path = tmp_path / "boxes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _dialog(qtbot, workspace, factory=ShapesPredictor) -> BatchDialog:
+    project, session = workspace
+    dialog = BatchDialog(session, project, factory)
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def _run(qtbot, dialog: BatchDialog) -> None:
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=20000)
+
+
+def test_boxes_run_lands_undoable_ai_instances_and_saves(qtbot, workspace, boxes_csv):
+    project, session = workspace
+    dialog = _dialog(qtbot, workspace)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("boxes"))
+    dialog.prompt_file.setText(str(boxes_csv))
+    _run(qtbot, dialog)
+    doc = project.document
+    assert dialog.summary.labelled == 3 and dialog.summary.instances_added == 5
+    assert doc.instance_count == 5 and all(i.source == "ai" for i in doc.iter_instances())
+    assert all(img.status == ImageStatus.NEEDS_REVIEW for img in doc.images)
+    assert not doc.dirty  # saved at the end
+    assert dialog.progress_bar.value() == 3 and "3 labelled" in dialog.report.toPlainText()
+    assert session.undo_stack.count() == 3
+    session.undo_stack.undo()  # one image's batch result is one undo step
+    last = doc.image_by_path("img3.png")
+    assert doc.instances_of(last.id) == [] and last.status == ImageStatus.UNLABELLED
+    assert doc.instance_count == 3
+
+
+def test_everything_run_uses_the_grid_parameters(qtbot, workspace):
+    project, _ = workspace
+    dialog = _dialog(qtbot, workspace)
+    assert dialog.mode.currentData() == "everything" and dialog.grid_box.isVisibleTo(dialog)
+    dialog.points_per_side.setValue(8)
+    dialog.min_area.setValue(20)
+    _run(qtbot, dialog)
+    assert dialog.summary.labelled == 3 and project.document.instance_count == 5
+    assert {c.name for c in project.document.categories} == {"object"}
+
+
+def test_cancel_stops_the_run_and_keeps_finished_images(qtbot, workspace):
+    project, _ = workspace
+    dialog = _dialog(qtbot, workspace, SlowPredictor)
+    dialog.points_per_side.setValue(4)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.summary.labelled >= 1, timeout=20000)
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=20000)
+    assert dialog.summary.cancelled and dialog.summary.labelled < 3
+    statuses = [img.status for img in project.document.images]
+    assert statuses.count(ImageStatus.NEEDS_REVIEW) == dialog.summary.labelled
+    assert not project.document.dirty
+    assert dialog.start_button.isEnabled() and not dialog.cancel_button.isEnabled()
+
+
+def test_closing_while_running_cancels_then_closes(qtbot, workspace):
+    dialog = _dialog(qtbot, workspace, SlowPredictor)
+    dialog.show()
+    dialog.start_button.click()
+    assert dialog.running
+    dialog.close()
+    assert dialog.isVisible()  # waits for the worker to stop
+    qtbot.waitUntil(lambda: not dialog.running and not dialog.isVisible(), timeout=20000)
+    assert dialog.summary.cancelled
+
+
+def test_a_model_that_fails_to_load_is_reported(qtbot, workspace):
+    def broken():
+        raise StudioError("no weights installed for vit_t: run efsam-studio weights download vit_t")
+
+    dialog = _dialog(qtbot, workspace, broken)
+    _run(qtbot, dialog)
+    assert "weights download" in dialog.report.toPlainText()
+    assert workspace[0].document.instance_count == 0 and dialog.start_button.isEnabled()
+
+
+def test_missing_or_bad_prompt_files_are_refused_before_starting(qtbot, workspace, tmp_path):
+    dialog = _dialog(qtbot, workspace)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("points"))
+    dialog.start_button.click()
+    assert "choose a points file" in dialog.status.text() and not dialog.running
+    bad = tmp_path / "p.csv"
+    bad.write_text("image,x\n")
+    dialog.prompt_file.setText(str(bad))
+    dialog.start_button.click()
+    assert "header lacks" in dialog.status.text() and not dialog.running
+
+
+def test_images_labelled_already_are_skipped(qtbot, workspace, boxes_csv):
+    project, _ = workspace
+    dialog = _dialog(qtbot, workspace)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("boxes"))
+    dialog.prompt_file.setText(str(boxes_csv))
+    _run(qtbot, dialog)
+    _run(qtbot, dialog)
+    assert dialog.summary.labelled == 0 and len(dialog.summary.skipped) == 3
+    dialog.overwrite.setChecked(True)
+    _run(qtbot, dialog)
+    assert dialog.summary.labelled == 3 and dialog.summary.instances_removed == 5
+    assert project.document.instance_count == 5
