@@ -1,0 +1,103 @@
+"""``efsam-studio precompute``: fills the disk cache, skips cached images, resumes, reports bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from efficientsam_studio.cli.main import main
+from efficientsam_studio.engine.cache_disk import SUFFIX
+from efficientsam_studio.engine.torch_backend import TorchPredictor
+
+
+def _make_folder(folder: Path, count: int = 4) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        image = rng.integers(0, 255, size=(40 + i, 50, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"img{i}.png"), image)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "notes.txt").write_text("not an image, not listed")
+    return folder
+
+
+@pytest.fixture
+def encodes(monkeypatch):
+    """Counts encoder runs; ``encodes["interrupt_after"] = k`` raises KeyboardInterrupt on run k + 1."""
+    state = {"count": 0, "interrupt_after": None}
+    original = TorchPredictor._encode
+
+    def counting(self, image):
+        if state["interrupt_after"] is not None and state["count"] >= state["interrupt_after"]:
+            raise KeyboardInterrupt
+        state["count"] += 1
+        return original(self, image)
+
+    monkeypatch.setattr(TorchPredictor, "_encode", counting)
+    return state
+
+
+def _run(folder: Path, cache: Path, checkpoint: Path) -> int:
+    return main(
+        ["precompute", str(folder), "--model", "tiny", "--checkpoint", str(checkpoint), "--backend", "torch",
+         "--device", "cpu", "--cache-dir", str(cache)]
+    )  # fmt: skip
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted((cache / "embeddings").glob(f"*{SUFFIX}"))
+
+
+def test_precompute_caches_every_readable_image_and_reports_bad_ones(
+    tmp_path, tiny_checkpoint, encodes, capsys
+):
+    folder = _make_folder(tmp_path / "images")
+    cache = tmp_path / "cache"
+    assert _run(folder, cache, tiny_checkpoint) == 1  # one unreadable image
+    out = capsys.readouterr().out
+    assert "5 images: 4 encoded, 0 already cached, 1 unreadable" in out
+    assert "broken.jpg" in out
+    assert encodes["count"] == 4 and len(_entries(cache)) == 4
+
+    assert _run(folder, cache, tiny_checkpoint) == 1
+    assert "0 encoded, 4 already cached" in capsys.readouterr().out
+    assert encodes["count"] == 4
+
+
+def test_interrupted_precompute_resumes_with_only_the_rest(tmp_path, tiny_checkpoint, encodes, capsys):
+    folder = _make_folder(tmp_path / "images", count=5)
+    cache = tmp_path / "cache"
+    encodes["interrupt_after"] = 2
+    assert _run(folder, cache, tiny_checkpoint) == 130
+    out = capsys.readouterr().out
+    assert "interrupted" in out and "2 encoded" in out
+    assert len(_entries(cache)) == 2
+    assert not list((cache / "embeddings").glob(".tmp-*"))
+
+    encodes["interrupt_after"] = None
+    assert _run(folder, cache, tiny_checkpoint) == 1
+    assert "3 encoded, 2 already cached, 1 unreadable" in capsys.readouterr().out
+    assert encodes["count"] == 5 and len(_entries(cache)) == 5
+
+
+def test_corrupt_entry_is_recomputed_by_the_next_run(tmp_path, tiny_checkpoint, encodes, capsys):
+    folder = _make_folder(tmp_path / "images", count=2)
+    cache = tmp_path / "cache"
+    _run(folder, cache, tiny_checkpoint)
+    victim = _entries(cache)[0]
+    victim.write_bytes(victim.read_bytes()[:1000])  # truncated
+    capsys.readouterr()
+    _run(folder, cache, tiny_checkpoint)
+    assert "1 encoded, 1 already cached" in capsys.readouterr().out
+    assert encodes["count"] == 3
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path, tiny_checkpoint, capsys):
+    assert _run(tmp_path / "nowhere", tmp_path / "cache", tiny_checkpoint) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert _run(tmp_path / "empty", tmp_path / "cache", tiny_checkpoint) == 2
+    assert "no images in" in capsys.readouterr().err
