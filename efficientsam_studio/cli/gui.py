@@ -19,18 +19,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), help="inference backend")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="inference device")
+    p.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="check the installation: open PATH, load the model, encode the first image, print a JSON "
+        "report and quit (exit status 1 on failure); works offscreen (QT_QPA_PLATFORM=offscreen)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from efficientsam_studio.gui.app import LaunchOptions, run_app
 
-    return run_app(
-        LaunchOptions(
-            path=args.path,
-            model=args.model,
-            checkpoint=args.checkpoint,
-            backend=args.backend,
-            device=args.device,
-        )
+    options = LaunchOptions(
+        path=args.path,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        device=args.device,
     )
+    if args.smoke_test:
+        from efficientsam_studio.cli._gui_smoke import run_smoke_test
+
+        return run_smoke_test(options)
+    return run_app(options)
