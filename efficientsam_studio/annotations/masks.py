@@ -47,10 +47,22 @@ class Ring:
 
 
 def _as_uint8(mask: np.ndarray) -> np.ndarray:
+    """A C-contiguous uint8 view or copy of a mask (non-zero = foreground), without copying bool masks."""
     array = np.asarray(mask)
     if array.ndim != 2:
         raise ValueError(f"a mask must be 2-D (H, W); got shape {array.shape}")
+    if array.dtype == np.bool_:
+        return np.ascontiguousarray(array).view(np.uint8)
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
     return (array != 0).astype(np.uint8)
+
+
+def _content(mask: np.ndarray) -> np.ndarray:
+    """The mask cropped to its foreground's bbox plus a one-pixel background frame (uint8)."""
+    binary = _as_uint8(mask)
+    x, y, w, h = cv2.boundingRect(binary)
+    return cv2.copyMakeBorder(binary[y:y + h, x:x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
 
 
 def encode(mask: np.ndarray) -> RLE:
@@ -80,7 +92,7 @@ def to_compressed(rle: RLE) -> RLE:
 
 def decode(rle: RLE) -> np.ndarray:
     """Decode a (compressed or uncompressed) RLE to a ``bool`` mask of shape ``(H, W)``."""
-    return coco_mask.decode(_to_pycoco(rle)).astype(bool)
+    return coco_mask.decode(_to_pycoco(rle)).astype(bool, order="C")
 
 
 def area(rle: RLE) -> int:
@@ -101,13 +113,13 @@ def merge(rles: Sequence[RLE], intersect: bool = False) -> RLE:
 
 def part_count(mask: np.ndarray) -> int:
     """Number of 8-connected foreground components."""
-    count, _ = cv2.connectedComponents(_as_uint8(mask), connectivity=8)
+    count, _ = cv2.connectedComponents(_content(mask), connectivity=8)
     return int(count) - 1
 
 
 def has_holes(mask: np.ndarray) -> bool:
     """True when some background region is enclosed by foreground (an inner contour exists)."""
-    _, hierarchy = cv2.findContours(_as_uint8(mask), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    _, hierarchy = cv2.findContours(_content(mask), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
 
 

@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export the project; returns the exit status."""
+    from tqdm import tqdm
+
     from efficientsam_studio.annotations.project import Project
     from efficientsam_studio.cli.main import CommandError
 
@@ -47,26 +49,33 @@ def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project, read_only=True, scan=False, recover=args.recover)
     document = project.document
     image_ids = [image.id for image in document.images] if args.all_images else None
+    bar = tqdm(desc=f"export {args.format}", unit="image", disable=None)  # hidden when not a terminal
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     if args.format == "coco":
         from efficientsam_studio.annotations.formats.coco import export_coco
 
         out = args.out if args.out.suffix.lower() == ".json" else args.out / "annotations.json"
         report = export_coco(document, out, polygons=args.polygons, tolerance=args.tolerance,
-                             image_ids=image_ids)
+                             image_ids=image_ids, progress=progress)
     elif args.format == "labelme":
         from efficientsam_studio.annotations.formats.labelme import export_labelme
 
         report = export_labelme(document, args.out, image_root=project.folder, polygons=args.polygons,
-                                tolerance=args.tolerance, image_ids=image_ids)
+                                tolerance=args.tolerance, image_ids=image_ids, progress=progress)
     elif args.format == "yolo":
         from efficientsam_studio.annotations.formats.yolo import export_yolo
 
         report = export_yolo(document, args.out, image_root=project.folder, tolerance=args.tolerance,
-                             images=args.images, image_ids=image_ids)
+                             images=args.images, image_ids=image_ids, progress=progress)
     else:
         from efficientsam_studio.annotations.formats.png_masks import export_png_masks
 
-        report = export_png_masks(document, args.out, image_ids=image_ids)
+        report = export_png_masks(document, args.out, image_ids=image_ids, progress=progress)
+    bar.close()
     print(f"exported {report.summary()} to {args.out}")
     if report.holes_lost:
         hint = " (--polygons auto keeps them as masks)" if args.format in ("coco", "labelme") else ""

@@ -11,6 +11,8 @@ import pytest
 from efficientsam_studio.annotations import commands as C
 from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import ImageStatus
+from efficientsam_studio.annotations.formats.coco import coco_dict
+from efficientsam_studio.annotations.formats.labelme import export_labelme
 from efficientsam_studio.annotations.formats.png_masks import export_png_masks
 from efficientsam_studio.annotations.formats.yolo import export_yolo
 
@@ -71,3 +73,13 @@ def test_png_masks_semantic_and_instance_images(doc, tmp_path):
     assert [(c["index"], c["name"]) for c in table] == [(0, "background"), (1, "cell"), (2, "dog")]
     listing = json.loads((out / "instances.json").read_text())
     assert [e["id"] for e in listing["a.png"]] == [first.id, ring.id, parts.id]
+
+
+def test_exporters_report_progress_per_image(doc, folder, tmp_path):
+    for export in (lambda p: coco_dict(doc, progress=p),
+                   lambda p: export_labelme(doc, tmp_path / "lm", image_root=folder, progress=p),
+                   lambda p: export_yolo(doc, tmp_path / "y", image_root=folder, images="none", progress=p),
+                   lambda p: export_png_masks(doc, tmp_path / "png", progress=p)):
+        calls: list[tuple[int, int]] = []
+        export(lambda done, total, seen=calls: seen.append((done, total)))
+        assert calls == [(1, 2), (2, 2)]

@@ -32,10 +32,12 @@ from efficientsam_studio.annotations.formats.common import (
     ExportReport,
     ImportReport,
     PolygonPolicy,
+    Progress,
     check_policy,
     exportable_instances,
     images_to_export,
     polygons_for,
+    with_progress,
 )
 from efficientsam_studio.annotations.storage import atomic_write
 from efficientsam_studio.errors import ImageLoadError
@@ -50,13 +52,14 @@ def coco_dict(
     image_ids: Sequence[int] | None = None,
     info: dict[str, Any] | None = None,
     licenses: list[dict[str, Any]] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], ExportReport]:
     """The COCO dict of a document (see the module doc) and a report of what went in."""
     check_policy(polygons, tolerance)
     report = ExportReport()
     chosen = images_to_export(document, list(image_ids) if image_ids is not None else None)
     annotations = []
-    for image in chosen:
+    for image in with_progress(chosen, progress):
         for instance in exportable_instances(document, image.id, report):
             annotation = _annotation(instance, polygons, tolerance, report)
             if annotation is not None:

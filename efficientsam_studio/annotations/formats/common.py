@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,8 @@ from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
 
 PolygonPolicy = Literal["auto", "always", "never"]
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called by exporters after each image (for a progress bar)."""
 POLYGON_POLICIES: tuple[str, ...] = ("auto", "always", "never")
 
 
@@ -123,3 +126,12 @@ def images_to_export(document: Document, image_ids: list[int] | None) -> list[Im
         return [document.image(i) for i in image_ids]
     return [image for image in document.images
             if image.status == ImageStatus.DONE or document.instances_of(image.id)]
+
+
+def with_progress(images: Sequence[ImageRecord], progress: Progress | None) -> Iterator[ImageRecord]:
+    """Yield ``images``, calling ``progress(done, total)`` after each one (when given)."""
+    total = len(images)
+    for done, image in enumerate(images, start=1):
+        yield image
+        if progress is not None:
+            progress(done, total)

@@ -40,9 +40,11 @@ from efficientsam_studio.annotations.formats.common import (
     ExportReport,
     ImportReport,
     PolygonPolicy,
+    Progress,
     check_policy,
     exportable_instances,
     images_to_export,
+    with_progress,
 )
 from efficientsam_studio.annotations.storage import atomic_write
 from efficientsam_studio.errors import ImageLoadError
@@ -95,12 +97,13 @@ def export_labelme(
     polygons: PolygonPolicy = "auto",
     tolerance: float = 1.0,
     image_ids: list[int] | None = None,
+    progress: Progress | None = None,
 ) -> ExportReport:
     """Write one labelme JSON per image under ``out`` (``image_root``: the project folder)."""
     check_policy(polygons, tolerance)
     out, root = Path(out), Path(image_root)
     report = ExportReport()
-    for image in images_to_export(document, image_ids):
+    for image in with_progress(images_to_export(document, image_ids), progress):
         instances = exportable_instances(document, image.id, report)
         shapes = []
         for instance in instances:

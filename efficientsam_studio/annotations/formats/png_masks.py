@@ -28,8 +28,10 @@ from efficientsam_studio.annotations.document import Document
 from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
+    Progress,
     exportable_instances,
     images_to_export,
+    with_progress,
 )
 
 
@@ -46,7 +48,11 @@ def _bgr(colour: str) -> tuple[int, int, int]:
 
 
 def export_png_masks(
-    document: Document, out: str | os.PathLike[str], *, image_ids: list[int] | None = None
+    document: Document,
+    out: str | os.PathLike[str],
+    *,
+    image_ids: list[int] | None = None,
+    progress: Progress | None = None,
 ) -> ExportReport:
     """Write semantic and instance PNGs for the labelled images (see the module doc)."""
     out = Path(out)
@@ -59,7 +65,7 @@ def export_png_masks(
         palette[n + 1] = _bgr(category.colour)
     report = ExportReport()
     listing: dict[str, list[dict]] = {}
-    for image in images_to_export(document, image_ids):
+    for image in with_progress(images_to_export(document, image_ids), progress):
         instances = exportable_instances(document, image.id, report)
         if len(instances) > 65535:
             raise FormatError(f"image {image.path} has {len(instances)} instances; a 16-bit PNG holds 65,535")

@@ -26,9 +26,11 @@ from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Document
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
+    Progress,
     check_policy,
     exportable_instances,
     images_to_export,
+    with_progress,
 )
 from efficientsam_studio.annotations.storage import atomic_write
 
@@ -56,6 +58,7 @@ def export_yolo(
     tolerance: float = 1.0,
     images: ImageMode = "link",
     image_ids: list[int] | None = None,
+    progress: Progress | None = None,
 ) -> ExportReport:
     """Write a YOLO segmentation dataset under ``out`` (see the module doc); ``image_root``: project folder.
 
@@ -69,7 +72,7 @@ def export_yolo(
     report = ExportReport()
     classes = {category.id: index for index, category in enumerate(document.categories)}
     listed = []
-    for image in images_to_export(document, image_ids):
+    for image in with_progress(images_to_export(document, image_ids), progress):
         lines = []
         for instance in exportable_instances(document, image.id, report):
             mask = instance.mask()
