@@ -154,6 +154,7 @@ def build_teacher_cache(
             "config": sam_config_name(encoder.config),
         },
     }
+    plan = json.loads(json.dumps(plan))  # tuples become lists, as when read back
     out.mkdir(parents=True, exist_ok=True)
     plan_path = out / "plan.json"
     if plan_path.is_file():
