@@ -93,7 +93,7 @@ def test_batch_equals_one_by_one(predictor) -> None:
     try:
         masks, scores, logits = predictor.predict_batch(coords, labels)
     finally:
-        predictor.decode_chunk = 16
+        predictor.decode_chunk = 8
     assert masks.shape == (3, 3, H, W) and scores.shape == (3, 3) and logits.shape == (3, 3, 256, 256)
     for i in range(3):
         single = predictor.predict(coords[i], labels[i])

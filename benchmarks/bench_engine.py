@@ -1,0 +1,230 @@
+"""Engine benchmark: encoder latency, decoder latency per prompt and peak RSS, ours vs the published code.
+
+Each configuration (implementation x model) runs in a fresh subprocess, so peak RSS
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that configuration alone. Both
+implementations get random weights (seed 0) and the same random 1920x1080 RGB uint8 image.
+
+- ``encoder_ms``: uint8 image -> embedding (1, 256, 64, 64), resize and normalisation included
+  (ours: ``predictor.set_image``; published: ToTensor-style conversion + ``get_image_embeddings``).
+- ``decoder_ms``: one positive point -> 3 candidates sorted by IoU, logits upsampled bicubically to
+  1920x1080 and thresholded (ours: ``predictor.predict``; published: ``predict_masks`` with
+  ``output_h/w`` + sort + threshold).
+- ``decoder_lowres_ms``: the same without upsampling (256x256 logits only), the published README's measure.
+- ``decoder_batched_ms_per_prompt`` (ours): 16 single-point prompts in one ``predict_batch`` call,
+  low-res only, divided by 16 (the "segment everything" path).
+- ``peak_rss_mb``: after loading, encoding and single-prompt decoding (the interactive path); ours
+  also reports ``peak_rss_after_batch_mb``, after the batched decode.
+
+Usage::
+
+    python benchmarks/bench_engine.py --published-code /tmp/EfficientSAM   # a clone of yformer/EfficientSAM
+    python benchmarks/bench_engine.py --models vit_t --repeats 3             # ours only
+
+Prints one JSON document. Medians over ``--repeats`` runs after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+IMAGE_HW = (1080, 1920)
+POINT = (960.0, 540.0)
+ENCODER_WIDTHS = {"vit_t": (192, 3), "vit_s": (384, 6)}
+PUBLISHED_README = {
+    "vit_t": {"encoder_ms": 2721, "decoder_lowres_ms": 57, "peak_rss_mb": 854},
+    "vit_s": {"encoder_ms": 5194, "decoder_lowres_ms": 50, "peak_rss_mb": 1347},
+}
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _summary(times: list[float]) -> dict:
+    return {"median": round(statistics.median(times), 1), "min": round(min(times), 1), "runs": len(times)}
+
+
+def _image():
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, size=(*IMAGE_HW, 3), dtype=np.uint8)
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def worker_studio(model_name: str, repeats: int, decoder_repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from efficientsam_studio.engine import TorchPredictor
+    from efficientsam_studio.model import build_model
+
+    torch.manual_seed(0)
+    predictor = TorchPredictor(build_model(model_name).eval(), model_name, "cpu")
+    image = _image()
+    encoder = _timed(lambda: predictor.set_image(image), repeats)
+    point, label = np.array([POINT]), np.array([1])
+    decoder = _timed(lambda: predictor.predict(point, label), decoder_repeats)
+    lowres = _timed(
+        lambda: predictor.predict_batch(point[None], label[None], return_masks=False), decoder_repeats
+    )
+    interactive_rss = _peak_rss_mb()
+    many = np.array([[[x, y]] for x in np.linspace(100, 1800, 4) for y in np.linspace(100, 1000, 4)])
+    batched = _timed(
+        lambda: predictor.predict_batch(many, np.ones((16, 1)), return_masks=False),
+        max(2, decoder_repeats // 4),
+    )
+    return {
+        "encoder_ms": _summary(encoder),
+        "decoder_ms": _summary(decoder),
+        "decoder_lowres_ms": _summary(lowres),
+        "decoder_batched_ms_per_prompt": round(statistics.median(batched) / 16, 1),
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": interactive_rss,
+        "peak_rss_after_batch_mb": _peak_rss_mb(),
+    }
+
+
+def worker_published(model_name: str, repeats: int, decoder_repeats: int, code_dir: str) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, code_dir)
+    from efficient_sam.efficient_sam import build_efficient_sam
+
+    torch.manual_seed(0)
+    width, heads = ENCODER_WIDTHS[model_name]
+    model = build_efficient_sam(encoder_patch_embed_dim=width, encoder_num_heads=heads).eval()
+    image = _image()
+    h, w = IMAGE_HW
+    state = {}
+
+    def encode() -> None:
+        tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()[None].float().div(255)
+        state["embedding"] = model.get_image_embeddings(tensor)
+
+    points = torch.tensor([[[POINT]]])
+    labels = torch.tensor([[[1.0]]])
+
+    def decode(upsample: bool) -> None:
+        size = (h, w) if upsample else (-1, -1)
+        masks, iou = model.predict_masks(state["embedding"], points, labels, True, h, w, *size)
+        order = torch.argsort(iou[0, 0], descending=True)
+        masks = masks[0, 0][order]
+        if upsample:
+            (masks > 0).numpy()
+        else:
+            F.relu(masks)
+
+    with torch.no_grad():
+        encoder = _timed(encode, repeats)
+        decoder = _timed(lambda: decode(True), decoder_repeats)
+        lowres = _timed(lambda: decode(False), decoder_repeats)
+    return {
+        "encoder_ms": _summary(encoder),
+        "decoder_ms": _summary(decoder),
+        "decoder_lowres_ms": _summary(lowres),
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _run_worker(impl: str, model_name: str, args: argparse.Namespace) -> dict:
+    command = [
+        sys.executable, __file__, "--worker", impl, "--models", model_name,
+        "--repeats", str(args.repeats), "--decoder-repeats", str(args.decoder_repeats),
+    ]  # fmt: skip
+    if args.published_code:
+        command += ["--published-code", str(args.published_code)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "worker failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vit_t", "vit_s"], choices=["vit_t", "vit_s"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed encoder runs (default 3)")
+    parser.add_argument("--decoder-repeats", type=int, default=10, help="timed decoder runs (default 10)")
+    parser.add_argument(
+        "--published-code",
+        type=Path,
+        default=os.environ.get("EFSAM_PUBLISHED_CODE") or None,
+        help="a checkout of yformer/EfficientSAM (the folder holding efficient_sam/); "
+        "default $EFSAM_PUBLISHED_CODE; without it only ours is measured",
+    )
+    parser.add_argument("--worker", choices=["studio", "published"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        model_name = args.models[0]
+        if args.worker == "studio":
+            result = worker_studio(model_name, args.repeats, args.decoder_repeats)
+        else:
+            result = worker_published(
+                model_name, args.repeats, args.decoder_repeats, str(args.published_code)
+            )
+        print(json.dumps(result))
+        return 0
+
+    if args.published_code and not (args.published_code / "efficient_sam" / "efficient_sam.py").is_file():
+        parser.error(f"--published-code {args.published_code}: no efficient_sam/efficient_sam.py there")
+    report: dict = {"machine": _machine(), "image_hw": list(IMAGE_HW), "results": {}, "speedup": {}}
+    for model_name in args.models:
+        entry = {"studio": _run_worker("studio", model_name, args)}
+        if args.published_code:
+            entry["published"] = _run_worker("published", model_name, args)
+            ours, theirs = entry["studio"], entry["published"]
+            if "error" not in ours and "error" not in theirs:
+                report["speedup"][model_name] = {
+                    "encoder": round(theirs["encoder_ms"]["median"] / ours["encoder_ms"]["median"], 2),
+                    "decoder": round(theirs["decoder_ms"]["median"] / ours["decoder_ms"]["median"], 2),
+                    "peak_rss_ratio": round(theirs["peak_rss_mb"] / ours["peak_rss_mb"], 2),
+                }
+        entry["published_readme_2core"] = PUBLISHED_README[model_name]
+        report["results"][model_name] = entry
+    report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
