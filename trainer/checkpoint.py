@@ -71,7 +71,11 @@ def capture_rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss],
         "numpy": [
-            kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)
+            kind,
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
         ],
         "torch": torch.get_rng_state(),
     }

@@ -180,7 +180,9 @@ class _Run:
         self._maybe_resume()
         if info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp: nn.Module = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.ddp: nn.Module = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=task.find_unused_parameters
+            )
         else:
             self.ddp = self.model
         self.log = RunLog(self.out_dir, enabled=info.is_main, tensorboard=config.tensorboard)
@@ -260,8 +262,11 @@ class _Run:
                 "steps_per_epoch": self.steps_per_epoch,
                 "effective_batch": self.effective_batch,
                 "world_size": self.info.world_size,
-                "sampler": {"seed": self.config.seed, "epoch": self.epoch,
-                            "start": self.step_in_epoch * self.config.batch_size * self.config.accum},
+                "sampler": {
+                    "seed": self.config.seed,
+                    "epoch": self.epoch,
+                    "start": self.step_in_epoch * self.config.batch_size * self.config.accum,
+                },
                 "corrupt_images_total": self.corrupt_total,
                 "rng": rngs,
             }
@@ -358,8 +363,14 @@ class _Run:
                     tick = now
                     due = self.step % cfg.log_every == 0 or self.step == self.total_steps
                     if self.info.is_main and due:
-                        self.log.log({"step": self.step, "epoch": self.epoch, **metrics,
-                                      "corrupt_images_total": self.corrupt_total})
+                        self.log.log(
+                            {
+                                "step": self.step,
+                                "epoch": self.epoch,
+                                **metrics,
+                                "corrupt_images_total": self.corrupt_total,
+                            }
+                        )
                     if pbar is not None:
                         pbar.update(1)
                         pbar.set_postfix(epoch=self.epoch, loss=f"{metrics.get('loss', float('nan')):.4g}")

@@ -32,6 +32,9 @@ class TrainTask(ABC):
     #: keys of the ``train_step`` dict that are counts: summed over micro-batches and processes and
     #: accumulated over the run (logged as ``<key>_total``); every other key is averaged
     count_keys: tuple[str, ...] = ()
+    #: passed to DistributedDataParallel: True when some parameters may get no gradient in a step
+    #: (e.g. prompt embeddings of a prompt kind absent from the batch)
+    find_unused_parameters: bool = False
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -46,7 +49,9 @@ class TrainTask(ABC):
         """Forward one micro-batch; return ``{"loss": scalar tensor with grad, other scalars...}``.
 
         ``loss`` must be a mean over the micro-batch's samples, so that DDP's gradient averaging equals
-        one process reading the whole global batch.
+        one process reading the whole global batch. Under DDP, compute everything that needs gradients
+        in a single call of ``model`` (several forward passes, e.g. iterative clicks, belong inside the
+        module's own ``forward``), since DDP expects one forward per backward.
         """
 
     @abstractmethod

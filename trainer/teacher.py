@@ -199,10 +199,14 @@ class _Block(nn.Module):
 
     def _tables(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.window:
-            return (resample_rel_pos(self.attn.rel_pos_h, min(self.window, h), 1.0),
-                    resample_rel_pos(self.attn.rel_pos_w, min(self.window, w), 1.0))
-        return (resample_rel_pos(self.attn.rel_pos_h, h, self.trained_grid / h),
-                resample_rel_pos(self.attn.rel_pos_w, w, self.trained_grid / w))
+            return (
+                resample_rel_pos(self.attn.rel_pos_h, min(self.window, h), 1.0),
+                resample_rel_pos(self.attn.rel_pos_w, min(self.window, w), 1.0),
+            )
+        return (
+            resample_rel_pos(self.attn.rel_pos_h, h, self.trained_grid / h),
+            resample_rel_pos(self.attn.rel_pos_w, w, self.trained_grid / w),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[1], x.shape[2]
@@ -237,8 +241,13 @@ class SamImageEncoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(1, config.grid, config.grid, c) * 0.02)
         hidden = int(c * config.mlp_ratio)
         self.blocks = nn.ModuleList(
-            _Block(c, config.num_heads, hidden, 0 if i in config.global_blocks else config.window_size,
-                   config.grid)
+            _Block(
+                c,
+                config.num_heads,
+                hidden,
+                0 if i in config.global_blocks else config.window_size,
+                config.grid,
+            )
             for i in range(config.depth)
         )
         self.neck = nn.Sequential(
@@ -253,8 +262,9 @@ class SamImageEncoder(nn.Module):
         pos = self.pos_embed
         if pos.shape[1:3] == (h, w):
             return pos
-        resized = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False,
-                                antialias=True)
+        resized = F.interpolate(
+            pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False, antialias=True
+        )
         return resized.permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor, output: str = "neck") -> torch.Tensor:
@@ -285,7 +295,7 @@ def extract_image_encoder(state: dict, source: str = "checkpoint") -> dict[str, 
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     prefix = "image_encoder."
-    encoder = {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+    encoder = {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
     if not encoder:
         raise CheckpointError(
             f"{source} has no 'image_encoder.*' weights; give a SAM checkpoint such as sam_vit_h_4b8939.pth "
@@ -298,8 +308,10 @@ def load_sam_teacher(path: str | Path) -> SamImageEncoder:
     """Build the SAM image encoder a checkpoint describes and load its weights strictly; frozen, eval mode."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"teacher checkpoint {path} does not exist; download a SAM checkpoint "
-                              "(sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth)")
+        raise CheckpointError(
+            f"teacher checkpoint {path} does not exist; download a SAM checkpoint "
+            "(sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth)"
+        )
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, pickle of another kind, not a torch file
