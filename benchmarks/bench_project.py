@@ -8,6 +8,8 @@ Measures, each the median of ``--repeats`` runs, in milliseconds:
 - ``open_scan``: ``Project.open(path)``: the same plus scanning the folder (image headers of new files)
 - baseline ``json_dump`` / ``json_load``: plain ``json.dump`` / ``json.load`` of the same data to / from
   a file, without atomic write, fsync or validation, measured in the same run
+- once (unless ``--no-export``): ``export_coco`` with RLE only and with automatic polygons (tracing every
+  mask), in seconds
 
 Prints one JSON object. Example::
 
@@ -28,6 +30,7 @@ import cv2
 import numpy as np
 
 from efficientsam_studio.annotations.document import Category, Document, ImageRecord, Instance
+from efficientsam_studio.annotations.formats.coco import export_coco
 from efficientsam_studio.annotations.project import Project, encode_project
 from efficientsam_studio.annotations.schema import document_to_dict
 
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-image", type=int, default=20)
     parser.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-export", action="store_true", help="skip the COCO export timings")
     parser.add_argument("--no-image-files", action="store_true",
                         help="skip writing image files (no open_scan)")
     args = parser.parse_args(argv)
@@ -109,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
         results["baseline_json_dump"] = median_ms(dump, args.repeats)
         results["baseline_json_load"] = median_ms(load, args.repeats)
+        exports: dict[str, float] = {}
+        if not args.no_export:
+            for policy in ("never", "auto"):
+                start = time.perf_counter()
+                export_coco(document, Path(tmp) / f"coco_{policy}.json", polygons=policy)
+                exports[f"export_coco_{policy}_s"] = round(time.perf_counter() - start, 2)
         report = {
             "benchmark": "project_load_save",
             "images": args.images,
@@ -120,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "ms": results,
             "ratio_save_vs_json_dump": round(results["save"] / results["baseline_json_dump"], 2),
             "ratio_open_vs_json_load": round(results["open"] / results["baseline_json_load"], 2),
+            **exports,
             "python": sys.version.split()[0],
         }
     print(json.dumps(report, indent=2))
