@@ -102,9 +102,29 @@ def atomic_write(path: Path, data: bytes, *, keep_backup: bool = True) -> None:
         ) from exc
 
 
+def _windows_pid_alive(pid: int) -> bool:
+    """Whether a process runs on Windows (``os.kill(pid, 0)`` would send it Ctrl+C there)."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # access denied: it exists
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (a lock whose holder died is stale)."""
     if pid <= 0:
         return False
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
