@@ -197,8 +197,8 @@ class ProjectLock:
             who = "another process"
         since = f" since {info['since']}" if info.get("since") else ""
         return ProjectLockedError(
-            f"project {self.target} is open in {who}{since}. Close it there first. If that program "
-            f"crashed on another computer, delete the lock file {self.path}.",
+            f"project {self.target} is open in {who}{since}. Close it there first. If that program is "
+            f"no longer running (it crashed on another computer), delete the lock file {self.path}.",
             self.path, info,
         )
 
