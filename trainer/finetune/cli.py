@@ -1,0 +1,229 @@
+"""``efsam-studio train --stage finetune`` (the default stage) and ``--stage make-synthetic``.
+
+Presets (any option given on the command line wins):
+
+- ``paper``: the EfficientSAM paper's finetuning: 1024 input, 5 epochs, AdamW (0.9, 0.999), lr 4e-4
+  with linear decay to zero, weight decay 0.1, global batch 128 (2 images per process, accumulation
+  chosen to reach 128), up to 32 masks per image, box or point prompts 50/50 plus 2 corrective clicks.
+- ``tiny``: a CPU run of the ``tiny`` model: batch 1, 4 masks per image, lr 2e-3, box prompts 3/4 of
+  the time, 3 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from efficientsam_studio.cli.train import TrainUsageError, register_stage, world_size
+
+PRESETS: dict[str, dict] = {
+    "paper": {
+        "encoder": "vit_t",
+        "input_size": 1024,
+        "epochs": 5,
+        "global_batch": 128,
+        "batch_size": 2,
+        "lr": 4e-4,
+        "warmup_epochs": 0.0,
+        "weight_decay": 0.1,
+        "max_masks": 32,
+        "box_probability": 0.5,
+        "max_points": 1,
+        "iterative_clicks": 2,
+        "workers": 8,
+        "clip_grad": None,
+    },
+    "tiny": {
+        "encoder": "tiny",
+        "input_size": 1024,
+        "epochs": 3,
+        "global_batch": None,
+        "batch_size": 1,
+        "lr": 2e-3,
+        "warmup_epochs": 0.05,
+        "weight_decay": 0.1,
+        "max_masks": 4,
+        "box_probability": 0.75,
+        "max_points": 1,
+        "iterative_clicks": 0,
+        "workers": 0,
+        "clip_grad": 1.0,
+    },
+}
+
+DATA_HELP = """\
+finetuning needs --data, one of:
+
+  SA-1B (https://ai.meta.com/datasets/segment-anything/, research licence; download it yourself):
+    --data sa_000000.tar            one shard, read in place (no need to extract)
+    --data SHARDS_DIR               a folder of sa_NNNNNN.tar shards
+    --data EXTRACTED_DIR            extracted pairs sa_<id>.jpg + sa_<id>.json, in any sub-folders
+  each JSON: {"image": {...}, "annotations": [{"segmentation": COCO RLE, "area", "bbox",
+  "predicted_iou", "stability_score", "point_coords", "crop_box"}, ...]}
+
+  COCO instances (e.g. instances_train2017.json, or a COCO export of this studio):
+    --data ANNOTATIONS.json --images IMAGES_DIR [--data-format coco]
+  segmentations as RLE or polygons; crowd regions are not trained on; categories are ignored.
+
+  synthetic shapes in the SA-1B layout, for a first run on the CPU:
+    efsam-studio train --stage make-synthetic --out shapes --num-images 200
+    efsam-studio train --preset tiny --data shapes --out runs/tiny
+"""
+
+
+def _add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--data-format",
+        choices=["auto", "sa1b", "coco"],
+        help="finetune: layout of --data (auto: .json is COCO, else SA-1B)",
+    )
+    group.add_argument("--images", help="finetune: image folder of a COCO --data file")
+    group.add_argument("--init", help="finetune: scratch, sami:PATH (SAMI encoder.pt) or efficientsam:PATH")
+    group.add_argument("--max-masks", type=int, help="finetune: masks sampled per image")
+    group.add_argument("--box-probability", type=float, help="finetune: share of box prompts (rest: points)")
+    group.add_argument("--max-points", type=int, help="finetune: up to N points in a point prompt")
+    group.add_argument("--iterative-clicks", type=int, help="finetune: corrective clicks per prompt")
+    group.add_argument("--min-stability", type=float, help="finetune: skip SA-1B masks below this score")
+    group.add_argument("--clip-grad", type=float, help="finetune: clip the gradient norm (0: off)")
+    group.add_argument("--num-images", type=int, help="make-synthetic: images to write (default 200)")
+    group.add_argument("--tar", action="store_true", help="make-synthetic: one sa_000000.tar shard")
+    group.add_argument("--coco", action="store_true", help="make-synthetic: COCO file + images instead")
+
+
+def _pick(args: argparse.Namespace, key: str, preset: dict):
+    value = getattr(args, key, None)
+    return preset[key] if value is None else value
+
+
+def _preset(args: argparse.Namespace) -> dict:
+    name = args.preset or "paper"
+    if name not in PRESETS:
+        raise TrainUsageError(
+            f"unknown --preset {name!r} for finetuning; choose one of: {', '.join(PRESETS)}"
+        )
+    return PRESETS[name]
+
+
+def _accumulation(args: argparse.Namespace, preset: dict, batch_size: int) -> int:
+    if args.accum is not None:
+        return args.accum
+    if not preset["global_batch"]:
+        return 1
+    per_step = batch_size * world_size()
+    if preset["global_batch"] % per_step:
+        raise TrainUsageError(
+            f"the preset's global batch {preset['global_batch']} is not a multiple of batch size "
+            f"{batch_size} x {world_size()} processes; choose another --batch-size or give --accum"
+        )
+    return preset["global_batch"] // per_step
+
+
+def build_configs(args: argparse.Namespace):
+    """``(FinetuneConfig, TrainConfig)`` from parsed ``train`` arguments and the preset."""
+    from trainer.finetune.datasets import DataConfig, MaskFilter
+    from trainer.finetune.prompts import PromptConfig
+    from trainer.finetune.task import FinetuneConfig
+    from trainer.loop import TrainConfig
+
+    if not args.data:
+        raise TrainUsageError(DATA_HELP.rstrip())
+    if not args.out:
+        raise TrainUsageError("finetuning needs --out RUN_DIR (checkpoint.pt, log.jsonl, efficientsam.pt)")
+    preset = _preset(args)
+    prompts = PromptConfig(
+        box_probability=_pick(args, "box_probability", preset),
+        max_points=_pick(args, "max_points", preset),
+        iterative_clicks=_pick(args, "iterative_clicks", preset),
+    )
+    data_config = DataConfig(
+        max_masks=_pick(args, "max_masks", preset),
+        input_size=_pick(args, "input_size", preset),
+        filter=replace(MaskFilter(), min_stability=args.min_stability or 0.0),
+        prompts=prompts,
+    )
+    if data_config.input_size != 1024:
+        raise TrainUsageError("--input-size must be 1024: the model's prompt and decoder path assume it")
+    finetune = FinetuneConfig(
+        encoder=_pick(args, "encoder", preset),
+        data=Path(args.data),
+        data_format=args.data_format or "auto",
+        images=Path(args.images) if args.images else None,
+        init=args.init or "scratch",
+        data_config=data_config,
+        seed=args.seed or 0,
+    )
+    batch_size = _pick(args, "batch_size", preset)
+    clip = _pick(args, "clip_grad", preset)
+    train = TrainConfig(
+        out_dir=Path(args.out),
+        epochs=_pick(args, "epochs", preset),
+        batch_size=batch_size,
+        accum=_accumulation(args, preset, batch_size),
+        lr=args.lr if args.lr is not None else (None if args.blr is not None else preset["lr"]),
+        blr=args.blr if args.blr is not None else 1e-4,
+        warmup_epochs=_pick(args, "warmup_epochs", preset),
+        decay="linear",
+        weight_decay=_pick(args, "weight_decay", preset),
+        betas=(0.9, 0.999),
+        clip_grad=clip or None,
+        precision=args.precision or "auto",
+        device=args.device or "auto",
+        workers=_pick(args, "workers", preset),
+        seed=args.seed or 0,
+        resume=args.resume,
+        max_steps=args.max_steps,
+        checkpoint_every=args.checkpoint_every or 0,
+        progress=not args.no_progress,
+    )
+    return finetune, train
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    """Finetune; prints where the exported weights are."""
+    from trainer.finetune.task import FinetuneTask
+    from trainer.loop import fit
+
+    finetune, train = build_configs(args)
+    result = fit(FinetuneTask(finetune), train)
+    if result.export_path is not None:
+        state = "stopped at" if result.stopped_early else "finished after"
+        print(f"finetuning {state} step {result.step} (epoch {result.epoch}); weights: {result.export_path}")
+        print(
+            f"use them with: efsam-studio segment IMAGE --model {finetune.encoder} "
+            f"--checkpoint {result.export_path} --box X0,Y0,X1,Y1"
+        )
+        if result.corrupt_images:
+            print(f"skipped {result.corrupt_images} unreadable image reads (see the warnings)")
+    return 0
+
+
+def run_make_synthetic(args: argparse.Namespace) -> int:
+    """Write synthetic shapes in the SA-1B layout (folder or tar) or as COCO."""
+    from trainer.finetune.synthetic import write_coco, write_sa1b_folder, write_sa1b_tar
+
+    if not args.out:
+        raise TrainUsageError("--stage make-synthetic needs --out DIR")
+    out = Path(args.out)
+    count = args.num_images or 200
+    seed = args.seed or 0
+    if args.coco:
+        path = write_coco(out / "annotations.json", out / "images", count, seed)
+        print(f"wrote {count} images and {path}; train with --data {path} --images {out / 'images'}")
+    elif args.tar:
+        path = write_sa1b_tar(out / "sa_000000.tar", count, seed)
+        print(f"wrote {count} images into {path}; train with --data {path}")
+    else:
+        write_sa1b_folder(out, count, seed)
+        print(f"wrote {count} sa_<id>.jpg + sa_<id>.json pairs into {out}; train with --data {out}")
+    return 0
+
+
+register_stage(
+    "finetune",
+    run_finetune,
+    help="finetune EfficientSAM (encoder and decoder) on SA-1B or COCO masks",
+    add_arguments=_add_arguments,
+    default=True,
+)
+register_stage("make-synthetic", run_make_synthetic, help="write synthetic shapes in the SA-1B layout")

@@ -1,0 +1,205 @@
+"""Finetuning EfficientSAM (encoder and decoder together) as a task of the shared training loop.
+
+One training step: encode the images once, decode every sampled prompt, and, with iterative clicks,
+decode again after adding a click drawn from the error region of the previous prediction (the encoder's
+output is reused; the loss of every round is averaged). The loss is :func:`~trainer.finetune.losses.
+segmentation_loss`. Defaults follow the paper (AdamW (0.9, 0.999), lr 4e-4, weight decay 0.1, linear
+decay to zero, global batch 128, 5 epochs, 1024 input); the loop owns the optimiser and the schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from efficientsam_studio.model import EfficientSam, build_model
+from trainer.task import TrainTask
+
+from .datasets import DataConfig, FinetuneDataset, collate
+from .export import export_weights, initialise
+from .losses import LossConfig, segmentation_loss
+from .prompts import LABEL_PAD, error_region_clicks
+from .sources import CocoInstances, DatasetError, ImageSource, Sa1bFolder, Sa1bTar
+
+EXPORT_NAME = "efficientsam.pt"
+DATA_FORMATS = ("auto", "sa1b", "coco")
+
+
+@dataclass
+class FinetuneConfig:
+    """What is finetuned on what. ``data``: an SA-1B folder, a tar shard or a folder of shards, or a COCO
+    instances JSON (then ``images`` is its image folder). ``init``: ``scratch``, ``sami:PATH`` or
+    ``efficientsam:PATH``."""
+
+    encoder: str = "vit_t"
+    data: Path | None = None
+    data_format: str = "auto"
+    images: Path | None = None
+    init: str = "scratch"
+    data_config: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    seed: int = 0
+
+
+def open_source(data: Path, data_format: str = "auto", images: Path | None = None) -> ImageSource:
+    """The :class:`ImageSource` for ``data`` (see :class:`FinetuneConfig`); ``auto`` guesses from the path."""
+    data = Path(data)
+    if data_format not in DATA_FORMATS:
+        raise DatasetError(f"--data-format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
+    if data_format == "auto":
+        if data.suffix.lower() == ".json":
+            data_format = "coco"
+        else:
+            data_format = "sa1b"
+    if data_format == "coco":
+        if images is None:
+            raise DatasetError(
+                f"{data}: COCO data needs --images, the folder its file_name fields are relative to"
+            )
+        return CocoInstances(data, images)
+    if data.is_file() and data.suffix.lower() == ".tar":
+        return Sa1bTar(data)
+    if data.is_dir() and any(data.glob("*.tar")) and not any(data.glob("*.json")):
+        return Sa1bTar(data)
+    if not data.exists():
+        raise DatasetError(f"{data}: no such file or folder")
+    return Sa1bFolder(data)
+
+
+class FinetuneModel(nn.Module):
+    """EfficientSAM plus its training forward (one call per micro-batch, as DDP wants).
+
+    ``forward(batch)`` takes a collated batch (see :mod:`trainer.finetune.datasets`) and returns
+    ``{"loss", "focal", "dice", "iou_mse", "miou", "masks"}``; ``miou`` is the true IoU of the selected
+    output of the last round, a training-set progress figure.
+    """
+
+    def __init__(self, sam: EfficientSam, loss: LossConfig, iterative_clicks: int = 0) -> None:
+        super().__init__()
+        self.sam = sam
+        self.loss_config = loss
+        self.iterative_clicks = iterative_clicks
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, targets, valid = batch["image"], batch["masks"], batch["valid"]
+        points, labels = batch["points"], batch["labels"]
+        embeddings = self.sam.get_image_embeddings(images)
+        rounds = []
+        for round_index in range(self.iterative_clicks + 1):
+            logits, iou_pred = self.sam.predict_masks(embeddings, points, labels)
+            out = segmentation_loss(logits, iou_pred, targets, valid, self.loss_config)
+            rounds.append(out)
+            if round_index == self.iterative_clicks:
+                break
+            points, labels = self._add_click(
+                logits, out.selected, targets, points, labels, batch, round_index
+            )
+        last = rounds[-1]
+        count = valid.sum().clamp(min=1)
+        chosen_iou = last.actual_iou.gather(-1, last.selected.unsqueeze(-1)).squeeze(-1)
+        return {
+            "loss": torch.stack([r.total for r in rounds]).mean(),
+            "focal": torch.stack([r.focal for r in rounds]).mean(),
+            "dice": torch.stack([r.dice for r in rounds]).mean(),
+            "iou_mse": torch.stack([r.iou for r in rounds]).mean(),
+            "miou": (chosen_iou * valid).sum() / count,
+            "masks": valid.sum(),
+        }
+
+    def _add_click(
+        self,
+        logits: torch.Tensor,
+        selected: torch.Tensor,
+        targets: torch.Tensor,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        batch: dict[str, torch.Tensor],
+        round_index: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append one corrective click per prompt, drawn from the error of the selected output."""
+        with torch.no_grad():
+            index = selected[..., None, None, None].expand(-1, -1, 1, *logits.shape[-2:])
+            predicted = logits.gather(2, index)[:, :, 0] > 0
+            target = targets > 0.5
+            if predicted.shape[-2:] != target.shape[-2:]:
+                predicted = (
+                    nn.functional.interpolate(
+                        predicted[:, :, None].float(), size=target.shape[-2:], mode="nearest"
+                    )[:, :, 0]
+                    > 0.5
+                )
+            coords, new_labels = [], []
+            for b in range(predicted.shape[0]):
+                generator = torch.Generator(device=predicted.device)
+                generator.manual_seed(int(batch["click_seed"][b]) * 16 + round_index)
+                c, lab = error_region_clicks(predicted[b], target[b], generator)
+                coords.append(c)
+                new_labels.append(lab)
+            coords_t, labels_t = torch.stack(coords), torch.stack(new_labels)
+            # grid pixel (col, row) of the R x R target -> input-space pixel index at the cell's centre
+            cell = self.sam.img_size / target.shape[-1]
+            coords_t = torch.where(coords_t >= 0, coords_t * cell + (cell - 1) / 2, coords_t)
+            labels_t = torch.where(batch["valid"], labels_t, torch.full_like(labels_t, LABEL_PAD))
+        return (
+            torch.cat([points, coords_t.unsqueeze(2).to(points.dtype)], dim=2),
+            torch.cat([labels, labels_t.unsqueeze(2).to(labels.dtype)], dim=2),
+        )
+
+
+class FinetuneTask(TrainTask):
+    """Finetuning on the shared loop; exports ``RUN_DIR/efficientsam.pt`` in the published format."""
+
+    name = "finetune"
+    count_keys = ("corrupt_images", "masks")
+
+    def __init__(self, config: FinetuneConfig) -> None:
+        self.config = config
+        if config.data is None:
+            raise DatasetError("finetuning needs --data (see `efsam-studio train --help`)")
+        self.source = open_source(config.data, config.data_format, config.images)
+        self.init_info: dict[str, Any] = {}
+
+    def build_model(self) -> nn.Module:
+        sam = build_model(self.config.encoder)
+        self.init_info = initialise(sam, self.config.encoder, self.config.init)
+        return FinetuneModel(sam, self.config.loss, self.config.data_config.prompts.iterative_clicks)
+
+    def train_dataset(self) -> Dataset:
+        return FinetuneDataset(self.source, self.config.data_config, seed=self.config.seed)
+
+    def collate(self, items: list[Any]) -> Any:
+        return collate(items)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"sam.image_encoder.pos_embed"}
+
+    def train_step(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        out = model(batch)
+        out["corrupt_images"] = batch["corrupt_images"].sum()
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "task": self.name,
+            "encoder": cfg.encoder,
+            "data": str(cfg.data),
+            "data_format": cfg.data_format,
+            "images": str(cfg.images) if cfg.images else None,
+            "init": cfg.init,
+            "data_config": asdict(cfg.data_config),
+            "loss": asdict(cfg.loss),
+        }
+
+    def export(self, model: nn.Module, out_dir: Path) -> Path:
+        """Write ``out_dir/efficientsam.pt`` (``{"model": state_dict}``) and ``efficientsam.json``."""
+        sam = model.sam if isinstance(model, FinetuneModel) else model
+        return export_weights(
+            sam, Path(out_dir) / EXPORT_NAME, {**self.describe(), "model": self.config.encoder}
+        )
