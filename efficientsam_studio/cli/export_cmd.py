@@ -76,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = export_png_masks(document, args.out, image_ids=image_ids, progress=progress)
     bar.close()
-    print(f"exported {report.summary()} to {args.out}")
-    if report.holes_lost:
-        hint = " (--polygons auto keeps them as masks)" if args.format in ("coco", "labelme") else ""
-        print(f"note: {args.format} polygons cannot hold holes; instances {report.holes_lost[:20]} "
-              f"lost theirs{hint}")
+    print(f"exported to {args.out}: {report.summary()}")
+    if report.holes_lost and args.format in ("coco", "labelme") and args.polygons == "always":
+        print("hint: --polygons auto writes the masks that have holes as masks, so the holes are kept")
     return 0

@@ -43,7 +43,7 @@ def test_export_each_format(project_path, tmp_path, capsys, fmt, expected):
     out = tmp_path / "out"
     assert main(["export", str(project_path.parent), "--format", fmt, "--out", str(out)]) == 0
     assert (out / expected).is_file()
-    assert "exported 2 instances on 2 images" in capsys.readouterr().out
+    assert f"exported to {out}: 2 instances on 2 images" in capsys.readouterr().out
 
 
 def test_coco_export_then_import_into_a_new_folder_keeps_masks(project_path, tmp_path, capsys):
