@@ -33,7 +33,8 @@ class ExportReport:
     def summary(self) -> str:
         """One paragraph for a status bar or the command line."""
         text = (f"{self.instances} instances on {self.images} images "
-                f"({self.polygons} as polygons, {self.rle} as masks), {len(self.files)} files")
+                f"({self.polygons} as polygons, {self.rle} as masks), "
+                f"{len(self.files)} file{'' if len(self.files) == 1 else 's'}")
         if self.skipped:
             listed = "; ".join(f"instance {i}: {why}" for i, why in self.skipped[:5])
             more = " ..." if len(self.skipped) > 5 else ""
