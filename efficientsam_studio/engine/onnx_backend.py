@@ -210,10 +210,12 @@ class OnnxPredictor(NumpyPredictor):
             return logits, iou
         logit_parts, iou_parts = [], []
         for c, lab in zip(coords, labels, strict=True):
+            # the published graph pads after scaling to 1024-space; padding given here would be scaled
+            real = lab != -1
             feed = {
                 "image_embeddings": self._embedding,
-                "batched_point_coords": c[None, None].astype(np.float32),
-                "batched_point_labels": lab[None, None].astype(np.float32),
+                "batched_point_coords": c[real][None, None].astype(np.float32),
+                "batched_point_labels": lab[real][None, None].astype(np.float32),
                 "orig_im_size": size,
             }
             outputs = self.decoder.run(self._dec_outputs[1:3], feed)
