@@ -147,3 +147,31 @@ def test_parameters_out_of_range_are_user_errors_naming_the_parameter():
     assert isinstance(info.value, StudioError)
     with pytest.raises(AutomaticParamsError, match="points_per_side"):
         AutomaticMaskParams(points_per_side=0).validate()
+
+
+def test_the_real_engine_with_relaxed_filters_gives_consistent_full_size_masks(tiny_checkpoint):
+    """The torch predictor's batched decode feeds the generator (random weights, so the filters are off)."""
+    from efficientsam_studio.engine import load_predictor
+
+    predictor = load_predictor("tiny", checkpoint=tiny_checkpoint, device="cpu", backend="torch")
+    image, _ = _scene()
+    params = AutomaticMaskParams(
+        points_per_side=2, pred_iou_thresh=-1.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
+        min_mask_area=0,
+    )
+    generator = AutomaticMaskGenerator(predictor, params)
+    masks = generator.generate(image)
+    assert generator.last_stats.candidates == 12 and generator.last_stats.after_filters > 0
+    assert masks
+    for auto in masks:
+        mask = auto.to_mask()
+        assert mask.shape == (240, 320) and mask.sum() == auto.area > 0
+        ys, xs = np.nonzero(mask)
+        assert auto.bbox == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    # the same candidate through the predictor's own upsampling: the region upsampling agrees with it
+    predictor.set_image(image)
+    best = masks[0]
+    _, scores, logits = predictor.predict(point_coords=np.array([best.point]), point_labels=np.array([1]))
+    full = predictor.masks_from_logits(logits)
+    agreement = max(float(np.mean(candidate == best.to_mask())) for candidate in full)
+    assert agreement > 0.999
