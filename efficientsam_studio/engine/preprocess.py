@@ -50,13 +50,20 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 def preprocess_image(
     image: np.ndarray, device: torch.device | str = "cpu", size: int = INPUT_SIZE
 ) -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` -> normalised float32 ``(1, 3, size, size)`` on ``device``."""
+    """RGB uint8 ``(H, W, 3)`` -> normalised float32 ``(1, 3, size, size)`` on ``device``.
+
+    Channels are converted one at a time, so a large photo needs one float plane of its size at
+    most, not three; the result is the same as converting all at once.
+    """
     import torch
     import torch.nn.functional as F
 
     check_rgb_image(image)
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-    tensor = tensor.permute(2, 0, 1).unsqueeze(0).float().div(255)
-    if tensor.shape[-2:] != (size, size):
-        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
-    return normalize(tensor)
+    pixels = torch.from_numpy(image).to(device)  # (H, W, 3) uint8
+    planes = []
+    for channel in range(3):
+        plane = pixels[:, :, channel].float().div_(255)[None, None]  # (1, 1, H, W) in [0, 1]
+        if plane.shape[-2:] != (size, size):
+            plane = F.interpolate(plane, size=(size, size), mode="bilinear", align_corners=False)
+        planes.append(plane)
+    return normalize(torch.cat(planes, dim=1))
