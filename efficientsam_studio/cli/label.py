@@ -93,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tuning.add_argument("--crop-overlap", type=float, default=defaults.crop_overlap_ratio, metavar="R",
                         help=f"crop overlap as a fraction of the short side "
                         f"(default {defaults.crop_overlap_ratio:.3f})")
+    tuning.add_argument("--skip-covered-points", action="store_true",
+                        help="decode coarse points first and skip points inside masks already found (faster "
+                        "on large objects; no part masks inside them)")
     p.set_defaults(func=run)
 
 
@@ -142,6 +145,7 @@ def _params(args: argparse.Namespace) -> Any:
         min_mask_area=args.min_area,
         crop_n_layers=args.crop_layers,
         crop_overlap_ratio=args.crop_overlap,
+        skip_covered_points=args.skip_covered_points,
     )
     params = BatchParams(
         overwrite=args.overwrite,

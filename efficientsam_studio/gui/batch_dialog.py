@@ -180,6 +180,7 @@ class BatchDialog(QDialog):
         self.nms = _double(0.05, 1.0, defaults.box_nms_thresh, 0.05)
         self.min_area = _spin(0, 1_000_000, defaults.min_mask_area)
         self.crop_layers = _spin(0, 3, defaults.crop_n_layers)
+        self.skip_covered = QCheckBox("Skip points inside masks already found (faster, no part masks)")
         for text, widget in (
             ("Category", self.category),
             ("Points per side", self.points_per_side),
@@ -190,6 +191,7 @@ class BatchDialog(QDialog):
             ("Crop layers", self.crop_layers),
         ):
             grid.addRow(text, widget)
+        grid.addRow(self.skip_covered)
         layout.addWidget(self.grid_box)
 
         self.progress_bar = QProgressBar()
@@ -245,6 +247,7 @@ class BatchDialog(QDialog):
             box_nms_thresh=self.nms.value(),
             min_mask_area=self.min_area.value(),
             crop_n_layers=self.crop_layers.value(),
+            skip_covered_points=self.skip_covered.isChecked(),
         )
         return BatchParams(
             overwrite=self.overwrite.isChecked(),

@@ -175,3 +175,18 @@ def test_the_real_engine_with_relaxed_filters_gives_consistent_full_size_masks(t
     full = predictor.masks_from_logits(logits)
     agreement = max(float(np.mean(candidate == best.to_mask())) for candidate in full)
     assert agreement > 0.999
+
+
+def test_skipping_covered_points_decodes_fewer_points_and_finds_the_same_objects():
+    image, objects = _scene()
+    full = ShapesPredictor()
+    AutomaticMaskGenerator(full, AutomaticMaskParams(points_per_side=16)).generate(image)
+    lean = ShapesPredictor()
+    params = AutomaticMaskParams(points_per_side=16, skip_covered_points=True)
+    generator = AutomaticMaskGenerator(lean, params)
+    seen = []
+    masks = generator.generate(image, progress=lambda done, total: seen.append((done, total)))
+    assert len(masks) == 3 and all(iou > 0.95 for iou in _match(masks, objects).values())
+    skipped = generator.last_stats.skipped_points
+    assert skipped > 0 and lean.calls == full.calls - skipped
+    assert seen[-1] == (256, 256)
