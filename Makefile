@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# The desktop bundle dist/efsam-studio/ (PyInstaller, ONNX Runtime, no torch), then its smoke check
+package: $(STAMP)
+	bash packaging/build.sh $(PY)
+	$(PY) packaging/smoke_check.py --bundle dist/efsam-studio --source-python $(PY)

@@ -27,6 +27,8 @@ start=$(date +%s)
 seconds=$(( $(date +%s) - start ))
 
 bundle="$DIST/efsam-studio"
+# Desktop integration files beside the program (packaging/README.md says where they go).
+cp packaging/linux/efsam-studio.desktop resources/icons/efsam-studio.png resources/icons/efsam-studio.svg "$bundle/"
 size=$(du -sh "$bundle" | cut -f1)
 files=$(find "$bundle" -type f | wc -l)
 echo "built $bundle in ${seconds} s: $size, $files files"
