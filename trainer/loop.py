@@ -338,7 +338,7 @@ class _Run:
     def run(self) -> FitResult:
         cfg = self.config
         metrics: dict[str, float] = {}
-        stopped = False
+        stopped = cfg.max_steps is not None and self.step >= cfg.max_steps
         pbar = None
         if self.info.is_main and cfg.progress:
             from tqdm import tqdm
