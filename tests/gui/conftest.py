@@ -124,7 +124,9 @@ def make_window(qtbot, message_boxes):
 
     windows = []
 
-    def make(loader=None, path: Path | None = None, settings: StudioSettings | None = None, load: bool = True):
+    def make(
+        loader=None, path: Path | None = None, settings: StudioSettings | None = None, load: bool = True
+    ):
         engine = EngineService(loader=loader) if loader is not None else EngineService()
         window = MainWindow(settings or StudioSettings(autosave_seconds=0.2), engine)
         qtbot.addWidget(window)

@@ -9,7 +9,14 @@ from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt
 from tests.gui.conftest import FakePredictor
 
 
-def click(qtbot, window, x: float, y: float, button=Qt.MouseButton.LeftButton, modifier=Qt.KeyboardModifier.NoModifier):
+def click(
+    qtbot,
+    window,
+    x: float,
+    y: float,
+    button=Qt.MouseButton.LeftButton,
+    modifier=Qt.KeyboardModifier.NoModifier,
+):
     canvas = window.workspace.canvas
     pos = canvas.mapFromScene(x, y)
     qtbot.mouseClick(canvas.viewport(), button, modifier, pos)
@@ -69,8 +76,10 @@ def test_box_prompt(qtbot, make_window, image_folder):
     start, end = canvas.mapFromScene(10, 10), canvas.mapFromScene(50, 40)
     qtbot.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, pos=start)
     for t in np.linspace(0.2, 1.0, 5):
-        qtbot.mouseMove(canvas.viewport(), QPoint(int(start.x() + t * (end.x() - start.x())),
-                                                  int(start.y() + t * (end.y() - start.y()))))
+        qtbot.mouseMove(
+            canvas.viewport(),
+            QPoint(int(start.x() + t * (end.x() - start.x())), int(start.y() + t * (end.y() - start.y()))),
+        )
     qtbot.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, pos=end)
     box = window.workspace.ai.prompts.box
     assert isinstance(box, BoxPrompt)

@@ -33,23 +33,42 @@ from efficientsam_studio.gui.settings import StudioSettings
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """``key`` as in ``efsam-studio export --format``; ``target``: "file" (a .json) or "folder"."""
+    """``key`` as in ``efsam-studio export --format``; ``target``: "file" (a .json) or "folder";
+    ``options``: which of ``polygons``, ``tolerance``, ``image_root`` the exporter takes."""
 
     key: str
     label: str
     module: str
     function: str
     target: str
-    polygons: bool = True
+    options: tuple[str, ...] = ()
+
+    @property
+    def polygons(self) -> bool:
+        return "polygons" in self.options
 
 
 FORMATS: tuple[ExportFormat, ...] = (
-    ExportFormat("coco", "COCO instance segmentation (.json)", "coco", "export_coco", "file"),
-    ExportFormat("labelme", "labelme JSON (one file per image)", "labelme", "export_labelme", "folder"),
-    ExportFormat("yolo", "YOLO segmentation (txt + data.yaml)", "yolo", "export_yolo", "folder"),
     ExportFormat(
-        "masks", "PNG masks (semantic and instance)", "png_masks", "export_png_masks", "folder", False
+        "coco", "COCO instance segmentation (.json)", "coco", "export_coco", "file", ("polygons", "tolerance")
     ),
+    ExportFormat(
+        "labelme",
+        "labelme JSON (one file per image)",
+        "labelme",
+        "export_labelme",
+        "folder",
+        ("polygons", "tolerance", "image_root"),
+    ),
+    ExportFormat(
+        "yolo",
+        "YOLO segmentation (txt + data.yaml)",
+        "yolo",
+        "export_yolo",
+        "folder",
+        ("tolerance", "image_root"),
+    ),
+    ExportFormat("masks", "PNG masks (semantic and instance)", "png_masks", "export_png_masks", "folder"),
 )
 
 
@@ -76,9 +95,8 @@ def run_export(
         raise StudioError(
             f"unknown export format {key!r}; choose one of: {', '.join(f.key for f in available_formats())}"
         )
-    options: dict = {"polygons": polygons, "tolerance": tolerance} if fmt.polygons else {}
-    if fmt.key != "coco":
-        options["image_root"] = project.folder
+    values = {"polygons": polygons, "tolerance": tolerance, "image_root": project.folder}
+    options = {name: values[name] for name in fmt.options}
     return exporter(project.document, Path(out), **options)
 
 
@@ -127,7 +145,7 @@ class ExportDialog(QDialog):
         name = f"{stem}_coco.json" if fmt.target == "file" else f"{stem}_{fmt.key}"
         self.destination.setText(str(self.project.folder / "exports" / name))
         self.polygons.setEnabled(fmt.polygons)
-        self.tolerance.setEnabled(fmt.polygons)
+        self.tolerance.setEnabled("tolerance" in fmt.options)
 
     def _browse(self) -> None:
         if self._fmt().target == "file":

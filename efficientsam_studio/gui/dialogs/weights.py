@@ -119,9 +119,10 @@ class WeightsDownload(QObject):
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(lambda path: self._done(self.finished, path))
-        self._worker.failed.connect(lambda message: self._done(self.failed, message))
-        self._worker.cancelled.connect(lambda: self._done(self.cancelled))
+        # bound slots of this GUI-thread object: the calls are queued into the GUI thread
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.cancelled.connect(self._on_cancelled)
 
     def start(self) -> None:
         self.dialog.show()
@@ -137,11 +138,25 @@ class WeightsDownload(QObject):
         else:
             self.dialog.setLabelText(f"Downloading {self.model}: {done / 2**20:.1f} MiB")
 
-    def _done(self, signal, *args: object) -> None:
+    @Slot(str)
+    def _on_finished(self, path: str) -> None:
+        self._stop()
+        self.finished.emit(path)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._stop()
+        self.failed.emit(message)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._stop()
+        self.cancelled.emit()
+
+    def _stop(self) -> None:
         self._thread.quit()
         self._thread.wait()
         self.dialog.close()
-        signal.emit(*args)
 
 
 def looks_like_onnx(path: str) -> bool:
