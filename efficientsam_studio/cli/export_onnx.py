@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from efficientsam_studio.errors import StudioError
+
+    if importlib.util.find_spec("torch") is None:
+        raise StudioError("export-onnx needs torch: pip install 'efficientsam-studio[train]'")
     from efficientsam_studio.engine.loader import resolve_checkpoint
     from efficientsam_studio.engine.onnx_backend import export_dir_for
     from efficientsam_studio.engine.onnx_export import export_onnx

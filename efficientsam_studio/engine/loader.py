@@ -49,7 +49,15 @@ def resolve_checkpoint(model: str, checkpoint: str | Path | None) -> Path:
 
 
 def _load_torch(model: str, checkpoint: Path | None, device: str) -> Predictor:
-    from efficientsam_studio.model import get_config, load_model
+    try:
+        from efficientsam_studio.model import get_config, load_model
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise BackendError(
+            "the torch backend needs torch: pip install 'efficientsam-studio[train]'; "
+            "or use the ONNX backend (backend 'onnx' or 'auto', with the [cpu] or [gpu] extra)"
+        ) from None
 
     from .device import resolve_device
     from .torch_backend import TorchPredictor
