@@ -112,13 +112,17 @@ def random_points(region: np.ndarray, rng: np.random.Generator, count: int = 1) 
 
 def center_point(region: np.ndarray) -> np.ndarray:
     """The pixel of a non-empty region farthest from its boundary (distance transform; the image border
-    counts as boundary): float32 ``(2,)`` ``(x, y)``. Ties go to the first pixel in row-major order."""
+    counts as boundary): float32 ``(2,)`` ``(x, y)``. Among equally deep pixels (a ridge), the one nearest
+    to their mean position is taken, so a rectangle gives its centre."""
     padded = np.pad(region.astype(np.uint8), 1)
-    distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
-    if distance.max() <= 0:
+    distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    deepest = distance.max()
+    if deepest <= 0:
         raise ValueError("cannot take the centre of an empty region")
-    row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
-    return np.array([col, row], dtype=np.float32)
+    rows, cols = np.nonzero(distance >= deepest - 1e-4)
+    mean_row, mean_col = rows.mean(), cols.mean()
+    pick = int(np.argmin((rows - mean_row) ** 2 + (cols - mean_col) ** 2))
+    return np.array([cols[pick], rows[pick]], dtype=np.float32)
 
 
 def box_prompt(box: np.ndarray) -> Prompt:

@@ -1,0 +1,192 @@
+"""Synthetic SA-1B data, the SA-1B / COCO sources, prompt sampling and the finetuning dataset."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from efficientsam_studio.annotations import masks as mask_ops
+from efficientsam_studio.annotations.images import load_image
+from trainer.finetune import synthetic
+from trainer.finetune.datasets import DataConfig, FinetuneDataset, MaskFilter, collate
+from trainer.finetune.prompts import (
+    PromptConfig,
+    center_point,
+    error_click,
+    error_region_clicks,
+    jitter_box,
+    mask_to_box,
+    sample_prompt,
+)
+from trainer.finetune.sources import CocoInstances, DatasetError, Sa1bFolder, Sa1bTar
+from trainer.finetune.task import open_source
+
+
+def test_synthetic_masks_are_exact_and_disjoint():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        sample = synthetic.generate_image(rng)
+        assert sample.image.dtype == np.uint8 and sample.image.ndim == 3
+        union = np.zeros(sample.image.shape[:2], dtype=int)
+        for mask in sample.masks:
+            assert mask.sum() >= synthetic.SyntheticConfig().min_visible_area
+            union += mask
+        assert union.max() == 1  # visible parts never overlap
+        # the drawn colour inside a mask differs from the pixels just outside it
+        inside = sample.image[sample.masks[-1]].astype(float).mean(0)
+        assert np.isfinite(inside).all()
+
+
+def test_sa1b_folder_round_trip(tmp_path):
+    synthetic.write_sa1b_folder(tmp_path, 3, seed=1)
+    document = json.loads((tmp_path / "sa_1.json").read_text())
+    assert set(document["image"]) == {"image_id", "width", "height", "file_name"}
+    annotation = document["annotations"][0]
+    expected = {"id", "segmentation", "bbox", "area", "predicted_iou", "stability_score", "crop_box",
+                "point_coords"}  # fmt: skip
+    assert set(annotation) == expected
+    mask = mask_ops.decode(annotation["segmentation"])
+    assert mask.sum() == annotation["area"]
+    x, y = annotation["point_coords"][0]
+    assert mask[int(y), int(x)]
+    source = Sa1bFolder(tmp_path)
+    assert len(source) == 3
+    record = source.read(0)
+    assert record.image.shape[:2] == (document["image"]["height"], document["image"]["width"])
+    assert np.array_equal(record.image, load_image(tmp_path / "sa_1.jpg"))
+
+
+@pytest.mark.parametrize("prefix", ["", "./"])
+def test_tar_shard_read_in_place(tmp_path, prefix):
+    synthetic.write_sa1b_folder(tmp_path / "folder", 3, seed=2)
+    shard = synthetic.write_sa1b_tar(tmp_path / "sa_000000.tar", 3, seed=2, member_prefix=prefix)
+    with tarfile.open(shard) as archive:
+        assert sorted(archive.getnames())[0].startswith(prefix + "sa_1.")
+    from_tar, from_folder = Sa1bTar(shard), Sa1bFolder(tmp_path / "folder")
+    assert len(from_tar) == len(from_folder) == 3
+    for index in range(3):
+        a, b = from_tar.read(index), from_folder.read(index)
+        assert np.array_equal(a.image, b.image)
+        assert a.annotations == b.annotations
+    assert isinstance(open_source(tmp_path / "sa_000000.tar"), Sa1bTar)
+
+
+def test_coco_source_polygons_rle_and_crowd(tmp_path):
+    annotations = synthetic.write_coco(tmp_path / "ann.json", tmp_path / "images", 2, seed=4)
+    coco = json.loads(annotations.read_text())
+    first = coco["annotations"][0]
+    image = coco["images"][0]
+    mask = mask_ops.decode(first["segmentation"])
+    rings = mask_ops.mask_to_polygons(mask, tolerance=0)
+    coco["annotations"].append({**first, "id": 999, "segmentation": [r.flat() for r in rings]})
+    coco["annotations"].append({**first, "id": 1000, "iscrowd": 1})
+    annotations.write_text(json.dumps(coco))
+    source = CocoInstances(annotations, tmp_path / "images")
+    record = source.read(0)
+    ids = [a["id"] for a in record.annotations]
+    assert 999 in ids and 1000 not in ids
+    from trainer.finetune.sources import decode_segmentation
+
+    polygon = decode_segmentation(record.annotations[-1]["segmentation"], image["height"], image["width"])
+    assert (polygon == mask).mean() > 0.99
+    with pytest.raises(DatasetError, match="--images"):
+        CocoInstances(annotations, tmp_path / "elsewhere")
+
+
+def test_missing_data_errors_name_the_path(tmp_path):
+    with pytest.raises(DatasetError, match="no image"):
+        Sa1bFolder(tmp_path)
+    with pytest.raises(DatasetError, match="no such"):
+        open_source(tmp_path / "absent")
+    with pytest.raises(DatasetError, match="--images"):
+        open_source(tmp_path / "x.json")
+
+
+def test_box_and_center_prompts():
+    mask = np.zeros((40, 50), dtype=bool)
+    mask[10:21, 5:36] = True
+    assert mask_to_box(mask).tolist() == [5, 10, 35, 20]
+    assert center_point(mask).tolist() == [20, 15]
+    rng = np.random.default_rng(0)
+    boxes = np.stack([jitter_box(mask_to_box(mask), rng, 50, 40, 0.1, 2.0) for _ in range(200)])
+    assert np.abs(boxes - mask_to_box(mask)).max() <= 2.0 + 1e-6
+    assert boxes[:, 0].std() > 0.3  # jittered
+    assert (boxes[:, [0, 2]] >= 0).all() and (boxes[:, [0, 2]] <= 49).all()
+
+
+def test_point_prompts_inside_and_outside():
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[20:40, 20:40] = True
+    config = PromptConfig(box_probability=0.0, min_points=3, max_points=3, negative_probability=0.5)
+    rng = np.random.default_rng(1)
+    seen_negative = False
+    for _ in range(50):
+        prompt = sample_prompt(mask, rng, config)
+        assert len(prompt.labels) == 3 and prompt.labels[0] == 1
+        for (x, y), label in zip(prompt.coords.astype(int), prompt.labels, strict=True):
+            assert mask[y, x] == bool(label)
+            seen_negative |= label == 0
+    assert seen_negative
+    boxes = sum(sample_prompt(mask, rng, PromptConfig(box_probability=0.5)).is_box for _ in range(200))
+    assert 60 < boxes < 140
+
+
+def test_error_clicks_label_missed_and_extra_pixels():
+    target = np.zeros((32, 32), dtype=bool)
+    target[8:24, 8:24] = True
+    missed = target.copy()
+    missed[8:24, 8:16] = False  # left half missed
+    point, label = error_click(missed, target, mode="center")
+    assert label == 1 and target[int(point[1]), int(point[0])] and not missed[int(point[1]), int(point[0])]
+    extra = target.copy()
+    extra[0:8, :] = True
+    _, label = error_click(extra, target, np.random.default_rng(0), mode="random")
+    assert label == 0
+    assert error_click(target, target, mode="center") is None
+    coords, labels = error_region_clicks(
+        torch.from_numpy(np.stack([missed, extra, target])), torch.from_numpy(np.stack([target] * 3))
+    )
+    assert labels.tolist() == [1, 0, -1]
+    x, y = coords[0].long().tolist()
+    assert target[y, x] and not missed[y, x]
+    assert coords[2].tolist() == [-1.0, -1.0]
+
+
+def test_dataset_items_filter_and_determinism(tmp_path):
+    synthetic.write_sa1b_folder(tmp_path, 4, seed=5)
+    config = DataConfig(max_masks=3, prompts=PromptConfig(box_probability=1.0, box_jitter=0.0))
+    dataset = FinetuneDataset(Sa1bFolder(tmp_path), config, seed=0)
+    item = dataset[0]
+    assert item["image"].shape == (3, 1024, 1024)
+    assert item["masks"].shape == (3, 256, 256) and item["points"].shape == (3, 2, 2)
+    first = int(item["valid"].sum())
+    assert first >= 1
+    # box prompts in input space enclose their 256 x 256 target (4 input pixels per target pixel)
+    for k in range(first):
+        rows, cols = torch.nonzero(item["masks"][k], as_tuple=True)
+        (x0, y0), (x1, y1) = item["points"][k].tolist()
+        assert x0 <= cols.min() * 4 + 4 and x1 >= cols.max() * 4 - 4
+        assert y0 <= rows.min() * 4 + 4 and y1 >= rows.max() * 4 - 4
+        assert item["labels"][k].tolist() == [2, 3]
+    again = dataset[0]
+    assert torch.equal(again["points"], item["points"]) and torch.equal(again["masks"], item["masks"])
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[0]["points"], item["points"]) or first == 1
+    strict = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=3, filter=MaskFilter(min_area=1e9)))
+    assert not strict[0]["valid"].any()
+    batch = collate([dataset[0], dataset[1]])
+    assert batch["valid"].shape[1] == max(int(dataset[i]["valid"].sum()) for i in range(2))
+
+
+def test_unreadable_image_is_counted_not_fatal(tmp_path):
+    synthetic.write_sa1b_folder(tmp_path, 2, seed=6)
+    (tmp_path / "sa_1.jpg").write_bytes(b"not a jpeg")
+    dataset = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=2))
+    with pytest.warns(UserWarning, match="unreadable"):
+        item = dataset[0]
+    assert item["corrupt_images"].item() == 1 and not item["valid"].any()
+    assert dataset[1]["corrupt_images"].item() == 0
