@@ -115,6 +115,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("torch") is None:
+        raise TrainUsageError("training needs torch: pip install 'efficientsam-studio[train]'")
     name = args.stage or next((s.name for s in STAGES.values() if s.default), None)
     if name is None:
         raise TrainUsageError(f"choose a stage with --stage ({', '.join(sorted(STAGES))})")

@@ -105,6 +105,7 @@ def test_manual_paths_and_exports_run_without_any_runtime(studio, tmp_path: Path
         (("precompute", "{images}"), "[cpu]"),
         (("label", "{images}", "--out", "p", "--everything", "--backend", "torch"), "[train]"),
         (("export-onnx", "--model", "tiny"), "[train]"),
+        (("train", "--stage", "sami"), "[train]"),
     ],
 )
 def test_ai_tools_name_the_extra_to_install(studio, tmp_path: Path, args: tuple, extra: str) -> None:
