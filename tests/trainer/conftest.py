@@ -58,3 +58,18 @@ def image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("images")
     write_images(root, 16)
     return root
+
+
+@pytest.fixture(scope="session")
+def finetune_learning_run(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny model finetuned from scratch on synthetic shapes, with its before/after box mIoU."""
+    from tests.trainer.finetune_training import learning_run
+
+    return learning_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_checkpoint(finetune_learning_run) -> Path:
+    """``{"model": state_dict}`` of a "tiny" model that segments synthetic shapes from a box (trained once
+    per session; see ``tests/trainer/finetune_training.py``)."""
+    return finetune_learning_run.checkpoint

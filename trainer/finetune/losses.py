@@ -84,6 +84,17 @@ def mask_iou(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
 
 
+def per_image_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid prompts of each image, then over images: ``(B, Q) -> ()``.
+
+    Averaging per image first makes the loss of a micro-batch the mean of its samples' losses, so that
+    gradient accumulation and DDP (which average over micro-batches and processes) equal one large batch.
+    An image without valid prompts counts as 0.
+    """
+    weight = valid.to(values.dtype)
+    return ((values * weight).sum(-1) / weight.sum(-1).clamp(min=1)).mean()
+
+
 def segmentation_loss(
     logits: torch.Tensor,
     iou_pred: torch.Tensor,
@@ -95,7 +106,7 @@ def segmentation_loss(
 
     ``logits`` ``(B, Q, M, h, w)``; ``iou_pred`` ``(B, Q, M)``; ``target`` ``(B, Q, H, W)`` in {0, 1}
     (float or bool); ``valid`` bool ``(B, Q)`` marks real prompts (padding is ignored; default all).
-    Every part is averaged over valid prompts.
+    Every part is averaged over the valid prompts of each image, then over images (:func:`per_image_mean`).
     """
     batch, queries, outputs = logits.shape[:3]
     target = target.to(logits.dtype)
@@ -112,8 +123,6 @@ def segmentation_loss(
         actual_iou = mask_iou(logits > 0, expanded > 0.5)
     if valid is None:
         valid = torch.ones(batch, queries, dtype=torch.bool, device=logits.device)
-    weight = valid.float()
-    count = weight.sum().clamp(min=1.0)
     if config.min_over_outputs:
         selected = mask_loss.detach().argmin(dim=-1)
         pick = lambda t: t.gather(-1, selected.unsqueeze(-1)).squeeze(-1)
@@ -126,12 +135,12 @@ def segmentation_loss(
         iou_term = iou_error.mean(-1)
     else:
         iou_term = iou_error.gather(-1, selected.unsqueeze(-1)).squeeze(-1)
-    total = ((mask_term + config.iou_weight * iou_term) * weight).sum() / count
+    total = per_image_mean(mask_term + config.iou_weight * iou_term, valid)
     return LossOutput(
         total=total,
-        focal=((focal_term * weight).sum() / count).detach(),
-        dice=((dice_term * weight).sum() / count).detach(),
-        iou=((iou_term * weight).sum() / count).detach(),
+        focal=per_image_mean(focal_term, valid).detach(),
+        dice=per_image_mean(dice_term, valid).detach(),
+        iou=per_image_mean(iou_term, valid).detach(),
         selected=selected,
         actual_iou=actual_iou,
     )

@@ -22,7 +22,7 @@ from trainer.task import TrainTask
 
 from .datasets import DataConfig, FinetuneDataset, collate
 from .export import export_weights, initialise
-from .losses import LossConfig, segmentation_loss
+from .losses import LossConfig, per_image_mean, segmentation_loss
 from .prompts import LABEL_PAD, error_region_clicks
 from .sources import CocoInstances, DatasetError, ImageSource, Sa1bFolder, Sa1bTar
 
@@ -100,14 +100,13 @@ class FinetuneModel(nn.Module):
                 logits, out.selected, targets, points, labels, batch, round_index
             )
         last = rounds[-1]
-        count = valid.sum().clamp(min=1)
         chosen_iou = last.actual_iou.gather(-1, last.selected.unsqueeze(-1)).squeeze(-1)
         return {
             "loss": torch.stack([r.total for r in rounds]).mean(),
             "focal": torch.stack([r.focal for r in rounds]).mean(),
             "dice": torch.stack([r.dice for r in rounds]).mean(),
             "iou_mse": torch.stack([r.iou for r in rounds]).mean(),
-            "miou": (chosen_iou * valid).sum() / count,
+            "miou": per_image_mean(chosen_iou, valid),
             "masks": valid.sum(),
         }
 

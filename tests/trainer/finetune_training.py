@@ -1,0 +1,111 @@
+"""A tiny EfficientSAM finetuned from scratch on synthetic shapes, trained once per test session.
+
+Used by the learning test (``test_finetune_learning.py``), the export/segment tests and, through the
+``trained_tiny_checkpoint`` fixture of ``tests/trainer/conftest.py``, by any test that needs a small model
+that really segments: it segments the synthetic shapes of :mod:`trainer.finetune.synthetic` from a box.
+
+The run is the ``tiny`` preset of ``efsam-studio train`` (batch 1, 4 masks per image, lr 2e-3, linear
+decay), on ``TRAIN_IMAGES`` synthetic images for ``EPOCHS`` epochs; held-out images use another seed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TRAIN_IMAGES = 300
+EPOCHS = 1
+HELD_OUT_IMAGES = 12
+SEED = 0
+
+
+@dataclass(frozen=True)
+class LearningRun:
+    """The trained and the untrained (same initialisation) checkpoints and their held-out box mIoU."""
+
+    checkpoint: Path
+    untrained: Path
+    heldout_annotations: Path
+    heldout_images: Path
+    miou_before: float
+    miou_after: float
+    box_fill_miou: float
+    train_seconds: float
+    steps: int
+
+
+def box_mean_iou(checkpoint: Path, annotations: Path, images: Path) -> float:
+    """1-box mIoU of a tiny checkpoint on COCO data, measured by ``trainer.evaluate`` (engine, torch)."""
+    from efficientsam_studio.engine import load_predictor
+    from trainer.evaluate import EvalConfig, evaluate
+
+    predictor = load_predictor(model="tiny", checkpoint=checkpoint, device="cpu", backend="torch")
+    report = evaluate(predictor, annotations, images, EvalConfig(prompts=("box",)), progress=False)
+    return float(report["miou"]["box"]["miou"])
+
+
+def box_fill_mean_iou(annotations: Path) -> float:
+    """mIoU of the trivial answer "the whole tight box" (what a model that ignores the image gets)."""
+    import json
+
+    from efficientsam_studio.annotations import masks as mask_ops
+
+    scores = []
+    for annotation in json.loads(annotations.read_text())["annotations"]:
+        mask = mask_ops.decode(annotation["segmentation"])
+        ys, xs = np.nonzero(mask)
+        scores.append(mask.sum() / ((ys.ptp() + 1) * (xs.ptp() + 1)))
+    return float(np.mean(scores))
+
+
+def run_learning(root: Path) -> LearningRun:
+    """Write the data, train with ``efsam-studio train --preset tiny`` and measure before / after."""
+    import torch
+
+    from efficientsam_studio.cli.main import main
+    from efficientsam_studio.model import build_model
+    from trainer.checkpoint import seed_everything
+    from trainer.finetune.export import export_weights
+    from trainer.finetune.synthetic import write_coco, write_sa1b_folder
+    from trainer.runlog import read_log
+
+    write_sa1b_folder(root / "train", TRAIN_IMAGES, seed=SEED + 1)
+    annotations = write_coco(root / "heldout.json", root / "heldout", HELD_OUT_IMAGES, seed=SEED + 2)
+    rng_state = torch.random.get_rng_state()
+    seed_everything(SEED)  # the loop seeds the same way before building the model
+    untrained = export_weights(build_model("tiny"), root / "untrained.pt")
+    torch.random.set_rng_state(rng_state)
+    started = time.perf_counter()
+    status = main([
+        "train", "--preset", "tiny", "--data", str(root / "train"), "--out", str(root / "run"),
+        "--epochs", str(EPOCHS), "--seed", str(SEED), "--no-progress",
+    ])  # fmt: skip
+    seconds = time.perf_counter() - started
+    assert status == 0
+    checkpoint = root / "run" / "efficientsam.pt"
+    steps = int(read_log(root / "run" / "log.jsonl")[-1]["step"])
+    return LearningRun(
+        checkpoint=checkpoint,
+        untrained=untrained,
+        heldout_annotations=annotations,
+        heldout_images=root / "heldout",
+        miou_before=box_mean_iou(untrained, annotations, root / "heldout"),
+        miou_after=box_mean_iou(checkpoint, annotations, root / "heldout"),
+        box_fill_miou=box_fill_mean_iou(annotations),
+        train_seconds=seconds,
+        steps=steps,
+    )
+
+
+_RUNS: dict[str, LearningRun] = {}
+
+
+def learning_run(tmp_path_factory: pytest.TempPathFactory) -> LearningRun:
+    """The session's :class:`LearningRun` (trained on first use)."""
+    if "run" not in _RUNS:
+        _RUNS["run"] = run_learning(tmp_path_factory.mktemp("finetune_learning"))
+    return _RUNS["run"]
