@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,10 +20,9 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        channels_last = x.permute(0, 2, 3, 1)
+        normed = F.layer_norm(channels_last, (channels_last.shape[-1],), self.weight, self.bias, self.eps)
+        return normed.permute(0, 3, 1, 2)
 
 
 class MLP(nn.Module):

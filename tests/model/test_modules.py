@@ -132,3 +132,18 @@ def test_load_model_is_strict_and_in_eval_mode(tiny_checkpoint) -> None:
     saved = torch.load(tiny_checkpoint, weights_only=True)["model"]
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, saved[key])
+
+
+def test_layernorm2d_normalises_each_pixel_over_channels() -> None:
+    from efficientsam_studio.model.common import LayerNorm2d
+
+    torch.manual_seed(0)
+    norm = LayerNorm2d(8)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+        x = torch.randn(2, 8, 5, 6) * 3 + 1
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        expected = norm.weight[:, None, None] * (x - mean) / torch.sqrt(var + 1e-6) + norm.bias[:, None, None]
+        torch.testing.assert_close(norm(x), expected, atol=1e-5, rtol=1e-5)
