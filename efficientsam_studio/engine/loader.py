@@ -77,6 +77,12 @@ def _load_onnx(model: str, checkpoint: Path | None, device: str, precision: str 
     return load_onnx_predictor(model, checkpoint, device, precision)
 
 
+def _load_torch_bf16(model: str, checkpoint: Path | None, device: str) -> Predictor:
+    from .torch_bf16 import load_bf16_predictor
+
+    return load_bf16_predictor(model, checkpoint, device)
+
+
 def _load_auto(model: str, checkpoint: Path | None, device: str) -> Predictor:
     from .onnx_backend import load_auto_predictor
 
@@ -87,6 +93,7 @@ _BACKENDS: dict[str, BackendFactory] = {
     "torch": _load_torch,
     "onnx": _load_onnx,
     "onnx-int8": lambda model, checkpoint, device: _load_onnx(model, checkpoint, device, "int8"),
+    "torch-bf16": _load_torch_bf16,
     "auto": _load_auto,
 }
 """Backend name -> factory; ``auto``: ONNX Runtime when exported files exist for the request, else torch."""

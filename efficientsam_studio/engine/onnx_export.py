@@ -3,12 +3,12 @@
 Graph contracts (this project's export; the published ONNX pair is described in ``onnx_backend``):
 
 Encoder ``<model>_encoder.onnx``
-    input ``images``: float32 ``(B, 3, 1024, 1024)``, RGB **0..255** already resized bilinearly to
+    input ``images``: float32 ``(1, 3, 1024, 1024)``, RGB **0..255** already resized bilinearly to
     1024x1024 (done outside with OpenCV: ``onnx_backend.resize_for_encoder``).
     The /255 and the ImageNet normalisation are folded into the patch-embedding convolution, and the
     resized positional embedding is a constant. Attention is one fused ``com.microsoft.MultiHeadAttention``
     node per block (ONNX Runtime's CPU kernel never materialises the 4096x4096 score matrix).
-    output ``image_embeddings``: float32 ``(B, 256, 64, 64)``.
+    output ``image_embeddings``: float32 ``(1, 256, 64, 64)``.
 
 Decoder ``<model>_decoder.onnx``
     inputs ``image_embeddings`` ``(1, 256, 64, 64)``; ``point_coords`` float32 ``(Q, N, 2)``, ``(x, y)``
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "1"
 """Version of the graph contracts above; the backend refuses files of another version."""
-OPSET = 18
+OPSET = 20
 ENCODER_INPUT = "images"
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "orig_im_size")
 DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
@@ -307,12 +307,11 @@ def export_onnx(
 
         reference_embedding = model.image_encoder(normalize(image / 255.0))
         ref_logits, ref_iou = decoder_graph(reference_embedding, coords, labels, orig)
-    batch = torch.export.Dim("batch", min=1, max=64)
     prompts = torch.export.Dim("prompts", min=1, max=4096)
     points = torch.export.Dim("points", min=1, max=64)
     try:
         with torch.no_grad():
-            _export(encoder_graph, (image,), enc_tmp, [ENCODER_INPUT], ["image_embeddings"], ({0: batch},))
+            _export(encoder_graph, (image,), enc_tmp, [ENCODER_INPUT], ["image_embeddings"], None)
             _export(
                 decoder_graph,
                 (reference_embedding, coords, labels, orig),
