@@ -20,7 +20,11 @@ Usage::
     python benchmarks/bench_engine.py --published-code /tmp/EfficientSAM   # a clone of yformer/EfficientSAM
     python benchmarks/bench_engine.py --models vit_t --repeats 3             # ours only
 
-Prints one JSON document. Medians over ``--repeats`` runs after one warm-up run.
+Prints one JSON document. Every worker makes one warm-up run, then ``--repeats`` timed runs; the
+``--rounds`` workers of each configuration alternate between ours and the published code, so both
+meet the same machine load, and their runs are pooled. Each timing gives the wall-clock ``median``
+and ``min`` and the process CPU time ``cpu_median``; on a shared machine ``min`` is the least disturbed
+run. ``speedup`` divides the published figures by ours.
 """
 
 from __future__ import annotations
@@ -45,18 +49,35 @@ PUBLISHED_README = {
 }
 
 
-def _timed(fn, repeats: int) -> list[float]:
+def _timed(fn, repeats: int) -> dict[str, list[float]]:
+    """Wall-clock and process CPU milliseconds of ``repeats`` calls after one warm-up call."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return {"wall": wall, "cpu": cpu}
 
 
-def _summary(times: list[float]) -> dict:
-    return {"median": round(statistics.median(times), 1), "min": round(min(times), 1), "runs": len(times)}
+def _summary(times: dict[str, list[float]]) -> dict:
+    wall = times["wall"]
+    return {
+        "median": round(statistics.median(wall), 1),
+        "min": round(min(wall), 1),
+        "cpu_median": round(statistics.median(times["cpu"]), 1),
+        "runs": len(wall),
+        "wall_all": [round(t, 1) for t in wall],
+        "cpu_all": [round(t, 1) for t in times["cpu"]],
+    }
+
+
+def _merge(summaries: list[dict]) -> dict:
+    """Pool the runs of several worker processes (rounds) into one summary."""
+    wall = [t for s in summaries for t in s["wall_all"]]
+    cpu = [t for s in summaries for t in s["cpu_all"]]
+    return _summary({"wall": wall, "cpu": cpu})
 
 
 def _image():
@@ -95,7 +116,7 @@ def worker_studio(model_name: str, repeats: int, decoder_repeats: int) -> dict:
         "encoder_ms": _summary(encoder),
         "decoder_ms": _summary(decoder),
         "decoder_lowres_ms": _summary(lowres),
-        "decoder_batched_ms_per_prompt": round(statistics.median(batched) / 16, 1),
+        "decoder_batched_ms_per_prompt": round(statistics.median(batched["wall"]) / 16, 1),
         "threads": torch.get_num_threads(),
         "peak_rss_mb": interactive_rss,
         "peak_rss_after_batch_mb": _peak_rss_mb(),
@@ -153,6 +174,8 @@ def _run_worker(impl: str, model_name: str, args: argparse.Namespace) -> dict:
     ]  # fmt: skip
     if args.published_code:
         command += ["--published-code", str(args.published_code)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "worker failed"}
@@ -191,10 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         help="a checkout of yformer/EfficientSAM (the folder holding efficient_sam/); "
         "default $EFSAM_PUBLISHED_CODE; without it only ours is measured",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="worker processes per configuration, alternated (default 2)"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads in every worker (default: torch's choice)"
+    )
     parser.add_argument("--worker", choices=["studio", "published"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         model_name = args.models[0]
         if args.worker == "studio":
             result = worker_studio(model_name, args.repeats, args.decoder_repeats)
@@ -207,18 +240,42 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.published_code and not (args.published_code / "efficient_sam" / "efficient_sam.py").is_file():
         parser.error(f"--published-code {args.published_code}: no efficient_sam/efficient_sam.py there")
-    report: dict = {"machine": _machine(), "image_hw": list(IMAGE_HW), "results": {}, "speedup": {}}
+    report: dict = {
+        "machine": _machine(),
+        "image_hw": list(IMAGE_HW),
+        "rounds": args.rounds,
+        "results": {},
+        "speedup": {},
+    }
+    timed = ("encoder_ms", "decoder_ms", "decoder_lowres_ms")
     for model_name in args.models:
-        entry = {"studio": _run_worker("studio", model_name, args)}
-        if args.published_code:
-            entry["published"] = _run_worker("published", model_name, args)
-            ours, theirs = entry["studio"], entry["published"]
-            if "error" not in ours and "error" not in theirs:
-                report["speedup"][model_name] = {
-                    "encoder": round(theirs["encoder_ms"]["median"] / ours["encoder_ms"]["median"], 2),
-                    "decoder": round(theirs["decoder_ms"]["median"] / ours["decoder_ms"]["median"], 2),
-                    "peak_rss_ratio": round(theirs["peak_rss_mb"] / ours["peak_rss_mb"], 2),
-                }
+        impls = ["studio", "published"] if args.published_code else ["studio"]
+        runs: dict[str, list[dict]] = {impl: [] for impl in impls}
+        for _ in range(args.rounds):  # alternate, so both see the same machine load
+            for impl in impls:
+                runs[impl].append(_run_worker(impl, model_name, args))
+        entry = {}
+        for impl, results in runs.items():
+            failed = [r for r in results if "error" in r]
+            if failed:
+                entry[impl] = failed[0]
+                continue
+            merged = {key: _merge([r[key] for r in results]) for key in timed}
+            for key in ("peak_rss_mb", "peak_rss_after_batch_mb", "decoder_batched_ms_per_prompt"):
+                if key in results[0]:
+                    merged[key] = max(r[key] for r in results)
+            merged["threads"] = results[0]["threads"]
+            entry[impl] = merged
+        ours, theirs = entry["studio"], entry.get("published")
+        if theirs and "error" not in ours and "error" not in theirs:
+            enc_o, enc_t = ours["encoder_ms"], theirs["encoder_ms"]
+            report["speedup"][model_name] = {
+                "encoder_min_wall": round(enc_t["min"] / enc_o["min"], 2),
+                "encoder_median_wall": round(enc_t["median"] / enc_o["median"], 2),
+                "encoder_median_cpu": round(enc_t["cpu_median"] / enc_o["cpu_median"], 2),
+                "decoder_min_wall": round(theirs["decoder_ms"]["min"] / ours["decoder_ms"]["min"], 2),
+                "peak_rss_ratio": round(theirs["peak_rss_mb"] / ours["peak_rss_mb"], 2),
+            }
         entry["published_readme_2core"] = PUBLISHED_README[model_name]
         report["results"][model_name] = entry
     report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
