@@ -48,6 +48,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_polygon", "Polygon tool", ("P",), "Tools", "polygon", True),
     ActionSpec("tool_brush", "Brush", ("B",), "Tools", "brush", True),
     ActionSpec("tool_eraser", "Eraser", ("E",), "Tools", "eraser", True),
+    ActionSpec("batch", "Batch label images…", ("Ctrl+B",), "Tools", "ai"),
     ActionSpec("brush_smaller", "Smaller brush", ("[",), "Tools"),
     ActionSpec("brush_larger", "Larger brush", ("]",), "Tools"),
     ActionSpec("next_image", "Next image", ("D", "PgDown"), "Image", "next"),

@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
             "fit": lambda: ws() and ws().canvas.fit(),
             "actual_size": lambda: ws() and ws().canvas.actual_size(),
             "help": lambda: ShortcutsDialog(self).exec(),
+            "batch": self.show_batch,
         }
 
     def _build_menus_and_toolbar(self) -> None:
@@ -324,6 +325,17 @@ class MainWindow(QMainWindow):
     def show_export(self) -> None:
         if self.workspace is not None:
             ExportDialog(self.workspace.project, self.settings, self).exec()
+
+    def show_batch(self) -> None:
+        """Label many images at once with the batch pipeline (its own predictor, in a worker thread)."""
+        ws = self.workspace
+        if ws is None:
+            return
+        from efficientsam_studio.gui.batch_dialog import BatchDialog
+        from efficientsam_studio.gui.engine_service import default_loader
+
+        config = self.model.config()
+        BatchDialog(ws.session, ws.project, lambda: default_loader(config), ws.autosave.save_now, self).exec()
 
     def show_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)

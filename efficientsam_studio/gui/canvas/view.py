@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
 from efficientsam_studio.gui.canvas.raster import RasterItem
@@ -60,6 +60,7 @@ class CanvasView(QGraphicsView):
         self._tool: CanvasTool | None = None
         self._pan_from: QPointF | None = None
         self._space_down = False
+        self._fitted = True  # keep fitting on resize until the user zooms
 
     # ----- content -----
     @property
@@ -104,12 +105,14 @@ class CanvasView(QGraphicsView):
 
     def fit(self) -> None:
         """Fit the whole image in the window."""
+        self._fitted = True
         if self._size[0] and self._size[1]:
             self.fitInView(QRectF(0, 0, *self._size), Qt.AspectRatioMode.KeepAspectRatio)
             self.zoom_changed.emit(self.current_scale())
 
     def actual_size(self) -> None:
         """One image pixel per screen pixel (1:1)."""
+        self._fitted = False
         self.resetTransform()
         self.zoom_changed.emit(1.0)
 
@@ -117,8 +120,14 @@ class CanvasView(QGraphicsView):
         """Multiply the zoom by ``factor`` around the mouse (or the view centre)."""
         scale = self.current_scale()
         factor = min(max(scale * factor, MIN_SCALE), MAX_SCALE) / scale
+        self._fitted = False
         self.scale(factor, factor)
         self.zoom_changed.emit(self.current_scale())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt API)
         steps = event.angleDelta().y() / 120.0

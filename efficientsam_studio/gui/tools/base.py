@@ -41,7 +41,9 @@ class Tool(QObject):
         pass
 
     def double_click(self, pos: QPointF, event: QMouseEvent) -> None:
-        pass
+        """Qt delivers the second press of a quick double click here instead of to :meth:`press`;
+        tools that give double clicks no meaning treat it as a press, so fast clicks are never lost."""
+        self.press(pos, event)
 
     # keyboard actions routed by the main window; each returns True when it did something
     def accept(self) -> bool:

@@ -1,7 +1,8 @@
 """The polygon tool: draw a new polygon, or edit the vertices of the selected instance.
 
-Drawing: each left click adds a vertex; double-click or Enter closes the polygon and adds it as a
-manual instance of the current category; Backspace removes the last vertex; Esc drops the drawing.
+Drawing: each left click adds a vertex; a double click on the last vertex or Enter closes the polygon
+and adds it as a manual instance of the current category; Backspace removes the last vertex; Esc drops
+the drawing.
 Editing: with an instance selected and no drawing under way, its outline is shown as rings of
 vertex handles (traced by the annotation core with the polygon mode and simplification of the
 settings); drag a handle to move a vertex, and the mask is rebuilt from the rings (holes included)
@@ -50,7 +51,7 @@ class PolygonTool(Tool):
         super().activate()
         self._refresh_handles()
         self.status.emit(
-            "Click to add vertices, double-click or Enter to close; drag a vertex of the "
+            "Click to add vertices, double-click the last one or press Enter to close; drag a vertex of the "
             "selected instance to edit it."
         )
 
@@ -88,7 +89,11 @@ class PolygonTool(Tool):
         self._apply_edit()
 
     def double_click(self, pos: QPointF, event: QMouseEvent) -> None:
-        self.accept()
+        """A double click on the last vertex closes the polygon; elsewhere it is a quick second click."""
+        if self.vertices and self.screen_distance(pos, self.vertices[-1]) <= GRAB_DISTANCE:
+            self.accept()
+        else:
+            self.press(pos, event)
 
     def accept(self) -> bool:
         """Close the drawn polygon and add it as an instance of the current category."""
