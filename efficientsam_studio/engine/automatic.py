@@ -431,11 +431,15 @@ class AutomaticMaskGenerator:
 
     @staticmethod
     def _to_auto_mask(mask: _Mask, image_size: tuple[int, int]) -> AutoMask:
+        from pycocotools import mask as coco_mask
+
         height, width = image_size
+        # column-major uint8 is what pycocotools reads without a copy; the region is pasted into it
         full = np.zeros((height, width), dtype=np.uint8, order="F")
         x0, y0, x1, y1 = mask.region
         full[y0:y1, x0:x1] = mask.region_mask
-        rle = masks.encode(full)
+        encoded = coco_mask.encode(full)
+        rle = {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
         bx0, by0, bx1, by1 = (int(v) for v in mask.tight_box())
         return AutoMask(
             rle=rle,
