@@ -1,7 +1,8 @@
 """Showing the current image: pixels on the canvas, the instance overlay, and the engine's encoder.
 
-When the current image changes, its pixels are loaded (``annotations.images.load_image``), shown,
-and sent to the engine worker to encode; the next ``ahead`` images of the list are queued for
+When the current image changes, the canvas is cleared and the file is decoded in the image loader's
+thread (``annotations.images.load_image`` plus the display pyramid); when it arrives it is shown and
+sent to the engine worker to encode, and the next ``ahead`` images of the list are queued for
 background encoding through the embedding cache.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from efficientsam_studio.annotations.images import load_image
-from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.canvas.instance_layer import InstanceLayer
+from efficientsam_studio.gui.canvas.raster import Pyramid
 from efficientsam_studio.gui.canvas.view import CanvasView
 from efficientsam_studio.gui.engine_service import EngineService
+from efficientsam_studio.gui.image_loader import ImageLoader
 from efficientsam_studio.gui.session import NONE, Session
 
 
@@ -30,32 +31,44 @@ class ImageController(QObject):
         self.canvas, self.session, self.engine, self.layer = canvas, session, engine, layer
         self.ahead = ahead
         self.pixels: np.ndarray | None = None
+        self.shown_id: int | None = None  # the image whose pixels are on the canvas
+        self.loader = ImageLoader(self)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_failed)
         session.image_changed.connect(self._on_image_changed)
         engine.loaded.connect(lambda _info: self.send_to_engine())
 
     def _on_image_changed(self, image_id: int) -> None:
         self.pixels = None
-        if image_id == NONE:
-            self.canvas.set_image(None)
-            self.layer.rebuild()
-            return
-        path = self.session.image_path(image_id)
-        try:
-            self.pixels = load_image(path)
-        except StudioError as exc:
-            self.canvas.set_image(None)
-            self.status.emit(str(exc))
+        self.shown_id = None
+        self.canvas.show_pyramid(None)
+        self.layer.rebuild()
+        if image_id != NONE:
+            self.status.emit(f"Loading {self.session.document.image(image_id).path}…")
+            self.loader.request(image_id, self.session.image_path(image_id))
+
+    def _on_failed(self, image_id: int, message: str) -> None:
+        if image_id == self.session.current_image_id:
+            self.status.emit(message)
+
+    def _on_loaded(self, image_id: int, pixels: np.ndarray, pyramid: Pyramid) -> None:
+        if image_id != self.session.current_image_id:
             return
         record = self.session.document.image(image_id)
-        if self.pixels.shape[:2] != (record.height, record.width):
-            self.status.emit(
-                f"{record.path}: the file is now {self.pixels.shape[1]}x{self.pixels.shape[0]} "
-                "but the project "
-                f"says {record.width}x{record.height}; its masks may not line up."
-            )
-        self.canvas.set_image(self.pixels)
+        self.pixels, self.shown_id = pixels, image_id
+        self.canvas.show_pyramid(pyramid)
         self.layer.rebuild()
+        if pixels.shape[:2] != (record.height, record.width):
+            self.status.emit(
+                f"{record.path}: the file is now {pixels.shape[1]}x{pixels.shape[0]} "
+                f"but the project says {record.width}x{record.height}; its masks may not line up."
+            )
+        else:
+            self.status.emit(f"{record.path}: {record.width}x{record.height}")
         self.send_to_engine()
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()
 
     def send_to_engine(self) -> None:
         """Ask the worker to encode the current image, then to precompute the next ones."""

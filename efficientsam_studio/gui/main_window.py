@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_unsaved():
             return False
         ws.autosave.stop()
+        ws.images.shutdown()
         ws.session.close()
         ws.project.close()
         for dock in self._docks:

@@ -115,6 +115,12 @@ def message_boxes(monkeypatch: pytest.MonkeyPatch) -> MessageBoxes:
     return boxes
 
 
+def wait_shown(qtbot, window) -> None:
+    """Wait until the current image's pixels are on the canvas (they load in a worker thread)."""
+    images = window.workspace.images
+    qtbot.waitUntil(lambda: images.shown_id == window.workspace.session.current_image_id, timeout=10_000)
+
+
 @pytest.fixture
 def make_window(qtbot, message_boxes):
     """``make_window(loader=..., path=...)``: a shown MainWindow whose engine uses ``loader``."""
@@ -137,6 +143,7 @@ def make_window(qtbot, message_boxes):
             qtbot.waitUntil(lambda: not engine.is_loading, timeout=60_000)
         if path is not None:
             assert window.open_path(path)
+            wait_shown(qtbot, window)
         return window
 
     yield make

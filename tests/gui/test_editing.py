@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.gui.dialogs.export import available_formats, run_export
-from tests.gui.conftest import FakePredictor
+from tests.gui.conftest import FakePredictor, wait_shown
 
 
 def drag(qtbot, window, points):
@@ -152,6 +152,7 @@ def test_export_coco_loads_in_pycocotools(qtbot, make_window, image_folder, tmp_
     ws.categories.add("cat")
     draw_polygon(qtbot, window, [(10, 10), (50, 10), (50, 40), (10, 40)])
     window.action("next_image").trigger()
+    wait_shown(qtbot, window)
     window.set_tool("brush")
     drag(qtbot, window, [(20, 20), (40, 30)])
     assert {f.key for f in available_formats()} >= {"coco", "labelme"}

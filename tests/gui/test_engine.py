@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDialog, QPushButton
 
 from efficientsam_studio.gui.dialogs import weights as weights_dialog
 from efficientsam_studio.gui.settings import StudioSettings, load_settings
-from tests.gui.conftest import FakePredictor
+from tests.gui.conftest import FakePredictor, wait_shown
 
 
 def tiny_settings(checkpoint) -> StudioSettings:
@@ -46,6 +46,7 @@ def test_tiny_model_open_click_preview_cycle_accept(qtbot, make_window, image_fo
     (instance,) = ws.session.current_instances()
     assert instance.area == int(masks[nonempty[0]].sum()) and instance.source == "ai"
     window.action("next_image").trigger()  # the next image was precomputed through the cache
+    wait_shown(qtbot, window)
     qtbot.waitUntil(
         lambda: window.engine.is_ready_for(ws.session.image_key(ws.session.current_image_id)), timeout=30_000
     )
@@ -72,8 +73,9 @@ def test_event_loop_never_stalls_while_the_encoder_runs(qtbot, make_window, imag
     clock.start()
     timer.start()
     started = time.perf_counter()
-    window.action("next_image").trigger()  # a new 1.5 s encode starts in the worker
-    click(qtbot, window, 40, 30)  # prompts queue behind it without blocking
+    window.action("next_image").trigger()  # loads in a thread, then a new 1.5 s encode starts in the worker
+    wait_shown(qtbot, window)
+    click(qtbot, window, 40, 30)  # the prompt queues behind the encode without blocking
     qtbot.waitUntil(
         lambda: (
             predictor.encoded > before

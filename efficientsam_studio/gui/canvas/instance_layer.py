@@ -38,7 +38,7 @@ class InstanceLayer(QObject):
     def rebuild(self) -> None:
         """Decode the current image's masks into the label map (call after the image is shown)."""
         image = self.session.current_image
-        if image is None:
+        if image is None or self.canvas.image_size == (0, 0):  # no pixels shown yet
             self._ids = []
             self.canvas.set_instance_labels(None, [])
             return

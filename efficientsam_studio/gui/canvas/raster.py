@@ -39,11 +39,54 @@ def labels_to_qimage(labels: np.ndarray, colors: list[QColor]) -> QImage:
     return image
 
 
-class _Level:
-    def __init__(self, scale: float, tiles: list[tuple[int, int, QImage]], tile_size: int) -> None:
-        self.scale = scale  # level pixels per image pixel (1, 1/2, 1/4, ...)
-        self.tiles = tiles  # (x, y) of the tile's top-left in level pixels, image
-        self.tile_size = tile_size
+class Level:
+    """One pyramid level: ``scale`` = level pixels per image pixel (1, 1/2, ...), tiles as (x, y, QImage)
+    with (x, y) the tile's top-left corner in level pixels."""
+
+    def __init__(self, scale: float, tiles: list[tuple[int, int, QImage]]) -> None:
+        self.scale = scale
+        self.tiles = tiles
+
+
+class Pyramid:
+    """Tiled levels of one raster and its size (width, height) in image pixels.
+
+    Building one touches only numpy, OpenCV and QImage (no QPixmap), so it may run in a worker thread.
+    """
+
+    def __init__(self, levels: list[Level], size: tuple[int, int], indexed: bool) -> None:
+        self.levels, self.size, self.indexed = levels, size, indexed
+
+    @classmethod
+    def of_rgb(cls, rgb: np.ndarray) -> Pyramid:
+        """Pyramid of an image (H, W, 3) uint8 RGB (levels shrunk with area averaging)."""
+        return cls._build(rgb, cv2.INTER_AREA, lambda part: rgb_to_qimage(part), indexed=False)
+
+    @classmethod
+    def of_labels(cls, labels: np.ndarray, colors: list[QColor]) -> Pyramid:
+        """Pyramid of a label map (H, W) uint8 drawn with the colour table ``colors``."""
+        to_image = lambda part: labels_to_qimage(part, colors)  # noqa: E731
+        return cls._build(labels, cv2.INTER_NEAREST, to_image, indexed=True)
+
+    @classmethod
+    def _build(cls, array: np.ndarray, interpolation: int, to_image, indexed: bool) -> Pyramid:
+        h, w = array.shape[:2]
+        levels = []
+        scale, current = 1.0, array
+        while True:
+            ch, cw = current.shape[:2]
+            tiles = [
+                (x, y, to_image(current[y : y + TILE, x : x + TILE]))
+                for y in range(0, ch, TILE)
+                for x in range(0, cw, TILE)
+            ]
+            levels.append(Level(scale, tiles))
+            if max(ch, cw) <= TILE:
+                break
+            nw, nh = max(1, cw // 2), max(1, ch // 2)
+            current = cv2.resize(current, (nw, nh), interpolation=interpolation)
+            scale = nw / w
+        return cls(levels, (w, h), indexed)
 
 
 class RasterItem(QGraphicsItem):
@@ -51,82 +94,57 @@ class RasterItem(QGraphicsItem):
 
     def __init__(self, parent: QGraphicsItem | None = None) -> None:
         super().__init__(parent)
-        self._levels: list[_Level] = []
-        self._size = (0, 0)  # width, height in image pixels
-        self._colors: list[QColor] = []
-        self._indexed = False
+        self._pyramid: Pyramid | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     # ----- content -----
+    def set_pyramid(self, pyramid: Pyramid | None) -> None:
+        """Show a pyramid built beforehand (possibly in a worker thread); None clears the item."""
+        self.prepareGeometryChange()
+        self._pyramid = pyramid
+        self.update()
+
     def set_rgb(self, rgb: np.ndarray | None) -> None:
         """Show ``rgb`` (H, W, 3) uint8; None clears the item."""
-        self._indexed = False
-        self._build(rgb, cv2.INTER_AREA)
+        self.set_pyramid(None if rgb is None or rgb.size == 0 else Pyramid.of_rgb(rgb))
 
     def set_labels(
         self, labels: np.ndarray | None, colors: list[QColor], offset: tuple[int, int] = (0, 0)
     ) -> None:
         """Show a label map (H, W) uint8 whose top-left lies at image pixel ``offset`` (x, y)."""
-        self._indexed = True
-        self._colors = list(colors)
         self.setPos(float(offset[0]), float(offset[1]))
-        self._build(labels, cv2.INTER_NEAREST)
+        self.set_pyramid(None if labels is None or labels.size == 0 else Pyramid.of_labels(labels, colors))
 
     def set_colors(self, colors: list[QColor]) -> None:
         """Change the colour table of a label map without rebuilding it (recolour, hide)."""
-        self._colors = list(colors)
+        if self._pyramid is None:
+            return
         table = [c.rgba() for c in colors] + [0] * (256 - len(colors))
-        for level in self._levels:
+        for level in self._pyramid.levels:
             for _, _, image in level.tiles:
                 image.setColorTable(table)
         self.update()
 
-    def _build(self, array: np.ndarray | None, interpolation: int) -> None:
-        self.prepareGeometryChange()
-        self._levels = []
-        if array is None or array.size == 0:
-            self._size = (0, 0)
-            return
-        h, w = array.shape[:2]
-        self._size = (w, h)
-        scale = 1.0
-        current = array
-        while True:
-            self._levels.append(_Level(scale, self._cut(current), TILE))
-            ch, cw = current.shape[:2]
-            if max(ch, cw) <= TILE:
-                break
-            nw, nh = max(1, cw // 2), max(1, ch // 2)
-            current = cv2.resize(current, (nw, nh), interpolation=interpolation)
-            scale = nw / w
-        self.update()
-
-    def _cut(self, array: np.ndarray) -> list[tuple[int, int, QImage]]:
-        tiles = []
-        h, w = array.shape[:2]
-        for y in range(0, h, TILE):
-            for x in range(0, w, TILE):
-                part = array[y : y + TILE, x : x + TILE]
-                image = labels_to_qimage(part, self._colors) if self._indexed else rgb_to_qimage(part)
-                tiles.append((x, y, image))
-        return tiles
-
     # ----- QGraphicsItem -----
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
-        return QRectF(0, 0, self._size[0], self._size[1])
+        if self._pyramid is None:
+            return QRectF()
+        return QRectF(0, 0, *self._pyramid.size)
 
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
-        if not self._levels:
+        if self._pyramid is None:
             return
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        level = self._levels[0]
-        for candidate in self._levels:  # coarsest level that still has >= 1 pixel per screen pixel
+        levels = self._pyramid.levels
+        level = levels[0]
+        for candidate in levels:  # coarsest level that still has >= 1 pixel per screen pixel
             if candidate.scale >= lod:
                 level = candidate
         exposed = option.exposedRect
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not self._indexed and lod < 1.0)
+        smooth = not self._pyramid.indexed and lod < 1.0
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         inv = 1.0 / level.scale
         for x, y, image in level.tiles:
             target = QRectF(x * inv, y * inv, image.width() * inv, image.height() * inv)
@@ -135,7 +153,7 @@ class RasterItem(QGraphicsItem):
 
     def level_count(self) -> int:
         """Pyramid levels (1 for an image no larger than one tile)."""
-        return len(self._levels)
+        return 0 if self._pyramid is None else len(self._pyramid.levels)
 
 
 def transparent() -> QColor:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-from efficientsam_studio.gui.canvas.raster import RasterItem
+from efficientsam_studio.gui.canvas.raster import Pyramid, RasterItem
 
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
@@ -70,11 +70,15 @@ class CanvasView(QGraphicsView):
 
     def set_image(self, rgb: np.ndarray | None) -> None:
         """Show ``rgb`` (H, W, 3) uint8 and fit it to the window; None shows nothing."""
-        self.image_item.set_rgb(rgb)
+        self.show_pyramid(None if rgb is None else Pyramid.of_rgb(rgb))
+
+    def show_pyramid(self, pyramid: Pyramid | None) -> None:
+        """Show an image pyramid built beforehand (see :class:`Pyramid`) and fit it to the window."""
+        self.image_item.set_pyramid(pyramid)
         self.instances_item.set_labels(None, [])
         self.preview_item.set_labels(None, [])
-        self._size = (0, 0) if rgb is None else (rgb.shape[1], rgb.shape[0])
-        self.scene().setSceneRect(QRectF(0, 0, *self._size) if rgb is not None else QRectF())
+        self._size = (0, 0) if pyramid is None else pyramid.size
+        self.scene().setSceneRect(QRectF(0, 0, *self._size) if pyramid is not None else QRectF())
         self.fit()
 
     def set_instance_labels(self, labels: np.ndarray | None, colors: list[QColor]) -> None:
