@@ -206,10 +206,7 @@ class BatchDialog(QDialog):
         layout.addWidget(self.report)
         buttons = QHBoxLayout()
         self.start_button, self.cancel_button, self.close_button = (
-            QPushButton("Start"),
-            QPushButton("Cancel"),
-            QPushButton("Close"),
-        )
+            QPushButton("Start"), QPushButton("Cancel"), QPushButton("Close"))
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -317,15 +314,8 @@ class BatchDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for widget in (
-            self.mode,
-            self.prompt_row,
-            self.images_json,
-            self.overwrite,
-            self.replace_manual,
-            self.grid_box,
-            self.min_score,
-        ):
+        for widget in (self.mode, self.prompt_row, self.images_json, self.overwrite, self.replace_manual,
+                       self.grid_box, self.min_score):
             widget.setEnabled(not running)
         if not running:
             self._mode_changed()
