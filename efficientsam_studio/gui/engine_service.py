@@ -74,11 +74,9 @@ def default_loader(config: EngineConfig) -> Any:
     """Load a predictor through the engine (imported here, in the worker thread, never at GUI start)."""
     from efficientsam_studio.engine import load_predictor
 
-    kwargs: dict[str, Any] = {"model": config.model, "device": config.device}
+    kwargs: dict[str, Any] = {"model": config.model, "device": config.device, "backend": config.backend}
     if config.checkpoint:
         kwargs["checkpoint"] = config.checkpoint
-    if config.backend != "torch":
-        kwargs["backend"] = config.backend
     predictor = load_predictor(**kwargs)
     try:
         from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache

@@ -262,10 +262,15 @@ class MainWindow(QMainWindow):
         return True
 
     def _confirm_unsaved(self) -> bool:
-        """The unsaved-changes guard: True when it is fine to close the project."""
+        """The unsaved-changes guard: True when it is fine to close the project.
+
+        With autosave on, the changes are saved; with autosave off (or a failed save) the user chooses
+        Save, Discard or Cancel."""
         ws = self.workspace
         if ws is None or not ws.project.document.dirty:
             return True
+        if ws.autosave.delay_seconds and ws.autosave.save_now():
+            return True  # autosave is on: closing saves, as a pause in editing would have
         answer = QMessageBox.question(
             self,
             "Unsaved changes",

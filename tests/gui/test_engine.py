@@ -26,8 +26,12 @@ def click(qtbot, window, x, y, button=Qt.MouseButton.LeftButton):
 
 
 def test_tiny_model_open_click_preview_cycle_accept(qtbot, make_window, image_folder, tiny_checkpoint):
-    window = make_window(path=image_folder, settings=tiny_settings(tiny_checkpoint))
+    progress = []
+    window = make_window(settings=tiny_settings(tiny_checkpoint))
     assert window.engine.info is not None, window.model.last_error
+    window.engine.precompute_progress.connect(lambda done, total: progress.append((done, total)))
+    assert window.open_path(image_folder)
+    wait_shown(qtbot, window)
     assert window.engine.info.model == "tiny"
     ws = window.workspace
     ws.categories.add("object")
@@ -45,7 +49,8 @@ def test_tiny_model_open_click_preview_cycle_accept(qtbot, make_window, image_fo
     window.action("accept").trigger()
     (instance,) = ws.session.current_instances()
     assert instance.area == int(masks[nonempty[0]].sum()) and instance.source == "ai"
-    window.action("next_image").trigger()  # the next image was precomputed through the cache
+    qtbot.waitUntil(lambda: (2, 2) in progress, timeout=30_000)  # both next images went through the cache
+    window.action("next_image").trigger()
     wait_shown(qtbot, window)
     qtbot.waitUntil(
         lambda: window.engine.is_ready_for(ws.session.image_key(ws.session.current_image_id)), timeout=30_000

@@ -113,3 +113,15 @@ def test_file_filter_by_name_and_status(qtbot, make_window, image_folder):
     assert files.proxy.rowCount() == 1
     files.status_filter.setCurrentIndex(files.status_filter.findData("unlabelled"))
     assert files.proxy.rowCount() == 2
+
+
+def test_the_gui_modules_import_neither_torch_nor_onnxruntime():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, efficientsam_studio.gui.app, efficientsam_studio.gui.main_window; "
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
