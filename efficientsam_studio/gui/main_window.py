@@ -9,61 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QSpinBox, QToolBar, QWidget
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from efficientsam_studio.annotations.commands import SetImageStatus
 from efficientsam_studio.annotations.document import ImageStatus
 from efficientsam_studio.annotations.errors import CorruptProjectError, ProjectLockedError
-from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.errors import StudioError
-from efficientsam_studio.gui.actions import ACTIONS, build_actions
-from efficientsam_studio.gui.autosave import Autosaver
-from efficientsam_studio.gui.canvas.instance_layer import InstanceLayer
-from efficientsam_studio.gui.canvas.view import CanvasView
+from efficientsam_studio.gui.actions import build_actions
 from efficientsam_studio.gui.dialogs.export import ExportDialog
 from efficientsam_studio.gui.dialogs.settings_dialog import SettingsDialog
 from efficientsam_studio.gui.dialogs.shortcuts import ShortcutsDialog
 from efficientsam_studio.gui.engine_service import EngineService
-from efficientsam_studio.gui.image_controller import ImageController
+from efficientsam_studio.gui.menus import build_menus_and_toolbar
 from efficientsam_studio.gui.model_controller import ModelController
 from efficientsam_studio.gui.opening import open_target
-from efficientsam_studio.gui.panels.categories import CategoriesPanel
-from efficientsam_studio.gui.panels.files import FilesPanel
-from efficientsam_studio.gui.panels.instances import InstancesPanel
-from efficientsam_studio.gui.session import Session
 from efficientsam_studio.gui.settings import StudioSettings, save_settings
 from efficientsam_studio.gui.statusbar import StudioStatusBar
-from efficientsam_studio.gui.tools.ai_tool import AiTool
 from efficientsam_studio.gui.tools.base import Tool
-from efficientsam_studio.gui.tools.brush_tool import BrushTool
-from efficientsam_studio.gui.tools.polygon_tool import PolygonTool
-
-
-class Workspace:
-    """Everything that belongs to one open project (rebuilt when another project is opened)."""
-
-    def __init__(self, window: MainWindow, project: Project) -> None:
-        self.project = project
-        self.session = Session(project.document, project.folder, window)
-        self.canvas = CanvasView(window)
-        self.layer = InstanceLayer(self.canvas, self.session)
-        self.images = ImageController(
-            self.canvas, self.session, window.engine, self.layer, window.settings.precompute_ahead
-        )
-        self.ai = AiTool(self.canvas, self.session, window.engine)
-        self.polygon = PolygonTool(self.canvas, self.session)
-        self.polygon.polygon_mode = window.settings.polygon_mode
-        self.polygon.tolerance = window.settings.polygon_tolerance
-        self.brush = BrushTool(self.canvas, self.session)
-        self.eraser = BrushTool(self.canvas, self.session, erase=True)
-        for tool in (self.brush, self.eraser):
-            tool.set_size(window.settings.brush_size)
-        self.tools: dict[str, Tool] = {t.name: t for t in (self.ai, self.polygon, self.brush, self.eraser)}
-        self.files = FilesPanel(self.session)
-        self.categories = CategoriesPanel(self.session)
-        self.instances = InstancesPanel(self.session)
-        self.autosave = Autosaver(project, window.settings.autosave_seconds, window)
+from efficientsam_studio.gui.workspace import Workspace
 
 
 class MainWindow(QMainWindow):
@@ -83,7 +47,8 @@ class MainWindow(QMainWindow):
         self.status = StudioStatusBar(self)
         self.setStatusBar(self.status)
         self.actions = build_actions(self, self._handlers())
-        self._build_menus_and_toolbar()
+        self.tool_group, self.brush_size = build_menus_and_toolbar(self, self.actions, settings.brush_size)
+        self.brush_size.valueChanged.connect(self._set_brush_size)
         self._docks: list[QDockWidget] = []
         self.model.status.connect(self.show_message)
         self.model.model_changed.connect(lambda info: self.status.set_model(info, "not loaded"))
@@ -130,52 +95,6 @@ class MainWindow(QMainWindow):
             "help": lambda: ShortcutsDialog(self).exec(),
             "batch": self.show_batch,
         }
-
-    def _build_menus_and_toolbar(self) -> None:
-        menus = {}
-        for spec in ACTIONS:
-            if spec.group not in menus:
-                menus[spec.group] = self.menuBar().addMenu(f"&{spec.group}")
-            menus[spec.group].addAction(self.actions[spec.key])
-        self.tool_group = QActionGroup(self)
-        for key in ("tool_ai", "tool_polygon", "tool_brush", "tool_eraser"):
-            self.tool_group.addAction(self.actions[key])
-        bar = QToolBar("Main", self)
-        bar.setObjectName("main-toolbar")
-        for key in (
-            "open",
-            "save",
-            "export",
-            None,
-            "undo",
-            "redo",
-            None,
-            "tool_ai",
-            "tool_polygon",
-            "tool_brush",
-            "tool_eraser",
-        ):
-            bar.addSeparator() if key is None else bar.addAction(self.actions[key])
-        self.brush_size = QSpinBox(minimum=1, maximum=500, value=self.settings.brush_size, suffix=" px")
-        self.brush_size.setToolTip("Brush and eraser size ([ and ])")
-        self.brush_size.valueChanged.connect(self._set_brush_size)
-        bar.addWidget(self.brush_size)
-        bar.addSeparator()
-        for key in (
-            "previous_image",
-            "next_image",
-            "accept",
-            None,
-            "zoom_in",
-            "zoom_out",
-            "fit",
-            "actual_size",
-            None,
-            "settings",
-            "help",
-        ):
-            bar.addSeparator() if key is None else bar.addAction(self.actions[key])
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
     # ----- projects -----
     def open_path(self, path: str | Path) -> bool:

@@ -137,7 +137,9 @@ class AiTool(Tool):
             return
         if self.engine.info is None:
             self._show_candidate()
-            if not self.engine.is_loading:
+            if self.engine.is_loading:
+                self.status.emit("The model is still loading; the mask appears when it is ready.")
+            else:
                 self.status.emit("No model is loaded: the AI tool needs weights.")
                 self.model_needed.emit()
             return
