@@ -199,3 +199,40 @@ def test_large_image_uses_a_tiled_pyramid(qtbot):
     mask[1000:5000, 2000:7000] = True
     canvas.set_preview(mask, __import__("PySide6.QtGui", fromlist=["QColor"]).QColor(255, 0, 0, 120))
     assert canvas.preview_item.pos().x() == 2000 and canvas.preview_item.boundingRect().width() == 5000
+
+
+def test_failed_autosave_keeps_the_edits_and_says_so(qtbot, make_window, image_folder, monkeypatch):
+    from efficientsam_studio.annotations.errors import SaveError
+
+    window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
+    ws = window.workspace
+
+    def refuse():
+        raise SaveError("disk full")
+
+    monkeypatch.setattr(ws.project, "save", refuse)
+    ws.categories.add("cat")
+    with qtbot.waitSignal(ws.autosave.failed, timeout=5000):
+        pass
+    assert ws.project.document.dirty and ws.session.current_category.name == "cat"
+    assert "disk full" in window.status.currentMessage()
+    monkeypatch.undo()
+    assert window.save()
+
+
+def test_damaged_project_offers_the_last_good_version(qtbot, make_window, image_folder, message_boxes):
+    window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
+    ws = window.workspace
+    ws.categories.add("first")
+    assert window.save()
+    ws.categories.add("second")
+    assert window.save()  # the file before this save is kept as the backup
+    path = ws.project.path
+    window.close()
+    path.write_text('{"format": "efficientsam-studio-project", "schema_version": 1, "categ')
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    reopened = make_window(loader=lambda cfg: FakePredictor())
+    assert reopened.open_path(path)
+    assert "Damaged project file" in message_boxes.titles("question")
+    names = [c.name for c in reopened.workspace.session.document.categories]
+    assert names == ["first"]
