@@ -68,6 +68,7 @@ EXTRA_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Canvas", "Left click", "AI: positive point; polygon: add a vertex"),
     ("Canvas", "Right click, Shift+click", "AI: negative point"),
     ("Canvas", "Left drag", "AI: box; brush and eraser: paint a stroke; polygon: move a vertex"),
+    ("Canvas", "Ctrl+click", "Select the instance under the cursor"),
     ("Canvas", "Mouse wheel", "Zoom around the cursor"),
     ("Canvas", "Middle drag, Space+drag", "Pan"),
 )

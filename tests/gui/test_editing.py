@@ -181,7 +181,9 @@ def test_export_dialog_writes_every_available_format(qtbot, make_window, image_f
         assert message_boxes.calls[-1][1] == "Export done"
 
 
-def test_large_image_uses_a_tiled_pyramid(qtbot):
+def test_large_image_paints_few_tiles_at_any_zoom(qtbot):
+    from PySide6.QtGui import QColor
+
     from efficientsam_studio.gui.canvas.view import CanvasView
 
     canvas = CanvasView()
@@ -191,14 +193,38 @@ def test_large_image_uses_a_tiled_pyramid(qtbot):
     big = np.zeros((6000, 8000, 3), np.uint8)
     big[::100] = 255
     canvas.set_image(big)
-    assert canvas.image_item.level_count() >= 4  # 8000 -> 4000 -> 2000 -> 1000 wide
-    canvas.grab()  # fitted: painted from a coarse level
+    item = canvas.image_item
+    assert item.level_count() == 4  # 8000 -> 4000 -> 2000 -> 1000 wide
+    canvas.fit()
+    canvas.grab()
+    scale, tiles = item.painted
+    assert scale <= 0.25 and tiles <= 2  # zoomed out: a coarse level, not 48 full-size tiles
     canvas.actual_size()
-    canvas.grab()  # 1:1: only visible full-size tiles
+    canvas.grab()
+    scale, tiles = item.painted
+    assert scale == 1.0 and tiles <= 4  # 1:1: only the full-size tiles in view
     mask = np.zeros((6000, 8000), bool)
     mask[1000:5000, 2000:7000] = True
-    canvas.set_preview(mask, __import__("PySide6.QtGui", fromlist=["QColor"]).QColor(255, 0, 0, 120))
+    canvas.set_preview(mask, QColor(255, 0, 0, 120))
     assert canvas.preview_item.pos().x() == 2000 and canvas.preview_item.boundingRect().width() == 5000
+
+
+def test_ctrl_click_selects_the_instance_under_the_cursor(qtbot, make_window, image_folder):
+    window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
+    ws = window.workspace
+    ws.categories.add("a")
+    draw_polygon(qtbot, window, [(5, 5), (30, 5), (30, 30), (5, 30)])
+    draw_polygon(qtbot, window, [(20, 20), (60, 20), (60, 50), (20, 50)])
+    first, second = (inst.id for inst in ws.session.current_instances())
+    canvas = ws.canvas
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, ctrl, canvas.mapFromScene(10, 10))
+    assert ws.session.selected_instance_id == first
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, ctrl, canvas.mapFromScene(25, 25))
+    assert ws.session.selected_instance_id == second  # the one on top where they overlap
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, ctrl, canvas.mapFromScene(80, 60))
+    assert ws.session.selected_instance_id is None
+    assert len(ws.session.current_instances()) == 2  # selecting drew nothing
 
 
 def test_failed_autosave_keeps_the_edits_and_says_so(qtbot, make_window, image_folder, monkeypatch):

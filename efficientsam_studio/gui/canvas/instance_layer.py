@@ -22,10 +22,12 @@ class InstanceLayer(QObject):
         self.canvas = canvas
         self.session = session
         self._ids: list[int] = []
+        self._labels = None  # the label map (H, W) uint8 of the shown image, or None
         self.rebuilds = 0  # how often the label map was rebuilt (for tests and diagnostics)
         session.document_changed.connect(self._on_change)
         session.selection_changed.connect(lambda _: self.recolour())
         session.visibility_changed.connect(self.recolour)
+        canvas.select_requested.connect(self.select_at)
 
     def _on_change(self, change: Change) -> None:
         if change.kind in ("category_changed", "category_removed"):
@@ -40,13 +42,32 @@ class InstanceLayer(QObject):
         image = self.session.current_image
         if image is None or self.canvas.image_size == (0, 0):  # no pixels shown yet
             self._ids = []
+            self._labels = None
             self.canvas.set_instance_labels(None, [])
             return
         instances = self.session.current_instances()
         self._ids = [inst.id for inst in instances]
         labels = build_label_map([inst.mask() for inst in instances], image.height, image.width)
         self.rebuilds += 1
+        self._labels = labels
         self.canvas.set_instance_labels(labels if instances else None, self._colours())
+
+    def instance_at(self, x: float, y: float) -> int | None:
+        """Id of the visible instance on top at image pixel (x, y), or None."""
+        if self._labels is None:
+            return None
+        row, col = int(y), int(x)
+        if not (0 <= row < self._labels.shape[0] and 0 <= col < self._labels.shape[1]):
+            return None
+        label = int(self._labels[row, col])
+        if label == 0 or label > len(self._ids):
+            return None
+        instance_id = self._ids[label - 1]
+        return None if instance_id in self.session.hidden else instance_id
+
+    def select_at(self, x: float, y: float) -> None:
+        """Select the instance under image pixel (x, y); clicking empty space clears the selection."""
+        self.session.select_instance(self.instance_at(x, y))
 
     def recolour(self) -> None:
         self.canvas.set_instance_colors(self._colours())

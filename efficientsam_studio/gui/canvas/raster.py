@@ -95,6 +95,7 @@ class RasterItem(QGraphicsItem):
     def __init__(self, parent: QGraphicsItem | None = None) -> None:
         super().__init__(parent)
         self._pyramid: Pyramid | None = None
+        self.painted: tuple[float, int] = (0.0, 0)  # last paint: level scale, tiles drawn (diagnostics)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     # ----- content -----
@@ -146,10 +147,13 @@ class RasterItem(QGraphicsItem):
         smooth = not self._pyramid.indexed and lod < 1.0
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         inv = 1.0 / level.scale
+        drawn = 0
         for x, y, image in level.tiles:
             target = QRectF(x * inv, y * inv, image.width() * inv, image.height() * inv)
             if target.intersects(exposed):
                 painter.drawImage(target, image, QRectF(0, 0, image.width(), image.height()))
+                drawn += 1
+        self.painted = (level.scale, drawn)
 
     def level_count(self) -> int:
         """Pyramid levels (1 for an image no larger than one tile)."""

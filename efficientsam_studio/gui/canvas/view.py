@@ -2,8 +2,9 @@
 
 Scene coordinates are original-image pixels (x right, y down, (0, 0) = top-left corner of the image).
 Zoom with the mouse wheel (around the cursor), fit to the window or 1:1; pan with the middle button,
-or with the left button while Space is held. Every other mouse event goes to the active tool in scene
-coordinates. Masks arrive as numpy arrays and are turned into indexed images once per change.
+or with the left button while Space is held; Ctrl+click asks to select the instance under the cursor.
+Every other mouse event goes to the active tool in scene coordinates. Masks arrive as numpy arrays
+and are turned into indexed images once per change.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class CanvasView(QGraphicsView):
 
     zoom_changed = Signal(float)  # screen pixels per image pixel
     cursor_moved = Signal(float, float)  # image pixel x, y
+    select_requested = Signal(float, float)  # Ctrl+click at image pixel x, y: select what is there
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,6 +157,11 @@ class CanvasView(QGraphicsView):
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         self.setFocus()
         if self._start_pan(event):
+            return
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if ctrl and event.button() == Qt.MouseButton.LeftButton and self._size[0]:
+            pos = self._scene_pos(event)
+            self.select_requested.emit(pos.x(), pos.y())
             return
         if self._tool is not None and self._size[0]:
             self._tool.press(self._scene_pos(event), event)
