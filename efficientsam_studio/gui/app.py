@@ -3,10 +3,12 @@ main window, the model loading in the background, and the path to open."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from efficientsam_studio.gui.main_window import MainWindow
@@ -49,4 +51,11 @@ def run_app(options: LaunchOptions) -> int:
     app.setOrganizationName("efficientsam-studio")
     window = create_window(options)
     window.show()
+    # Ctrl+C or a termination request closes the window the normal way (the project is saved and
+    # unlocked); the timer lets Python run its signal handlers while Qt's event loop waits.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: window.close())
+    ticker = QTimer()
+    ticker.start(250)
+    ticker.timeout.connect(lambda: None)
     return app.exec()
