@@ -69,6 +69,7 @@ EXTRA_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Canvas", "Right click, Shift+click", "AI: negative point"),
     ("Canvas", "Left drag", "AI: box; brush and eraser: paint a stroke; polygon: move a vertex"),
     ("Canvas", "Ctrl+click", "Select the instance under the cursor"),
+    ("Canvas", "Shift+click a vertex", "Polygon: delete that vertex of the selected instance"),
     ("Canvas", "Mouse wheel", "Zoom around the cursor"),
     ("Canvas", "Middle drag, Space+drag", "Pan"),
 )

@@ -44,6 +44,13 @@ def test_polygon_tool_draws_and_edits_vertices(qtbot, make_window, image_folder)
     assert edited.area > instance.area
     window.action("undo").trigger()
     assert ws.session.document.instance(instance.id).area == instance.area
+    corner = ws.canvas.mapFromScene(50, 40)
+    before = ws.polygon.handle_count
+    qtbot.mouseClick(
+        ws.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, corner
+    )
+    assert ws.polygon.handle_count == before - 1  # Shift+click deleted the corner: a triangle is left
+    assert ws.session.selected_instance.area < instance.area * 0.7
 
 
 def test_brush_and_eraser_edit_the_selected_mask(qtbot, make_window, image_folder):

@@ -5,8 +5,9 @@ and adds it as a manual instance of the current category; Backspace removes the 
 the drawing.
 Editing: with an instance selected and no drawing under way, its outline is shown as rings of
 vertex handles (traced by the annotation core with the polygon mode and simplification of the
-settings); drag a handle to move a vertex, and the mask is rebuilt from the rings (holes included)
-as one undo step. Coordinates are image pixels in COCO's convention (pixel centres at +0.5).
+settings); drag a handle to move a vertex or Shift+click it to delete it, and the mask is rebuilt
+from the rings (holes included) as one undo step. Coordinates are image pixels in COCO's convention
+(pixel centres at +0.5).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class PolygonTool(Tool):
         self._refresh_handles()
         self.status.emit(
             "Click to add vertices, double-click the last one or press Enter to close; drag a vertex of the "
-            "selected instance to edit it."
+            "selected instance to move it, Shift+click to delete it."
         )
 
     def deactivate(self) -> None:
@@ -66,6 +67,9 @@ class PolygonTool(Tool):
             return
         if not self.vertices:
             grabbed = self._handle_at(pos)
+            if grabbed is not None and event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.remove_vertex(*grabbed)
+                return
             if grabbed is not None:
                 self._drag = grabbed
                 return
@@ -189,6 +193,18 @@ class PolygonTool(Tool):
         for item in self._handles:
             if item.data(0) == (ring, vertex):
                 item.setPos(pos)
+
+    def remove_vertex(self, ring: int, vertex: int) -> bool:
+        """Delete one vertex of the selected instance's outline (a ring keeps at least 3)."""
+        points = self._rings[ring].points
+        if len(points) <= 3:
+            self.status.emit("A ring needs at least 3 vertices; delete the instance instead (Del).")
+            return False
+        self._rings[ring] = masks.Ring(
+            np.delete(points, vertex, axis=0), self._rings[ring].hole, self._rings[ring].parent
+        )
+        self._apply_edit()
+        return True
 
     def _apply_edit(self) -> None:
         instance = self.session.selected_instance
