@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from efficientsam_studio.gui.main_window import MainWindow
 from efficientsam_studio.gui.settings import StudioSettings, load_settings
+from efficientsam_studio.resources import ResourceNotFoundError, resource_path
 
 
 @dataclass
@@ -49,6 +51,10 @@ def run_app(options: LaunchOptions) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EfficientSAM Studio")
     app.setOrganizationName("efficientsam-studio")
+    try:
+        app.setWindowIcon(QIcon(str(resource_path("icons", "efsam-studio.png"))))
+    except ResourceNotFoundError:
+        pass  # an incomplete installation only loses the window icon
     window = create_window(options)
     window.show()
     # Ctrl+C or a termination request closes the window the normal way (the project is saved and
