@@ -70,3 +70,17 @@ def test_target_at_another_resolution_resizes_the_logits():
     target = (torch.rand(1, 2, 32, 32) > 0.5).float()
     out = segmentation_loss(logits, torch.rand(1, 2, 3), target)
     assert out.actual_iou.shape == (1, 2, 3) and torch.isfinite(out.total)
+
+
+def test_min_only_for_ambiguous_prompts_trains_every_output_on_boxes():
+    target = torch.zeros(1, 2, 16, 16)
+    target[..., 2:10, 2:10] = 1
+    logits = torch.randn(1, 2, 3, 16, 16, requires_grad=True)
+    config = LossConfig(min_only_for_ambiguous=True)
+    out = segmentation_loss(
+        logits, torch.rand(1, 2, 3), target, config=config, ambiguous=torch.tensor([[True, False]])
+    )
+    out.total.backward()
+    touched = logits.grad.abs().flatten(3).sum(-1)[0] > 0
+    assert touched[0].sum() == 1  # the single-point prompt: only its best output
+    assert touched[1].all()  # the box: all three outputs

@@ -33,6 +33,7 @@ PRESETS: dict[str, dict] = {
         "iterative_clicks": 2,
         "workers": 8,
         "clip_grad": None,
+        "output_loss": "ambiguous-min",
     },
     "tiny": {
         "encoder": "tiny",
@@ -49,8 +50,12 @@ PRESETS: dict[str, dict] = {
         "iterative_clicks": 0,
         "workers": 0,
         "clip_grad": 1.0,
+        "output_loss": "ambiguous-min",
     },
 }
+
+#: ``--output-loss`` -> (min_over_outputs, min_only_for_ambiguous) of the LossConfig
+OUTPUT_LOSSES = {"min": (True, False), "ambiguous-min": (True, True), "mean": (False, False)}
 
 DATA_HELP = """\
 finetuning needs --data, one of:
@@ -86,6 +91,12 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--iterative-clicks", type=int, help="finetune: corrective clicks per prompt")
     group.add_argument("--min-stability", type=float, help="finetune: skip SA-1B masks below this score")
     group.add_argument("--clip-grad", type=float, help="finetune: clip the gradient norm (0: off)")
+    group.add_argument(
+        "--output-loss",
+        choices=list(OUTPUT_LOSSES),
+        help="finetune: which of the 3 outputs learn each mask: min (the lowest-loss one), "
+        "ambiguous-min (min for single-point prompts, all 3 otherwise; default), mean (all 3)",
+    )
     group.add_argument("--num-images", type=int, help="make-synthetic: images to write (default 200)")
     group.add_argument("--tar", action="store_true", help="make-synthetic: one sa_000000.tar shard")
     group.add_argument("--coco", action="store_true", help="make-synthetic: COCO file + images instead")
@@ -122,6 +133,7 @@ def _accumulation(args: argparse.Namespace, preset: dict, batch_size: int) -> in
 def build_configs(args: argparse.Namespace):
     """``(FinetuneConfig, TrainConfig)`` from parsed ``train`` arguments and the preset."""
     from trainer.finetune.datasets import DataConfig, MaskFilter
+    from trainer.finetune.losses import LossConfig
     from trainer.finetune.prompts import PromptConfig
     from trainer.finetune.task import FinetuneConfig
     from trainer.loop import TrainConfig
@@ -142,6 +154,7 @@ def build_configs(args: argparse.Namespace):
         filter=replace(MaskFilter(), min_stability=args.min_stability or 0.0),
         prompts=prompts,
     )
+    use_min, only_ambiguous = OUTPUT_LOSSES[_pick(args, "output_loss", preset)]
     if data_config.input_size != 1024:
         raise TrainUsageError("--input-size must be 1024: the model's prompt and decoder path assume it")
     finetune = FinetuneConfig(
@@ -151,6 +164,7 @@ def build_configs(args: argparse.Namespace):
         images=Path(args.images) if args.images else None,
         init=args.init or "scratch",
         data_config=data_config,
+        loss=LossConfig(min_over_outputs=use_min, min_only_for_ambiguous=only_ambiguous),
         seed=args.seed or 0,
     )
     batch_size = _pick(args, "batch_size", preset)

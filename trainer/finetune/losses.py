@@ -20,7 +20,10 @@ class LossConfig:
     ``focal_weight`` : ``dice_weight`` = 20 : 1 and ``iou_weight`` 1 as in segment-anything.
     ``focal_alpha`` (negative to disable class weighting) and ``focal_gamma`` as in RetinaNet.
     ``min_over_outputs``: the mask loss of each prompt is that of its lowest-loss output (gradient flows
-    through that output only); otherwise the mean over outputs. ``iou_on_all_outputs``: the IoU head is
+    through that output only); otherwise the mean over outputs. ``min_only_for_ambiguous``: take the
+    minimum only for single-point prompts (the ambiguous ones, as segment-anything trains its multimask
+    outputs) and train every output on boxes and multi-point prompts, so that whichever output the
+    predictor ranks first is good for them. ``iou_on_all_outputs``: the IoU head is
     trained on every output (the predictor ranks the outputs by it); otherwise only on the selected one.
     """
 
@@ -30,6 +33,7 @@ class LossConfig:
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     min_over_outputs: bool = True
+    min_only_for_ambiguous: bool = False
     iou_on_all_outputs: bool = True
 
 
@@ -101,11 +105,13 @@ def segmentation_loss(
     target: torch.Tensor,
     valid: torch.Tensor | None = None,
     config: LossConfig = LossConfig(),
+    ambiguous: torch.Tensor | None = None,
 ) -> LossOutput:
     """Loss of a batch of predictions.
 
     ``logits`` ``(B, Q, M, h, w)``; ``iou_pred`` ``(B, Q, M)``; ``target`` ``(B, Q, H, W)`` in {0, 1}
-    (float or bool); ``valid`` bool ``(B, Q)`` marks real prompts (padding is ignored; default all).
+    (float or bool); ``valid`` bool ``(B, Q)`` marks real prompts (padding is ignored; default all);
+    ``ambiguous`` bool ``(B, Q)`` marks prompts of a single point (see ``min_only_for_ambiguous``).
     Every part is averaged over the valid prompts of each image, then over images (:func:`per_image_mean`).
     """
     batch, queries, outputs = logits.shape[:3]
@@ -123,13 +129,12 @@ def segmentation_loss(
         actual_iou = mask_iou(logits > 0, expanded > 0.5)
     if valid is None:
         valid = torch.ones(batch, queries, dtype=torch.bool, device=logits.device)
-    if config.min_over_outputs:
-        selected = mask_loss.detach().argmin(dim=-1)
-        pick = lambda t: t.gather(-1, selected.unsqueeze(-1)).squeeze(-1)
-        mask_term, focal_term, dice_term = pick(mask_loss), pick(focal), pick(dice)
-    else:
-        selected = torch.zeros(batch, queries, dtype=torch.int64, device=logits.device)
-        mask_term, focal_term, dice_term = mask_loss.mean(-1), focal.mean(-1), dice.mean(-1)
+    selected = mask_loss.detach().argmin(dim=-1)
+    use_min = torch.full_like(valid, config.min_over_outputs)
+    if config.min_over_outputs and config.min_only_for_ambiguous and ambiguous is not None:
+        use_min = ambiguous.to(torch.bool)
+    pick = lambda t: torch.where(use_min, t.gather(-1, selected.unsqueeze(-1)).squeeze(-1), t.mean(-1))
+    mask_term, focal_term, dice_term = pick(mask_loss), pick(focal), pick(dice)
     iou_error = (iou_pred.float() - actual_iou) ** 2
     if config.iou_on_all_outputs:
         iou_term = iou_error.mean(-1)

@@ -92,7 +92,8 @@ class FinetuneModel(nn.Module):
         rounds = []
         for round_index in range(self.iterative_clicks + 1):
             logits, iou_pred = self.sam.predict_masks(embeddings, points, labels)
-            out = segmentation_loss(logits, iou_pred, targets, valid, self.loss_config)
+            ambiguous = (labels >= 0).sum(-1) == 1
+            out = segmentation_loss(logits, iou_pred, targets, valid, self.loss_config, ambiguous)
             rounds.append(out)
             if round_index == self.iterative_clicks:
                 break
