@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Opens the desktop app on a writable copy of the sample photos (labels are saved beside the images)
 run: $(STAMP)
-	$(VENV)/bin/efsam-studio resources/samples
+	$(VENV)/bin/efsam-studio samples --copy workspace/samples
+	@if [ "$$(uname)" = Linux ] && [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -z "$$QT_QPA_PLATFORM" ]; then \
+	  echo "No display found: run this from a desktop session, or on a headless machine: xvfb-run make run"; exit 1; fi
+	$(VENV)/bin/efsam-studio workspace/samples
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
