@@ -147,7 +147,6 @@ class GenerationStats:
     filter_s: float = 0.0
     upsample_s: float = 0.0
     postprocess_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
