@@ -103,7 +103,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("folder", type=Path, help="folder of images")
     p.add_argument("--model", default="vit_t", help="model name: vit_t (default), vit_s")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights file (default: installed weights)")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference backend")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx", "onnx-int8", "torch-bf16"],
+        help="inference backend (default auto: ONNX Runtime when exported files exist, else torch)",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
     p.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default: the user cache)")
