@@ -27,6 +27,9 @@ _EXPORTS = {
     "MAX_POINTS": "prompts",
     "PROMPT_POLICY": "prompts",
     "TorchPredictor": "torch_backend",
+    "OnnxPredictor": "onnx_backend",
+    "CachedPredictor": "cache",
+    "EmbeddingCache": "cache",
     "DeviceError": "device",
     "resolve_device": "device",
 }
