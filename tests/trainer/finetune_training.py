@@ -4,8 +4,9 @@ Used by the learning test (``test_finetune_learning.py``), the export/segment te
 ``trained_tiny_checkpoint`` fixture of ``tests/trainer/conftest.py``, by any test that needs a small model
 that really segments: it segments the synthetic shapes of :mod:`trainer.finetune.synthetic` from a box.
 
-The run is the ``tiny`` preset of ``efsam-studio train`` (batch 1, 4 masks per image, lr 2e-3, linear
-decay), on ``TRAIN_IMAGES`` synthetic images for ``EPOCHS`` epochs; held-out images use another seed.
+The run is the ``tiny`` preset of ``efsam-studio train`` (batch 1, up to 4 masks per image, dice loss,
+linear decay) with box prompts only, on ``TRAIN_IMAGES`` synthetic images (one or two large shapes
+each, :data:`SHAPES`) for one epoch; the held-out images come from another seed.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TRAIN_IMAGES = 300
+from trainer.finetune.synthetic import SyntheticConfig
+
+TRAIN_IMAGES = 500
 EPOCHS = 1
 HELD_OUT_IMAGES = 12
 SEED = 0
+SHAPES = SyntheticConfig(shapes=(1, 2), shape_scale=(0.35, 0.7))
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,10 @@ def run_learning(root: Path) -> LearningRun:
     from trainer.finetune.synthetic import write_coco, write_sa1b_folder
     from trainer.runlog import read_log
 
-    write_sa1b_folder(root / "train", TRAIN_IMAGES, seed=SEED + 1)
-    annotations = write_coco(root / "heldout.json", root / "heldout", HELD_OUT_IMAGES, seed=SEED + 2)
+    write_sa1b_folder(root / "train", TRAIN_IMAGES, seed=SEED + 1, config=SHAPES)
+    annotations = write_coco(
+        root / "heldout.json", root / "heldout", HELD_OUT_IMAGES, seed=SEED + 2, config=SHAPES
+    )
     rng_state = torch.random.get_rng_state()
     seed_everything(SEED)  # the loop seeds the same way before building the model
     untrained = export_weights(build_model("tiny"), root / "untrained.pt")
@@ -82,7 +88,7 @@ def run_learning(root: Path) -> LearningRun:
     started = time.perf_counter()
     status = main([
         "train", "--preset", "tiny", "--data", str(root / "train"), "--out", str(root / "run"),
-        "--epochs", str(EPOCHS), "--seed", str(SEED), "--no-progress",
+        "--epochs", str(EPOCHS), "--seed", str(SEED), "--box-probability", "1", "--no-progress",
     ])  # fmt: skip
     seconds = time.perf_counter() - started
     assert status == 0

@@ -34,6 +34,7 @@ PRESETS: dict[str, dict] = {
         "workers": 8,
         "clip_grad": None,
         "output_loss": "ambiguous-min",
+        "focal_weight": 20.0,
     },
     "tiny": {
         "encoder": "tiny",
@@ -51,6 +52,7 @@ PRESETS: dict[str, dict] = {
         "workers": 0,
         "clip_grad": 1.0,
         "output_loss": "ambiguous-min",
+        "focal_weight": 0.0,
     },
 }
 
@@ -164,7 +166,11 @@ def build_configs(args: argparse.Namespace):
         images=Path(args.images) if args.images else None,
         init=args.init or "scratch",
         data_config=data_config,
-        loss=LossConfig(min_over_outputs=use_min, min_only_for_ambiguous=only_ambiguous),
+        loss=LossConfig(
+            focal_weight=_pick(args, "focal_weight", preset),
+            min_over_outputs=use_min,
+            min_only_for_ambiguous=only_ambiguous,
+        ),
         seed=args.seed or 0,
     )
     batch_size = _pick(args, "batch_size", preset)
