@@ -58,6 +58,21 @@ def _as_uint8(mask: np.ndarray) -> np.ndarray:
     return (array != 0).astype(np.uint8)
 
 
+def _as_fortran_uint8(mask: np.ndarray) -> np.ndarray:
+    """A Fortran-ordered uint8 ``(H, W)`` array of a mask (non-zero = foreground), made in one copy
+    (none when the mask is already Fortran-ordered bool or uint8), as pycocotools' encoder takes it."""
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"a mask must be 2-D (H, W); got shape {array.shape}")
+    if array.dtype == np.bool_:
+        return np.asfortranarray(array).view(np.uint8)
+    if array.dtype == np.uint8:
+        return np.asfortranarray(array)
+    out = np.empty(array.shape, dtype=np.uint8, order="F")
+    np.not_equal(array, 0, out=out.view(np.bool_), casting="unsafe")
+    return out
+
+
 def _content(mask: np.ndarray) -> np.ndarray:
     """The mask cropped to its foreground's bbox plus a one-pixel background frame (uint8)."""
     binary = _as_uint8(mask)
@@ -67,7 +82,7 @@ def _content(mask: np.ndarray) -> np.ndarray:
 
 def encode(mask: np.ndarray) -> RLE:
     """Encode an ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``."""
-    rle = coco_mask.encode(np.asfortranarray(_as_uint8(mask)))
+    rle = coco_mask.encode(_as_fortran_uint8(mask))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
