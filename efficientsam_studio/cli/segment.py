@@ -23,6 +23,7 @@ from efficientsam_studio.errors import StudioError
 
 MODEL_CHOICES = ("vit_t", "vit_s", "tiny")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+BACKEND_CHOICES = ("auto", "torch", "onnx", "onnx-int8", "torch-bf16")
 
 
 class SegmentError(StudioError):
@@ -80,6 +81,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", choices=MODEL_CHOICES, default="vit_t", help="model (default: vit_t)")
     parser.add_argument(
         "--checkpoint", metavar="PATH", help="checkpoint file (default: the installed weights of --model)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="inference backend (default: auto = ONNX Runtime when an export of the weights exists, "
+        "else torch); --checkpoint may name an ONNX encoder file or a folder with an exported pair",
     )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     parser.add_argument(
@@ -143,13 +151,16 @@ def run(args: argparse.Namespace) -> int:
 
     from efficientsam_studio.annotations.images import load_image
     from efficientsam_studio.engine import PromptsTruncatedWarning, load_predictor
+    from efficientsam_studio.engine.loader import predictor_device
 
     output = _output_path(args)
     image = load_image(args.image)
     height, width = image.shape[:2]
     _check_prompts(args, height, width)
 
-    predictor = load_predictor(model=args.model, checkpoint=args.checkpoint, device=args.device)
+    predictor = load_predictor(
+        model=args.model, checkpoint=args.checkpoint, device=args.device, backend=args.backend
+    )
     started = time.perf_counter()
     predictor.set_image(image)
     encoded = time.perf_counter()
@@ -172,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         "size": [height, width],
         "model": args.model,
         "backend": predictor.backend,
-        "device": str(getattr(predictor, "device", args.device)),
+        "device": predictor_device(predictor),
         "output": str(output),
         "best": candidates[0],
         "candidates": candidates,

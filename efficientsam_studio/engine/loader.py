@@ -48,16 +48,20 @@ def resolve_checkpoint(model: str, checkpoint: str | Path | None) -> Path:
     return Path(path)
 
 
+def _torch_missing(backend: str) -> BackendError:
+    return BackendError(
+        f"the {backend} backend needs torch: pip install 'efficientsam-studio[train]'; "
+        "or use the ONNX backend (backend 'onnx' or 'auto', with the [cpu] or [gpu] extra)"
+    )
+
+
 def _load_torch(model: str, checkpoint: Path | None, device: str) -> Predictor:
     try:
         from efficientsam_studio.model import get_config, load_model
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
-        raise BackendError(
-            "the torch backend needs torch: pip install 'efficientsam-studio[train]'; "
-            "or use the ONNX backend (backend 'onnx' or 'auto', with the [cpu] or [gpu] extra)"
-        ) from None
+        raise _torch_missing("torch") from None
 
     from .device import resolve_device
     from .torch_backend import TorchPredictor
@@ -78,7 +82,12 @@ def _load_onnx(model: str, checkpoint: Path | None, device: str, precision: str 
 
 
 def _load_torch_bf16(model: str, checkpoint: Path | None, device: str) -> Predictor:
-    from .torch_bf16 import load_bf16_predictor
+    try:
+        from .torch_bf16 import load_bf16_predictor
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise _torch_missing("torch-bf16") from None
 
     return load_bf16_predictor(model, checkpoint, device)
 
@@ -107,6 +116,18 @@ def register_backend(name: str, factory: BackendFactory) -> None:
 def available_backends() -> list[str]:
     """Names accepted by ``load_predictor(backend=...)``."""
     return sorted(_BACKENDS)
+
+
+def predictor_device(predictor: object) -> str:
+    """The device a predictor really runs on, for reports: the torch device (``cpu``, ``cuda:0``) or
+    the ONNX Runtime execution providers without the ``ExecutionProvider`` suffix (``onnx CPU``)."""
+    device = getattr(predictor, "device", None)
+    if device is not None:
+        return str(device)
+    providers = getattr(predictor, "providers", None)
+    if providers:
+        return "onnx " + "+".join(str(p).removesuffix("ExecutionProvider") for p in providers)
+    return "unknown"
 
 
 def load_predictor(

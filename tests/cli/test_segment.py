@@ -139,3 +139,42 @@ def test_wrong_checkpoint_is_named(image_path, tmp_path, capsys) -> None:
         "--output", str(tmp_path / "m.png"),
     )  # fmt: skip
     assert code == 2 and "weights.pt" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported to ONNX (fp32) in a temporary folder."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from efficientsam_studio.engine.onnx_export import export_onnx
+    from efficientsam_studio.model import load_model
+
+    out = tmp_path_factory.mktemp("tiny_onnx_segment")
+    export_onnx(load_model("tiny", tiny_checkpoint), "tiny", out)
+    return out
+
+
+def test_onnx_backend_gives_the_torch_mask(image_path, tiny_checkpoint, tiny_onnx, tmp_path, capsys) -> None:
+    prompt = ("--point", "20,15", "--box", "5,5,45,35", "--model", "tiny", "--device", "cpu", "--json")
+    results, masks = {}, {}
+    for backend, checkpoint in (("torch", tiny_checkpoint), ("onnx", tiny_onnx)):
+        output = tmp_path / f"{backend}.png"
+        code, out, _ = _run(
+            capsys, "segment", str(image_path), *prompt, "--backend", backend,
+            "--checkpoint", str(checkpoint), "--output", str(output),
+        )  # fmt: skip
+        assert code == 0
+        results[backend] = json.loads(out)
+        masks[backend] = cv2.imread(str(output), cv2.IMREAD_UNCHANGED)
+    assert results["onnx"]["backend"] == "onnx" and results["onnx"]["device"] == "onnx CPU"
+    assert results["torch"]["backend"] == "torch" and results["torch"]["device"] == "cpu"
+    assert (masks["onnx"] == masks["torch"]).mean() >= 0.99
+    torch_scores = [c["score"] for c in results["torch"]["candidates"]]
+    onnx_scores = [c["score"] for c in results["onnx"]["candidates"]]
+    assert np.allclose(onnx_scores, torch_scores, atol=1e-3)
+
+
+def test_unknown_backend_is_an_argument_error(image_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["segment", str(image_path), "--point", "20,15", "--backend", "tensorrt"])
+    assert "tensorrt" in capsys.readouterr().err

@@ -204,3 +204,23 @@ def test_missing_weights_say_how_to_get_them(tmp_path: Path, monkeypatch) -> Non
     message = str(info.value)
     assert "efsam-studio weights download vit_t" in message
     assert "--checkpoint" in message
+
+
+@pytest.mark.parametrize("backend", ["torch", "torch-bf16"])
+def test_torch_backends_without_torch_say_what_to_install(backend: str) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # as in an install without torch
+        from efficientsam_studio.engine.loader import BackendError, load_predictor
+        try:
+            load_predictor(model="tiny", checkpoint="x.pt", device="cpu", backend={backend!r})
+        except BackendError as exc:
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert f"the {backend} backend needs torch: pip install 'efficientsam-studio[train]'" in out
+    assert "backend 'onnx' or 'auto'" in out
