@@ -51,6 +51,7 @@ def run_app(options: LaunchOptions) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EfficientSAM Studio")
     app.setOrganizationName("efficientsam-studio")
+    app.setDesktopFileName("efsam-studio")  # ties windows to efsam-studio.desktop (Wayland icon, task bar)
     try:
         app.setWindowIcon(QIcon(str(resource_path("icons", "efsam-studio.png"))))
     except ResourceNotFoundError:

@@ -147,12 +147,14 @@ class EngineWorker(QObject):
         except Exception as exc:  # reported to the user; the GUI stays usable without a model
             self.load_failed.emit(_describe(exc))
             return
+        from efficientsam_studio.engine.loader import predictor_device
+
         self._predictor = predictor
         self.loaded.emit(
             EngineInfo(
                 model=str(getattr(predictor, "model_name", config.model)),
                 backend=str(getattr(predictor, "backend", config.backend)),
-                device=str(getattr(predictor, "device", config.device)),
+                device=predictor_device(predictor),  # what "auto" resolved to
             )
         )
 

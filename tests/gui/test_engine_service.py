@@ -79,3 +79,31 @@ def test_a_failing_load_is_reported_not_raised(qtbot):
         assert "disk on fire" in blocker.args[0] and service.info is None
     finally:
         service.shutdown()
+
+
+class OnnxLikePredictor(FakePredictor):
+    """A predictor that, like the ONNX backend, names its execution providers instead of a device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.device
+        self.backend = "onnx"
+        self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_the_loaded_model_reports_the_device_in_use_not_the_setting(qtbot):
+    from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache, MemoryCache
+
+    cached = CachedPredictor(OnnxLikePredictor(), EmbeddingCache(MemoryCache(2**20)), model_key="k")
+    for predictor, device in (
+        (FakePredictor(), "cpu"),
+        (OnnxLikePredictor(), "onnx CUDA+CPU"),
+        (cached, "onnx CUDA+CPU"),
+    ):
+        service = EngineService(loader=lambda cfg, p=predictor: p)
+        try:
+            with qtbot.waitSignal(service.loaded, timeout=5000) as blocker:
+                service.load_model(EngineConfig(model="fake", device="auto"))
+            assert blocker.args[0].device == device
+        finally:
+            service.shutdown()
