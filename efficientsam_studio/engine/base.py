@@ -10,8 +10,7 @@ lists -> unsorted low-res logits and IoU) and the embedding's conversion to and 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 
 from efficientsam_studio.errors import StudioError
 
+from .numpy_predictor import EMBEDDING_SHAPE, LOW_RES_SIZE, BatchPrediction, NoImageError
 from .postprocess import masks_from_logits, sort_by_score
 from .preprocess import check_rgb_image
 from .prompts import (
@@ -30,43 +30,6 @@ from .prompts import (
     prompts_from_arrays,
     stack_prompts,
 )
-
-EMBEDDING_SHAPE = (1, 256, 64, 64)
-"""Shape of one image embedding."""
-
-LOW_RES_SIZE = 256
-"""Side of the decoder's logit maps."""
-
-
-class NoImageError(StudioError):
-    """``predict`` was called before ``set_image`` / ``set_embedding``."""
-
-
-@dataclass(frozen=True)
-class BatchPrediction:
-    """Results of decoding Q prompts against one image, each prompt's K candidates best first.
-
-    ``masks (Q, K, H, W)`` bool, or None when not asked for; ``scores (Q, K)`` float32 predicted IoU;
-    ``low_res_logits (Q, K, 256, 256)`` float32; ``infos``: one :class:`PromptInfo` per prompt.
-    Unpacks like ``predict``'s result: ``masks, scores, low_res_logits = predictor.predict_batch(...)``.
-    """
-
-    masks: np.ndarray | None
-    scores: np.ndarray
-    low_res_logits: np.ndarray
-    infos: list[PromptInfo]
-
-    def _triple(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        return (self.masks, self.scores, self.low_res_logits)
-
-    def __iter__(self) -> Iterator[np.ndarray | None]:
-        return iter(self._triple())
-
-    def __getitem__(self, index: int) -> np.ndarray | None:
-        return self._triple()[index]
-
-    def __len__(self) -> int:
-        return 3
 
 
 @runtime_checkable

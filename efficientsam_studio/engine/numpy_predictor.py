@@ -34,8 +34,11 @@ from .prompts import (
 )
 
 EMBEDDING_SHAPE = (1, 256, 64, 64)
+"""Shape of one image embedding."""
 LOW_RES_SIZE = 256
+"""Side of the decoder's logit maps."""
 MASK_THRESHOLD = 0.0
+"""Logit above which a pixel belongs to the mask."""
 
 
 class NoImageError(StudioError):
@@ -44,10 +47,12 @@ class NoImageError(StudioError):
 
 @dataclass(frozen=True)
 class BatchPrediction:
-    """Results of Q prompts on one image, each prompt's K candidates best first.
+    """Results of decoding Q prompts against one image, each prompt's K candidates best first
+    (every backend returns this type).
 
-    ``masks (Q, K, H, W)`` bool or None; ``scores (Q, K)`` float32; ``low_res_logits (Q, K, 256, 256)``;
-    ``infos``: one PromptInfo per prompt. Unpacks like ``predict``'s result.
+    ``masks (Q, K, H, W)`` bool, or None when not asked for; ``scores (Q, K)`` float32 predicted IoU;
+    ``low_res_logits (Q, K, 256, 256)`` float32; ``infos``: one :class:`PromptInfo` per prompt.
+    Unpacks like ``predict``'s result: ``masks, scores, low_res_logits = predictor.predict_batch(...)``.
     """
 
     masks: np.ndarray | None

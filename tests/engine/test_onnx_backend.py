@@ -98,9 +98,19 @@ def test_predict_batch_matches_single_prompts_and_torch(torch_predictor, onnx_pr
         assert np.abs(single[2] - logits[i]).max() < 1e-4
         assert (single[0] == masks[i]).all()
     reference = torch_predictor.predict_batch(boxes=boxes)
+    assert type(reference) is type(batch)  # one result type for every backend
     assert np.abs(reference.low_res_logits - logits).max() < 1e-3
     no_masks = onnx_predictor.predict_batch(boxes=boxes, multimask_output=False, return_masks=False)
     assert no_masks.masks is None and no_masks.low_res_logits.shape == (3, 1, 256, 256)
+
+
+def test_both_backends_raise_the_same_error_before_an_image_is_set(torch_predictor, onnx_predictor):
+    from efficientsam_studio.engine import NoImageError
+
+    for predictor in (torch_predictor, onnx_predictor):
+        predictor.reset_image()
+        with pytest.raises(NoImageError, match="no image is set"):
+            predictor.predict(box=np.array([0.0, 0.0, 10.0, 10.0]))
 
 
 def test_more_than_six_points_follow_the_same_policy(torch_predictor, onnx_predictor, image):
