@@ -1,10 +1,10 @@
 """The torch-free half of a predictor: prompts, sorting and upsampling in numpy and OpenCV.
 
-:class:`NumpyPredictor` has the same public API as :class:`~efficientsam_studio.engine.base.BasePredictor`
-(``set_image``, ``set_embedding``, ``get_image_embedding``, ``predict``, ``predict_batch``,
-``masks_from_logits``, ``reset_image``) and the same prompt policy
-(:mod:`~efficientsam_studio.engine.prompts`), but imports no torch, so that the ONNX Runtime
-backend runs in a bundle without it.
+:class:`NumpyPredictor` implements the public API of every backend (``set_image``, ``set_embedding``,
+``get_image_embedding``, ``predict``, ``predict_batch``, ``masks_from_logits``, ``reset_image``) with
+the prompt policy of :mod:`~efficientsam_studio.engine.prompts`. It imports no torch, so that the ONNX
+Runtime backend runs in a bundle without it; the torch backend builds on it through
+:class:`~efficientsam_studio.engine.base.BasePredictor`.
 
 Upsampling: masks are ``bicubic(logits) > 0`` at the original ``(H, W)`` with OpenCV's ``INTER_CUBIC``
 (the same Keys kernel, a = -0.75, with half-pixel centres as torch's ``align_corners=False``; the two
@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -118,11 +119,12 @@ class NumpyPredictor(ABC):
         self.decode_chunk = decode_chunk
         self.original_size: tuple[int, int] | None = None
         self.last_prompt_info: PromptInfo | None = None
-        self._embedding: np.ndarray | None = None
+        self._embedding: Any = None
 
     @abstractmethod
-    def _encode(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 ``(H, W, 3)`` -> float32 embedding ``(1, 256, 64, 64)``."""
+    def _encode(self, image: np.ndarray) -> Any:
+        """RGB uint8 ``(H, W, 3)`` -> float32 embedding ``(1, 256, 64, 64)`` (numpy, or the backend's
+        tensor type with ``_embedding_to_numpy`` / ``_embedding_from_numpy`` overridden)."""
 
     @abstractmethod
     def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,14 +150,23 @@ class NumpyPredictor(ABC):
         h, w = (int(v) for v in original_size)
         if h <= 0 or w <= 0:
             raise StudioError(f"original_size must be positive (H, W), got {tuple(original_size)}")
-        self._embedding = array
+        self._embedding = self._embedding_from_numpy(array)
         self.original_size = (h, w)
         self.last_prompt_info = None
 
     def get_image_embedding(self) -> np.ndarray:
         """The current image's embedding, float32 ``(1, 256, 64, 64)`` (a copy)."""
         self._require_image()
-        return self._embedding.copy()
+        return self._embedding_to_numpy(self._embedding)
+
+    def _embedding_to_numpy(self, embedding: Any) -> np.ndarray:
+        """The stored embedding -> float32 numpy ``(1, 256, 64, 64)``, a copy (numpy backends store
+        numpy; :class:`~efficientsam_studio.engine.base.BasePredictor` backends their own tensors)."""
+        return np.array(embedding, dtype=np.float32)
+
+    def _embedding_from_numpy(self, embedding: np.ndarray) -> Any:
+        """float32 numpy ``(1, 256, 64, 64)`` -> what ``_encode`` returns and ``_decode`` reads."""
+        return embedding
 
     def reset_image(self) -> None:
         self._embedding = None
@@ -199,8 +210,10 @@ class NumpyPredictor(ABC):
         return_masks: bool = True,
     ) -> BatchPrediction:
         """Decode Q prompts in few decoder calls: ``point_coords (Q, N, 2)`` with ``point_labels (Q, N)``
-        and/or ``boxes (Q, 4)``, or ``prompts`` (a list of Prompt of any lengths). Same outputs as
-        ``BasePredictor.predict_batch``; ``return_masks=False`` skips the upsampling."""
+        and/or ``boxes (Q, 4)``, or ``prompts`` (a list of Prompt of any lengths). Each prompt follows
+        the point policy of :meth:`predict` (its PromptInfo is in ``infos``). See
+        :class:`BatchPrediction` for the outputs; ``return_masks=False`` skips the upsampling, which
+        keeps memory small for many prompts (:meth:`masks_from_logits` upsamples the ones kept later)."""
         h, w = self._require_image()
         if prompts is None:
             prompts = prompts_from_arrays(point_coords, point_labels, boxes)

@@ -36,7 +36,7 @@ class TorchPredictor(BasePredictor):
     def _encode(self, image: np.ndarray) -> torch.Tensor:
         return self.encode_image(image)
 
-    def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
             points = torch.from_numpy(coords).to(self.device)
             points = to_model_space(points, self.original_size, self.model.img_size)
@@ -44,7 +44,7 @@ class TorchPredictor(BasePredictor):
             logits, iou = self.model.predict_masks(
                 self._embedding, points[None], point_labels[None], multimask_output=True
             )
-        return logits[0], iou[0]
+        return logits[0].float().cpu().numpy(), iou[0].float().cpu().numpy()
 
     def _embedding_to_numpy(self, embedding: torch.Tensor) -> np.ndarray:
         return embedding.detach().to("cpu", torch.float32).numpy().copy()

@@ -57,8 +57,12 @@ def test_masks_are_bicubic_logits_above_zero(predictor) -> None:
     masks, _, logits = predictor.predict(box=np.array([5, 5, 60, 40]))
     up = torch.nn.functional.interpolate(
         torch.from_numpy(logits)[None], size=(H, W), mode="bicubic", align_corners=False
-    )[0]
-    np.testing.assert_array_equal(masks, (up > 0).numpy())
+    )[0].numpy()
+    # upsampled with OpenCV's bicubic (same kernel, float32 rounding): pixels differ only where the
+    # interpolated logit is within rounding of the threshold
+    differ = masks != (up > 0)
+    assert differ.mean() <= 1e-3
+    assert np.abs(up[differ]).max(initial=0.0) < 1e-3
 
 
 def test_single_output_is_the_best_candidate(predictor) -> None:
