@@ -148,3 +148,25 @@ def test_make_synthetic_stage_writes_every_layout(tmp_path):
         == 0
     )
     assert (tmp_path / "c" / "annotations.json").is_file()
+
+
+def test_presets_and_options_reach_the_configs(tmp_path):
+    from efficientsam_studio.cli.main import build_parser
+    from trainer.finetune.cli import build_configs
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["train", "--encoder", "vit_s", "--data", str(tmp_path), "--out", str(tmp_path / "r")]
+    )
+    finetune, train = build_configs(args)
+    assert finetune.encoder == "vit_s" and train.lr == 4e-4 and train.weight_decay == 0.1
+    assert train.betas == (0.9, 0.999) and train.decay == "linear" and train.epochs == 5
+    assert train.batch_size * train.accum == 128 and finetune.loss.focal_weight == 20
+    args = parser.parse_args([
+        "train", "--preset", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+        "--focal-weight", "2", "--output-loss", "min", "--max-masks", "3", "--init", "scratch",
+    ])  # fmt: skip
+    finetune, train = build_configs(args)
+    assert finetune.encoder == "tiny" and finetune.loss.focal_weight == 2
+    assert finetune.loss.min_over_outputs and not finetune.loss.min_only_for_ambiguous
+    assert finetune.data_config.max_masks == 3 and train.accum == 1

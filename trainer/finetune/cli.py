@@ -95,6 +95,7 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--iterative-clicks", type=int, help="finetune: corrective clicks per prompt")
     group.add_argument("--min-stability", type=float, help="finetune: skip SA-1B masks below this score")
     group.add_argument("--clip-grad", type=float, help="finetune: clip the gradient norm (0: off)")
+    group.add_argument("--focal-weight", type=float, help="finetune: weight of the focal term (dice: 1)")
     group.add_argument(
         "--output-loss",
         choices=list(OUTPUT_LOSSES),
