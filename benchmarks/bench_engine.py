@@ -15,10 +15,19 @@ implementations get random weights (seed 0) and the same random 1920x1080 RGB ui
 - ``peak_rss_mb``: after loading, encoding and single-prompt decoding (the interactive path); ours
   also reports ``peak_rss_after_batch_mb``, after the batched decode.
 
+``--decoder-only`` measures only the decoder cost per prompt of "segment everything" (ours, one
+process per model): ``predict_batch`` of 64 single-point prompts, low-res logits only, divided by 64
+(``predict_batch_ms_per_prompt``), and the model's decoder on the same 64 prompts two ways, alternated
+run by run: ``shared_ms_per_prompt`` (one image embedding shared by all prompts, as ``predict_batch``
+decodes) and ``per_prompt_copy_ms_per_prompt`` (every prompt with its own copy of the embedding, the
+decoder's previous behaviour: all image-token work repeated per prompt), with their largest logit and
+IoU difference.
+
 Usage::
 
     python benchmarks/bench_engine.py --published-code /tmp/EfficientSAM   # a clone of yformer/EfficientSAM
     python benchmarks/bench_engine.py --models vit_t --repeats 3             # ours only
+    python benchmarks/bench_engine.py --models vit_t --decoder-only          # decoder per prompt, 64 prompts
 
 Prints one JSON document. Every worker makes one warm-up run, then ``--repeats`` timed runs; the
 ``--rounds`` workers of each configuration alternate between ours and the published code, so both
@@ -167,6 +176,74 @@ def worker_published(model_name: str, repeats: int, decoder_repeats: int, code_d
     }
 
 
+DECODER_PROMPTS = 64
+
+
+def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
+    """Decoder cost per prompt for 64 single-point prompts: shared embedding vs a copy per prompt."""
+    import numpy as np
+    import torch
+
+    from efficientsam_studio.engine import TorchPredictor
+    from efficientsam_studio.engine.prompts import to_model_space
+    from efficientsam_studio.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_name).eval()
+    predictor = TorchPredictor(model, model_name, "cpu")
+    predictor.set_image(_image())
+    side = int(DECODER_PROMPTS**0.5)
+    grid = [[x, y] for x in np.linspace(60, 1860, side) for y in np.linspace(60, 1020, side)]
+    coords = np.array(grid, dtype=np.float32)[:, None]  # (64, 1, 2) pixels
+    labels = np.ones((DECODER_PROMPTS, 1), np.float32)
+    batch = _timed(lambda: predictor.predict_batch(coords, labels, return_masks=False), decoder_repeats)
+
+    embedding = torch.from_numpy(predictor.get_image_embedding())  # (1, 256, 64, 64)
+    chunk = predictor.decode_chunk
+    points = to_model_space(torch.from_numpy(coords), predictor.original_size, model.img_size)
+    point_labels = torch.from_numpy(labels)
+
+    def decode(shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, DECODER_PROMPTS, chunk):
+                p, lab = points[start : start + chunk], point_labels[start : start + chunk]
+                if shared:  # (1, Q, ...): one embedding for the chunk's Q prompts
+                    out = model.predict_masks(embedding, p[None], lab[None])
+                else:  # (Q, 1, ...): a copy of the embedding per prompt
+                    copies = embedding.expand(len(p), -1, -1, -1).contiguous()
+                    out = model.predict_masks(copies, p[:, None], lab[:, None])
+                outputs.append([t.reshape(len(p), *t.shape[2:]) for t in out])
+        return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+
+    shared_logits, shared_iou = decode(True)  # also the warm-up runs
+    copy_logits, copy_iou = decode(False)
+    times: dict[str, dict[str, list[float]]] = {key: {"wall": [], "cpu": []} for key in ("shared", "copy")}
+    for _ in range(decoder_repeats):  # alternate, so both see the same machine load
+        for key, shared in (("shared", True), ("copy", False)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            decode(shared)
+            times[key]["wall"].append((time.perf_counter() - start) * 1000)
+            times[key]["cpu"].append((time.process_time() - start_cpu) * 1000)
+
+    def per_prompt(summary: dict) -> dict:
+        return {k: round(summary[k] / DECODER_PROMPTS, 2) for k in ("median", "min", "cpu_median")}
+
+    shared_s, copy_s = _summary(times["shared"]), _summary(times["copy"])
+    return {
+        "prompts": DECODER_PROMPTS,
+        "decode_chunk": chunk,
+        "predict_batch_ms_per_prompt": per_prompt(_summary(batch)),
+        "shared_ms_per_prompt": per_prompt(shared_s),
+        "per_prompt_copy_ms_per_prompt": per_prompt(copy_s),
+        "speedup_median": round(copy_s["median"] / shared_s["median"], 2),
+        "speedup_min": round(copy_s["min"] / shared_s["min"], 2),
+        "max_abs_diff_logits": float((shared_logits - copy_logits).abs().max()),
+        "max_abs_diff_iou": float((shared_iou - copy_iou).abs().max()),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def _run_worker(impl: str, model_name: str, args: argparse.Namespace) -> dict:
     command = [
         sys.executable, __file__, "--worker", impl, "--models", model_name,
@@ -220,14 +297,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, help="torch intra-op threads in every worker (default: torch's choice)"
     )
+    parser.add_argument(
+        "--decoder-only",
+        action="store_true",
+        help="only the decoder cost per prompt of 64 prompts on one image: "
+        "shared embedding vs a copy per prompt",
+    )
     parser.add_argument("--worker", choices=["studio", "published"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker:
+    if args.worker or args.decoder_only:
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
+    if args.decoder_only:
+        report = {"machine": _machine(), "image_hw": list(IMAGE_HW), "results": {}}
+        for model_name in args.models:
+            report["results"][model_name] = worker_decoder(model_name, args.decoder_repeats)
+        report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.worker:
         model_name = args.models[0]
         if args.worker == "studio":
             result = worker_studio(model_name, args.repeats, args.decoder_repeats)

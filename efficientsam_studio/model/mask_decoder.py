@@ -75,8 +75,13 @@ class MaskDecoder(nn.Module):
         """
         b, q, n, d = sparse_prompt_embeddings.shape
         _, c, h, w = image_embeddings.shape
-        per_query = image_embeddings[:, None].expand(b, q, c, h, w).reshape(b * q, c, h, w)
-        masks, iou = self.predict_masks(per_query, image_pe, sparse_prompt_embeddings.reshape(b * q, n, d))
+        if b == 1:
+            # one image: its tokens stay shared (batch 1) and broadcast against the Q prompts, so the
+            # prompt-independent work of the decoder runs once, not once per prompt
+            shared = image_embeddings
+        else:
+            shared = image_embeddings[:, None].expand(b, q, c, h, w).reshape(b * q, c, h, w)
+        masks, iou = self.predict_masks(shared, image_pe, sparse_prompt_embeddings.reshape(b * q, n, d))
         selected = slice(1, None) if multimask_output else slice(0, 1)
         masks, iou = masks[:, selected], iou[:, selected]
         return masks.reshape(b, q, *masks.shape[1:]), iou.reshape(b, q, -1)
@@ -84,17 +89,22 @@ class MaskDecoder(nn.Module):
     def predict_masks(
         self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, prompt_tokens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(M, D, h, w)`` embeddings, ``(M, N, D)`` tokens -> 4 masks ``(M, 4, 4h, 4w)``, IoU ``(M, 4)``."""
+        """``(M|1, D, h, w)`` embeddings, ``(M, N, D)`` tokens -> 4 masks ``(M, 4, 4h, 4w)``, IoU ``(M, 4)``.
+
+        One embedding (batch 1) is shared by all M prompts: the image-only projections of the first
+        transformer layer are computed once and broadcast (see :class:`TwoWayTransformer`).
+        """
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
         tokens = torch.cat([output_tokens, prompt_tokens], dim=1)
 
-        m, c, h, w = image_embeddings.shape
+        _, c, h, w = image_embeddings.shape
         hs, src = self.transformer(image_embeddings, image_pe, tokens)
+        m = src.shape[0]
         iou_token_out = hs[:, 0]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]
 
-        upscaled = src.transpose(1, 2).reshape(m, c, h, w)
+        upscaled = src.reshape(m, h, w, c).permute(0, 3, 1, 2)  # channels-last view, no copy
         for layer in self.final_output_upscaling_layers:
             upscaled = layer(upscaled)
         hyper_in = torch.stack(

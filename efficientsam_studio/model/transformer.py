@@ -39,9 +39,13 @@ class DecoderAttention(nn.Module):
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Inputs of batch 1 are shared by all B of the others: they are projected once, and their
+        heads are expanded (a view, no copy) to batch B, which keeps the fused attention kernel."""
         q = self._split_heads(self.q_proj(q))
         k = self._split_heads(self.k_proj(k))
         v = self._split_heads(self.v_proj(v))
+        batch = max(q.shape[0], k.shape[0], v.shape[0])
+        q, k, v = (x.expand(batch, -1, -1, -1) for x in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, D / heads)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
@@ -87,7 +91,8 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        # (the per-prompt term first: a batch-1 ``keys`` then broadcasts on the fast path)
+        keys = self.norm4(self.cross_attn_image_to_token(k, q, queries) + keys)
         return queries, keys
 
 

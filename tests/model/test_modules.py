@@ -147,3 +147,32 @@ def test_layernorm2d_normalises_each_pixel_over_channels() -> None:
         var = (x - mean).pow(2).mean(1, keepdim=True)
         expected = norm.weight[:, None, None] * (x - mean) / torch.sqrt(var + 1e-6) + norm.bias[:, None, None]
         torch.testing.assert_close(norm(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_prompts_sharing_one_embedding_equal_prompts_with_their_own_copy(tiny, multimask) -> None:
+    torch.manual_seed(3)
+    embedding = torch.randn(1, 256, 64, 64)
+    points = torch.rand(1, 5, 3, 2) * 1024
+    labels = torch.tensor([[[1, 0, -1], [2, 3, -1], [1, 1, 1], [0, 1, -1], [2, 3, 1]]]).float()
+    with torch.no_grad():
+        shared_logits, shared_iou = tiny.predict_masks(embedding, points, labels, multimask)  # (1, 5, ...)
+        own_logits, own_iou = tiny.predict_masks(  # (5, 1, ...): every prompt with its own embedding
+            embedding.expand(5, -1, -1, -1).contiguous(), points[0][:, None], labels[0][:, None], multimask
+        )
+    assert shared_logits.shape == (1, 5, 3 if multimask else 1, 256, 256)
+    torch.testing.assert_close(shared_logits[0], own_logits[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(shared_iou[0], own_iou[:, 0], atol=1e-5, rtol=0)
+
+
+def test_attention_broadcasts_batch_one_inputs() -> None:
+    torch.manual_seed(0)
+    attention = DecoderAttention(32, num_heads=4, downsample_rate=2)
+    queries, image = torch.randn(3, 5, 32), torch.randn(1, 40, 32)
+    with torch.no_grad():
+        shared = attention(queries, image, image)
+        copied = attention(queries, image.expand(3, -1, -1), image.expand(3, -1, -1))
+        image_queries = attention(image, queries, queries)
+    assert shared.shape == (3, 5, 32) and image_queries.shape == (3, 40, 32)
+    torch.testing.assert_close(shared, copied, atol=1e-6, rtol=0)
+    torch.testing.assert_close(image_queries, attention(image.expand(3, -1, -1), queries, queries))
