@@ -85,7 +85,8 @@ def test_manual_paths_and_exports_run_without_any_runtime(studio, tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "extra"),
     [
-        (("segment", "{images}/chelsea.png", "--point", "10,10"), "[train]"),
+        (("segment", "{images}/chelsea.png", "--point", "10,10"), "[cpu]"),
+        (("segment", "{images}/chelsea.png", "--point", "10,10", "--backend", "torch"), "[train]"),
         (
             (
                 "label",
