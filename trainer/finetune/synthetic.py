@@ -42,7 +42,8 @@ class SyntheticConfig:
     ``min_size`` / ``max_size``: image side range in pixels (height and width drawn independently).
     ``shapes``: inclusive range of shapes drawn per image. ``shape_scale``: range of a shape's size as a
     fraction of the image's shorter side. ``min_visible_area``: a shape whose visible part is smaller
-    (pixels) is dropped. ``kinds``: which shapes to draw. ``jpeg_quality``: 1..100.
+    (pixels) is dropped. ``kinds``: which shapes to draw. ``jpeg_quality``: 1..100. ``plain``: flat colours
+only (no gradients, textures or pixel noise), for quick learning checks.
     """
 
     min_size: int = 96
@@ -52,6 +53,7 @@ class SyntheticConfig:
     min_visible_area: int = 64
     kinds: tuple[str, ...] = SHAPE_KINDS
     jpeg_quality: int = 95
+    plain: bool = False
 
 
 @dataclass
@@ -152,7 +154,10 @@ def generate_image(rng: np.random.Generator, config: SyntheticConfig = Synthetic
     """Draw one image with its exact visible masks (at least one shape is always kept)."""
     height = int(rng.integers(config.min_size, config.max_size + 1))
     width = int(rng.integers(config.min_size, config.max_size + 1))
-    image = _background(rng, height, width)
+    if config.plain:
+        image = np.broadcast_to(_random_colour(rng), (height, width, 3)).astype(np.float32)
+    else:
+        image = _background(rng, height, width)
     full_masks: list[np.ndarray] = []
     kinds: list[str] = []
     count = int(rng.integers(config.shapes[0], config.shapes[1] + 1))
@@ -162,11 +167,16 @@ def generate_image(rng: np.random.Generator, config: SyntheticConfig = Synthetic
         if not mask.any():
             continue
         around = image[mask].mean(axis=0)
-        fill = _texture(rng, height, width, _distinct_colour(rng, around))
+        colour = _distinct_colour(rng, around)
+        if config.plain:
+            fill = np.broadcast_to(colour, (height, width, 3))
+        else:
+            fill = _texture(rng, height, width, colour)
         image = np.where(mask[..., None], fill, image)
         full_masks.append(mask)
         kinds.append(kind)
-    image = image + rng.normal(0.0, float(rng.uniform(0.0, 8.0)), size=image.shape)
+    if not config.plain:
+        image = image + rng.normal(0.0, float(rng.uniform(0.0, 8.0)), size=image.shape)
     visible: list[np.ndarray] = []
     kept_kinds: list[str] = []
     covered = np.zeros((height, width), dtype=bool)
