@@ -10,13 +10,11 @@ import pytest
 
 from efficientsam_studio.annotations import masks as mask_ops
 from efficientsam_studio.cli.main import main
-from tests.trainer.test_finetune_learning import requires_learning_run
 from trainer.evaluate import iou
 from trainer.finetune.prompts import mask_to_box
 
 
 @pytest.mark.slow
-@requires_learning_run
 def test_segment_command_with_the_finetuned_checkpoint(finetune_learning_run, tmp_path, capsys):
     run = finetune_learning_run
     document = json.loads(run.heldout_annotations.read_text())
