@@ -7,8 +7,8 @@ that really segments: it segments the synthetic shapes of :mod:`trainer.finetune
 The run is the ``tiny`` preset of ``efsam-studio train`` (batch 1, dice loss, linear decay) with box
 prompts only and lr :data:`LR`, on ``TRAIN_IMAGES`` synthetic images (one large flat-coloured shape on
 a flat background each, :data:`SHAPES`) for one epoch, with one torch thread; the held-out images come
-from another seed. The preset's lr 1e-3 is too high for this from-scratch run (held-out 0.10; 3e-4:
-0.18, 1e-4: 0.37 on textured shapes, see benchmarks/README.md).
+from another seed. lr 1e-3 is too high for this from-scratch run (held-out 0.10; 3e-4: 0.18, 1e-4:
+0.37 on textured shapes, see benchmarks/README.md).
 """
 
 from __future__ import annotations
