@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from efficientsam_studio.cli.train import TrainUsageError, register_stage, world_size
+from efficientsam_studio.cli.train import TrainUsageError, accumulation_steps, register_stage
 
 PRESETS: dict[str, dict] = {
     "paper": {
@@ -80,20 +80,6 @@ def _require(args: argparse.Namespace, *names: str) -> None:
         raise TrainUsageError(f"--stage {args.stage} needs {', '.join(missing)}")
 
 
-def _accumulation(args: argparse.Namespace, preset: dict, batch_size: int) -> int:
-    if args.accum is not None:
-        return args.accum
-    if not preset["global_batch"]:
-        return 1
-    per_step = batch_size * world_size()
-    if preset["global_batch"] % per_step:
-        raise TrainUsageError(
-            f"the preset's global batch {preset['global_batch']} is not a multiple of batch size "
-            f"{batch_size} x {world_size()} processes; choose another --batch-size or give --accum"
-        )
-    return preset["global_batch"] // per_step
-
-
 def run_sami(args: argparse.Namespace) -> int:
     """Train a SAMI student; prints where the encoder weights were written."""
     from trainer.loop import TrainConfig, fit
@@ -122,7 +108,7 @@ def run_sami(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         epochs=_pick(args, "epochs", preset),
         batch_size=batch_size,
-        accum=_accumulation(args, preset, batch_size),
+        accum=accumulation_steps(args, preset, batch_size),
         blr=_pick(args, "blr", preset),
         lr=args.lr if args.lr is not None else (None if args.blr is not None else preset["lr"]),
         warmup_epochs=_pick(args, "warmup_epochs", preset),

@@ -65,6 +65,21 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def accumulation_steps(args: argparse.Namespace, preset: dict, batch_size: int) -> int:
+    """Micro-batches per optimiser step: ``--accum``, or what reaches the preset's global batch."""
+    if args.accum is not None:
+        return args.accum
+    if not preset["global_batch"]:
+        return 1
+    per_step = batch_size * world_size()
+    if preset["global_batch"] % per_step:
+        raise TrainUsageError(
+            f"the preset's global batch {preset['global_batch']} is not a multiple of batch size "
+            f"{batch_size} x {world_size()} processes; choose another --batch-size or give --accum"
+        )
+    return preset["global_batch"] // per_step
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every stage understands. Defaults are None: the stage's preset fills them."""
     parser.add_argument("--stage", help="what to train (see the stage list above)")

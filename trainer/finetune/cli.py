@@ -18,7 +18,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from efficientsam_studio.cli.train import TrainUsageError, register_stage, world_size
+from efficientsam_studio.cli.train import TrainUsageError, accumulation_steps, register_stage
 
 PRESETS: dict[str, dict] = {
     "paper": {
@@ -122,20 +122,6 @@ def _preset(args: argparse.Namespace) -> dict:
     return PRESETS[name]
 
 
-def _accumulation(args: argparse.Namespace, preset: dict, batch_size: int) -> int:
-    if args.accum is not None:
-        return args.accum
-    if not preset["global_batch"]:
-        return 1
-    per_step = batch_size * world_size()
-    if preset["global_batch"] % per_step:
-        raise TrainUsageError(
-            f"the preset's global batch {preset['global_batch']} is not a multiple of batch size "
-            f"{batch_size} x {world_size()} processes; choose another --batch-size or give --accum"
-        )
-    return preset["global_batch"] // per_step
-
-
 def build_configs(args: argparse.Namespace):
     """``(FinetuneConfig, TrainConfig)`` from parsed ``train`` arguments and the preset."""
     from trainer.finetune.datasets import DataConfig, MaskFilter
@@ -183,7 +169,7 @@ def build_configs(args: argparse.Namespace):
         out_dir=Path(args.out),
         epochs=_pick(args, "epochs", preset),
         batch_size=batch_size,
-        accum=_accumulation(args, preset, batch_size),
+        accum=accumulation_steps(args, preset, batch_size),
         lr=args.lr if args.lr is not None else (None if args.blr is not None else preset["lr"]),
         blr=args.blr if args.blr is not None else 1e-4,
         warmup_epochs=_pick(args, "warmup_epochs", preset),
