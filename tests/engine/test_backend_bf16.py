@@ -1,4 +1,4 @@
-"""``backend="torch-bf16"``: bfloat16 encoder, float32 decoder, a cache identity of its own."""
+"""``backend="torch-bf16"``: bfloat16 encoder and decoder, a cache identity of its own."""
 
 from __future__ import annotations
 

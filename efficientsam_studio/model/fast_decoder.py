@@ -1,0 +1,306 @@
+"""Inference-only mask decoder: the same function as :class:`MaskDecoder`, rearranged for speed.
+
+The module form runs every projection of the two-way transformer over the 4,096 image tokens of every
+prompt. This form computes the same result with less work and less memory traffic:
+
+- the image-only work of the first layer (the token-to-image keys and values, the image-to-token
+  queries) runs once per image (:meth:`FastMaskDecoder.prepare`), not once per prompt;
+- projections are folded into the few prompt tokens instead of the 4,096 image tokens. In a
+  token-to-image attention the key projection moves to the queries (``q Wk (x + pe)^T``; the key bias
+  shifts each row of logits by a constant, which the softmax ignores) and the value projection is applied
+  after the attention (rows of the softmax sum to one, so the value bias passes through). In an
+  image-to-token attention the query projection moves into the keys (``(x + pe) Wq^T k^T``) and the
+  output projection into the values, so the image update is one product of the attention weights
+  ``(4096, heads x tokens)`` with ``(heads x tokens, 256)`` rows, added to the residual in the same call;
+- ``(x + pe) A`` is computed as ``x A + pe A`` with ``pe A`` from a product with the shared positional
+  encoding, so no per-prompt ``x + pe`` is ever stored;
+- attention logits are laid out ``(heads, tokens, pixels)``, so softmaxes run along contiguous rows;
+- the two transposed convolutions (kernel 2, stride 2) are plain matrix products on a sub-pixel layout
+  and the masks are put back in raster order once, by a pixel shuffle at 256x256;
+- per-prompt image-sized results are updated in place where the input is no longer needed.
+
+In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
+``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
+bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs), with softmaxes, normalisation statistics and
+the prompt tokens in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .mask_decoder import MaskDecoder
+from .transformer import DecoderAttention, TwoWayAttentionBlock
+
+
+@dataclass
+class ImageContext:
+    """Per-image state of :class:`FastMaskDecoder`.
+
+    ``keys (hw, D)`` the image tokens (in the decoder's dtype); ``t2i_kt (H, d, hw)`` the first
+    token-to-image attention's keys, transposed and scaled, ``t2i_v (H, hw, d)`` its values (float32);
+    ``i2t_qt (H, d, hw)`` the first image-to-token attention's queries, transposed and scaled;
+    ``size`` the ``(h, w)`` of the embedding grid.
+    """
+
+    keys: torch.Tensor
+    t2i_kt: torch.Tensor
+    t2i_v: torch.Tensor
+    i2t_qt: torch.Tensor
+    size: tuple[int, int]
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``(..., n, heads * d) -> (..., heads, n, d)``."""
+    *lead, n, c = x.shape
+    return x.reshape(*lead, n, heads, c // heads).transpose(-3, -2)
+
+
+def _scale(attn: DecoderAttention) -> float:
+    return 1.0 / math.sqrt(attn.internal_dim // attn.num_heads)
+
+
+class FastMaskDecoder:
+    """Decodes prompt tokens against one image with the weights of a :class:`MaskDecoder`.
+
+    Args:
+        decoder: the trained module. The upscaling weights and the positional encoding are copied
+            here, so build a new instance after changing the weights.
+        image_pe: ``(1, D, h, w)`` dense positional encoding of the prompt encoder.
+        dtype: ``torch.float32`` (exact to rounding) or ``torch.bfloat16`` (image-sized products).
+    """
+
+    def __init__(
+        self, decoder: MaskDecoder, image_pe: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.decoder = decoder
+        self.dtype = dtype
+        self.layers: list[TwoWayAttentionBlock] = list(decoder.transformer.layers)
+        self.final_attn: DecoderAttention = decoder.transformer.final_attn_token_to_image
+        self.num_mask_tokens = decoder.num_mask_tokens
+        pe = image_pe.detach().float().flatten(2)[0]  # (D, hw)
+        self.pe = pe.transpose(0, 1).contiguous()  # (hw, D) float32
+        self.pe_t = pe.to(dtype).contiguous()  # (D, hw) in dtype, for products with folded weights
+        self._upscaling = [self._upscaling_weights(seq) for seq in decoder.final_output_upscaling_layers]
+
+    def _upscaling_weights(
+        self, seq: torch.nn.Sequential
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
+        """A kernel-2 stride-2 ConvTranspose as ``(C_in, 4 C_out)`` with columns ordered ``(dy, dx, c)``."""
+        conv, norm = seq[0], seq[1]
+        if tuple(conv.kernel_size) != (2, 2) or tuple(conv.stride) != (2, 2):
+            raise ValueError("the fast decoder needs kernel-2 stride-2 upscaling convolutions")
+        c_in, c_out = conv.weight.shape[:2]
+        weight = conv.weight.detach().permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
+        bias = conv.bias.detach().repeat(4)
+        return weight.to(self.dtype), bias.to(self.dtype), norm
+
+    def to(self, device: torch.device | str) -> FastMaskDecoder:
+        """Moves the copied tensors to ``device`` (the module itself is moved by its owner)."""
+        self.pe, self.pe_t = self.pe.to(device), self.pe_t.to(device)
+        self._upscaling = [(w.to(device), b.to(device), n) for w, b, n in self._upscaling]
+        return self
+
+    @torch.inference_mode()
+    def prepare(self, embedding: torch.Tensor) -> ImageContext:
+        """``(1, D, h, w)`` image embedding -> the per-image context used by :meth:`decode`."""
+        _, _, h, w = embedding.shape
+        keys = embedding.detach()[0].flatten(1).transpose(0, 1).float()  # (hw, D)
+        keys_pe = keys + self.pe
+        first = self.layers[0]
+        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+        t2i_k = _heads(t2i.k_proj(keys_pe), t2i.num_heads) * _scale(t2i)
+        i2t_q = _heads(i2t.q_proj(keys_pe), i2t.num_heads) * _scale(i2t)
+        return ImageContext(
+            keys=keys.to(self.dtype).contiguous(),
+            t2i_kt=t2i_k.transpose(1, 2).contiguous(),
+            t2i_v=_heads(t2i.v_proj(keys), t2i.num_heads).contiguous(),
+            i2t_qt=i2t_q.transpose(1, 2).to(self.dtype).contiguous(),
+            size=(h, w),
+        )
+
+    # -- attention on the image tokens --------------------------------------------------------------
+
+    def _with_pe(self, folded: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``folded (M, R, D)``, ``keys (M, hw, D)`` -> ``folded (keys + pe)^T`` as ``(M, R, hw)`` float32."""
+        m, r, d = folded.shape
+        logits = torch.mm(folded.reshape(m * r, d), self.pe_t).reshape(m, r, -1)
+        logits.baddbmm_(folded, keys.transpose(1, 2))
+        return logits.float()
+
+    def _token_to_image(
+        self, attn: DecoderAttention, queries: torch.Tensor, keys: torch.Tensor
+    ) -> torch.Tensor:
+        """Token-to-image attention on per-prompt image tokens ``keys (M, hw, D)``.
+
+        ``queries (M, T, D)`` float32 (positional encoding included) -> ``(M, T, D)`` float32.
+        """
+        m, t, _ = queries.shape
+        heads = attn.num_heads
+        head_dim = attn.internal_dim // heads
+        q = _heads(attn.q_proj(queries), heads) * _scale(attn)  # (M, H, T, d)
+        wk = attn.k_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
+        folded = (q @ wk).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
+        weights = torch.softmax(self._with_pe(folded, keys), dim=-1).to(self.dtype)
+        pooled = torch.bmm(weights, keys).float().reshape(m, heads, t, -1)  # (M, H, T, D)
+        wv = attn.v_proj.weight.reshape(heads, head_dim, -1)
+        values = pooled @ wv.transpose(1, 2) + attn.v_proj.bias.reshape(heads, 1, head_dim)
+        return attn.out_proj(values.transpose(1, 2).reshape(m, t, attn.internal_dim))
+
+    def _shared_token_to_image(
+        self, attn: DecoderAttention, ctx: ImageContext, queries: torch.Tensor
+    ) -> torch.Tensor:
+        """First-layer token-to-image attention against the shared keys and values of ``ctx``."""
+        m, t, _ = queries.shape
+        heads = attn.num_heads
+        q = _heads(attn.q_proj(queries), heads)  # (M, H, T, d)
+        q = q.transpose(0, 1).reshape(heads, m * t, -1)  # every prompt's queries of a head in one product
+        weights = torch.softmax(torch.bmm(q, ctx.t2i_kt), dim=-1)  # (H, M*T, hw)
+        out = torch.bmm(weights, ctx.t2i_v)  # (H, M*T, d)
+        out = out.reshape(heads, m, t, -1).permute(1, 2, 0, 3).reshape(m, t, attn.internal_dim)
+        return attn.out_proj(out)
+
+    def _image_to_token_update(
+        self,
+        attn: DecoderAttention,
+        norm: torch.nn.LayerNorm,
+        keys: torch.Tensor,
+        ctx: ImageContext | None,
+        tokens_pe: torch.Tensor,
+        tokens: torch.Tensor,
+    ) -> torch.Tensor:
+        """``norm(keys + image_to_token(keys + pe, tokens + pe, tokens))`` -> ``(M, hw, D)``.
+
+        With ``ctx`` (first layer) the image queries are the shared ones of ``ctx`` and ``keys`` is the
+        shared ``(hw, D)``; otherwise ``keys (M, hw, D)`` is per prompt and is overwritten.
+        """
+        m, t, _ = tokens.shape
+        heads = attn.num_heads
+        head_dim = attn.internal_dim // heads
+        k = _heads(attn.k_proj(tokens_pe), heads)  # (M, H, T, d)
+        # logits laid out (M, H, T, hw): the softmax over the T tokens runs along contiguous rows
+        if ctx is not None:
+            k_all = k.to(self.dtype).transpose(0, 1).reshape(heads, m * t, head_dim)
+            logits = torch.bmm(k_all, ctx.i2t_qt).float().reshape(heads, m, t, -1).transpose(0, 1)
+        else:
+            wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
+            folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
+            bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
+            logits = self._with_pe(folded, keys).reshape(m, heads, t, -1).add_(bias)
+        weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
+        v = _heads(attn.v_proj(tokens), heads)  # (M, H, T, d)
+        wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
+        rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
+        if ctx is not None:
+            updated = torch.baddbmm(keys.unsqueeze(0).expand(m, -1, -1), weights.transpose(1, 2), rows)
+        else:
+            updated = keys.baddbmm_(weights.transpose(1, 2), rows)
+        return F.layer_norm(
+            updated, norm.normalized_shape, norm.weight.to(self.dtype), norm.bias.to(self.dtype), norm.eps
+        )
+
+    # -- the decoder ---------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def transformer(self, ctx: ImageContext, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tokens (M, T, D)`` -> ``(queries (M, T, D) float32, image tokens (M, hw, D) in dtype)``."""
+        queries, query_pe = tokens, tokens
+        keys = ctx.keys
+        for index, layer in enumerate(self.layers):
+            if not layer.skip_first_layer_pe:
+                queries = queries + query_pe
+            queries = layer.norm1(queries + layer.self_attn(queries, queries, queries))
+            t2i = layer.cross_attn_token_to_image
+            if index == 0:
+                attn = self._shared_token_to_image(t2i, ctx, queries + query_pe)
+            else:
+                attn = self._token_to_image(t2i, queries + query_pe, keys)
+            queries = layer.norm2(queries + attn)
+            queries = layer.norm3(queries + layer.mlp(queries))
+            keys = self._image_to_token_update(
+                layer.cross_attn_image_to_token,
+                layer.norm4,
+                keys,
+                ctx if index == 0 else None,
+                queries + query_pe,
+                queries,
+            )
+        attn = self._token_to_image(self.final_attn, queries + query_pe, keys)
+        return self.decoder.transformer.norm_final_attn(queries + attn), keys
+
+    @torch.inference_mode()
+    def upscale_masks(self, ctx: ImageContext, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """Image tokens ``(M, hw, D)`` and hypernetwork outputs ``(M, K, C)`` -> logits ``(M, K, 4h, 4w)``."""
+        m = keys.shape[0]
+        h, w = ctx.size
+        x = keys.reshape(-1, keys.shape[-1])
+        steps = len(self._upscaling)
+        for weight, bias, norm in self._upscaling:
+            x = torch.addmm(bias, x, weight)  # rows: pixels, columns (dy, dx, c)
+            c_out = weight.shape[1] // 4
+            x = x.reshape(m, -1, c_out)  # (M, pixels, C) with pixels in sub-pixel order
+            if isinstance(norm, torch.nn.GroupNorm):
+                x = self._group_norm(x, norm)
+            torch.ops.aten.gelu_(x)
+            x = x.reshape(-1, c_out)
+        masks = torch.bmm(hyper.to(x.dtype), x.reshape(m, -1, x.shape[-1]).transpose(1, 2))  # (M, K, pixels)
+        # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...): sub-pixel offsets to channels ordered
+        # (dy1, dy2, ..., dx1, dx2, ...), then one pixel shuffle puts them in raster order
+        k = masks.shape[1]
+        grid = masks.float().reshape(m * k, h, w, *([2, 2] * steps))
+        order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
+        sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
+        return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps)
+
+    def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
+        """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel."""
+        if norm.num_groups != 1:
+            raise ValueError("the fast decoder supports GroupNorm with one group")
+        flat = x.reshape(x.shape[0], -1)
+        count = flat.shape[1]
+        # centred in place first, so the variance has no cancellation; the sums accumulate in float32
+        flat.sub_((flat.sum(1).float() / count).to(x.dtype)[:, None])
+        if x.dtype == torch.float32:
+            squares = torch.stack([torch.dot(row, row) for row in flat])  # BLAS: accurate to ~1e-7
+        else:
+            squares = torch.linalg.vector_norm(flat, dim=1).float().square()
+        rstd = torch.rsqrt(squares / count + norm.eps).reshape(-1, 1, 1)
+        scale = rstd * norm.weight.float()  # (M, 1, C)
+        shift = norm.bias.float().expand_as(scale)
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+    @torch.inference_mode()
+    def decode_tokens(
+        self, ctx: ImageContext, prompt_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs the transformer: ``prompt_tokens (M, N, D)`` -> ``(output tokens, image tokens)``."""
+        dec = self.decoder
+        output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+        output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
+        return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1))
+
+    @torch.inference_mode()
+    def predict_iou(self, queries: torch.Tensor) -> torch.Tensor:
+        """Predicted IoU of all mask tokens, ``(M, num_mask_tokens)``."""
+        return self.decoder.iou_prediction_head(queries[:, 0])
+
+    @torch.inference_mode()
+    def mask_logits(
+        self, ctx: ImageContext, queries: torch.Tensor, keys: torch.Tensor, mask_ids: list[int]
+    ) -> torch.Tensor:
+        """Logits ``(M, len(mask_ids), 4h, 4w)`` of the mask tokens ``mask_ids`` (0 = single-mask output)."""
+        mlps = self.decoder.output_hypernetworks_mlps
+        hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in mask_ids], dim=1)  # (M, K, C)
+        return self.upscale_masks(ctx, keys, hyper)
+
+    def decode(
+        self, ctx: ImageContext, prompt_tokens: torch.Tensor, multimask_output: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prompt_tokens (M, N, D)`` -> logits ``(M, K, 4h, 4w)`` float32 and IoU ``(M, K)``, K = 3 or 1."""
+        queries, keys = self.decode_tokens(ctx, prompt_tokens)
+        selected = list(range(1, self.num_mask_tokens)) if multimask_output else [0]
+        return self.mask_logits(ctx, queries, keys, selected), self.predict_iou(queries)[:, selected]
