@@ -22,6 +22,7 @@ import numpy as np
 
 from efficientsam_studio.annotations import masks
 from efficientsam_studio.engine import amg_filters as F
+from efficientsam_studio.engine.numpy_predictor import NumpyPredictor
 from efficientsam_studio.errors import StudioError
 
 ProgressCallback = Callable[[int, int], None]
@@ -188,7 +189,9 @@ class _Mask:
         return int(np.count_nonzero(self.region_mask))
 
 
-def decode_point_prompts(predictor: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def decode_point_prompts(
+    predictor: Any, points: np.ndarray, min_score: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode each point as its own single positive prompt on the image set on ``predictor``.
 
     Uses the predictor's batched decode (``predict_batch(..., return_masks=False)``), so no
@@ -196,17 +199,23 @@ def decode_point_prompts(predictor: Any, points: np.ndarray) -> tuple[np.ndarray
 
     Args:
         points: ``(B, 2)`` of ``(x, y)`` in pixels of the image given to ``set_image``.
+        min_score: candidates scored at most this are not wanted: engine predictors may skip their
+            masks (their logits are then ``-inf``); see ``predict_batch``.
 
     Returns:
         ``(iou, low_res_logits)``: float32 ``(B, 3)`` predicted IoU and float32 ``(B, 3, h, w)`` logits
         (``h = w = 256`` for EfficientSAM), candidate order irrelevant.
     """
     points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    extra = (
+        {"min_score": min_score} if min_score is not None and isinstance(predictor, NumpyPredictor) else {}
+    )
     _, scores, logits = predictor.predict_batch(
         point_coords=points[:, None, :],  # (B, 1, 2): one point per prompt
         point_labels=np.ones((len(points), 1), dtype=np.float32),
         multimask_output=True,
         return_masks=False,
+        **extra,
     )
     return np.asarray(scores, dtype=np.float32), np.asarray(logits, dtype=np.float32)
 
@@ -298,7 +307,8 @@ class AutomaticMaskGenerator:
                 batch = points[pending[: params.points_per_batch]]
                 pending = pending[params.points_per_batch :]
                 started = time.perf_counter()
-                iou, logits = decode_point_prompts(self.predictor, batch)
+                # candidates not above pred_iou_thresh are dropped first thing: no need for their masks
+                iou, logits = decode_point_prompts(self.predictor, batch, params.pred_iou_thresh)
                 stats.decode_s += time.perf_counter() - started
                 started = time.perf_counter()
                 before = len(candidates)

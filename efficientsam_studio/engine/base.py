@@ -64,6 +64,7 @@ class Predictor(Protocol):
         prompts: Sequence[Prompt] | None = None,
         multimask_output: bool = True,
         return_masks: bool = True,
+        min_score: float | None = None,
     ) -> BatchPrediction: ...
 
     def masks_from_logits(self, low_res_logits: np.ndarray) -> np.ndarray: ...

@@ -208,12 +208,17 @@ class NumpyPredictor(ABC):
         prompts: Sequence[Prompt] | None = None,
         multimask_output: bool = True,
         return_masks: bool = True,
+        min_score: float | None = None,
     ) -> BatchPrediction:
         """Decode Q prompts in few decoder calls: ``point_coords (Q, N, 2)`` with ``point_labels (Q, N)``
         and/or ``boxes (Q, 4)``, or ``prompts`` (a list of Prompt of any lengths). Each prompt follows
         the point policy of :meth:`predict` (its PromptInfo is in ``infos``). See
         :class:`BatchPrediction` for the outputs; ``return_masks=False`` skips the upsampling, which
-        keeps memory small for many prompts (:meth:`masks_from_logits` upsamples the ones kept later)."""
+        keeps memory small for many prompts (:meth:`masks_from_logits` upsamples the ones kept later).
+
+        ``min_score``: candidates whose predicted IoU is not above it are not wanted. Backends that can
+        (the torch backends) then skip the mask computation of the prompts whose candidates all fall
+        below it, and return those candidates' logits as ``-inf``; the scores are always computed."""
         h, w = self._require_image()
         if prompts is None:
             prompts = prompts_from_arrays(point_coords, point_labels, boxes)
@@ -235,7 +240,9 @@ class NumpyPredictor(ABC):
         logit_parts, score_parts = [], []
         for start in range(0, len(encoded), self.decode_chunk):
             chunk = slice(start, start + self.decode_chunk)
-            logits, scores = self._decode_sorted(all_coords[chunk], all_labels[chunk], multimask_output)
+            logits, scores = self._decode_sorted(
+                all_coords[chunk], all_labels[chunk], multimask_output, min_score
+            )
             logit_parts.append(logits)
             score_parts.append(scores)
         logits = np.concatenate(logit_parts)
@@ -246,10 +253,17 @@ class NumpyPredictor(ABC):
         """``(..., 256, 256)`` logits of the current image -> bool masks ``(..., H, W)``."""
         return masks_from_logits(low_res_logits, self._require_image())
 
-    def _decode_sorted(
-        self, coords: np.ndarray, labels: np.ndarray, multimask_output: bool
+    def _decode_above(
+        self, coords: np.ndarray, labels: np.ndarray, min_score: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        logits, scores = self._decode(coords, labels)
+        """:meth:`_decode`, free to leave out (as ``-inf``) the logits of candidates scored at most
+        ``min_score``; this base computes them all."""
+        return self._decode(coords, labels)
+
+    def _decode_sorted(
+        self, coords: np.ndarray, labels: np.ndarray, multimask_output: bool, min_score: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        logits, scores = self._decode_above(coords, labels, min_score)
         logits, scores = sort_by_score(logits.astype(np.float32), scores.astype(np.float32))
         if not multimask_output:
             logits, scores = logits[:, :1], scores[:, :1]

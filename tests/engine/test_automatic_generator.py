@@ -156,7 +156,10 @@ def test_the_real_engine_with_relaxed_filters_gives_consistent_full_size_masks(t
     predictor = load_predictor("tiny", checkpoint=tiny_checkpoint, device="cpu", backend="torch")
     image, _ = _scene()
     params = AutomaticMaskParams(
-        points_per_side=2, pred_iou_thresh=-1.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
+        points_per_side=2,
+        pred_iou_thresh=-1.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=1.0,
         min_mask_area=0,
     )
     generator = AutomaticMaskGenerator(predictor, params)
@@ -190,3 +193,48 @@ def test_skipping_covered_points_decodes_fewer_points_and_finds_the_same_objects
     skipped = generator.last_stats.skipped_points
     assert skipped > 0 and lean.calls == full.calls - skipped
     assert seen[-1] == (256, 256)
+
+
+class _OpaquePredictor:
+    """Forwards to an engine predictor without being one: the generator cannot ask it to skip masks."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def set_image(self, image):
+        self.inner.set_image(image)
+
+    def predict_batch(self, **kwargs):
+        assert "min_score" not in kwargs
+        return self.inner.predict_batch(**kwargs)
+
+
+def test_skipping_the_masks_of_low_scored_prompts_changes_no_result(tiny_checkpoint, monkeypatch):
+    """The torch predictor leaves out the masks of prompts whose candidates all fail ``pred_iou_thresh``;
+    the generator's output is the same as with every mask computed."""
+    from efficientsam_studio.engine import load_predictor
+
+    predictor = load_predictor("tiny", checkpoint=tiny_checkpoint, device="cpu", backend="torch")
+    image, _ = _scene()
+    predictor.set_image(image)
+    grid = np.stack(np.meshgrid(np.linspace(20, 300, 4), np.linspace(15, 225, 4)), -1).reshape(-1, 1, 2)
+    scores = predictor.predict_batch(grid, np.ones((16, 1)), return_masks=False).scores
+    threshold = float(np.median(scores.max(axis=1)))  # about half the prompts have a candidate above
+    params = AutomaticMaskParams(
+        points_per_side=4, pred_iou_thresh=threshold, stability_score_thresh=0.0, min_mask_area=0
+    )
+    upscaled = []
+    original = predictor.fast_decoder.mask_logits
+
+    def counting(context, queries, keys, mask_ids):
+        upscaled.append(len(queries))
+        return original(context, queries, keys, mask_ids)
+
+    monkeypatch.setattr(predictor.fast_decoder, "mask_logits", counting)
+    masks = AutomaticMaskGenerator(predictor, params).generate(image)
+    skipped_run = sum(upscaled)
+    full = AutomaticMaskGenerator(_OpaquePredictor(predictor), params).generate(image)
+    assert 0 < skipped_run < 16 and sum(upscaled) - skipped_run == 16
+    assert masks
+    assert [m.rle for m in masks] == [m.rle for m in full]
+    assert [m.predicted_iou for m in masks] == pytest.approx([m.predicted_iou for m in full], abs=1e-6)

@@ -228,3 +228,22 @@ def test_torch_backends_without_torch_say_what_to_install(backend: str) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert f"the {backend} backend needs torch: pip install 'efficientsam-studio[train]'" in out
     assert "backend 'onnx' or 'auto'" in out
+
+
+def test_min_score_skips_only_masks_that_are_not_wanted(tiny_checkpoint) -> None:
+    """Prompts whose candidates all score at most ``min_score`` get ``-inf`` logits; the others, and
+    every score, equal a full decode."""
+    predictor = load_predictor("tiny", tiny_checkpoint, "cpu", backend="torch")
+    image = np.random.default_rng(4).integers(0, 255, size=(90, 120, 3), dtype=np.uint8)
+    predictor.set_image(image)
+    coords = np.array([[[10, 10]], [[60, 45]], [[100, 80]], [[30, 70]]], dtype=np.float32)
+    labels = np.ones((4, 1), dtype=np.float32)
+    full = predictor.predict_batch(coords, labels, return_masks=False)
+    threshold = float(np.median(full.scores.max(axis=1)))
+    partial = predictor.predict_batch(coords, labels, return_masks=False, min_score=threshold)
+
+    np.testing.assert_allclose(partial.scores, full.scores, atol=1e-6)
+    wanted = (full.scores > threshold).any(axis=1)
+    assert wanted.any() and not wanted.all()
+    np.testing.assert_allclose(partial.low_res_logits[wanted], full.low_res_logits[wanted], atol=1e-5)
+    assert np.isneginf(partial.low_res_logits[~wanted]).all()
