@@ -45,6 +45,7 @@ from torch import nn
 from efficientsam_studio.engine.cache import state_dict_checksum
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD, EfficientSam, resize_pos_embed
+from efficientsam_studio.model.fast_decoder import FastMaskDecoder
 
 log = logging.getLogger(__name__)
 
@@ -161,21 +162,25 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    """Prompts in original pixels -> the 3 multimask logits ``(Q, 3, 256, 256)`` and IoU ``(Q, 3)``."""
+    """Prompts in original pixels -> the 3 multimask logits ``(Q, 3, 256, 256)`` and IoU ``(Q, 3)``.
+
+    Decodes with :class:`~efficientsam_studio.model.fast_decoder.FastMaskDecoder` (the module's decoder
+    rearranged for inference); its per-image preparation runs inside the graph on every call.
+    """
 
     def __init__(self, model: EfficientSam) -> None:
         super().__init__()
         self.model = copy.deepcopy(model).float().eval()
         self.max_points = model.max_num_points
         self.img_size = model.img_size
+        with torch.no_grad():
+            image_pe = self.model.prompt_encoder.get_dense_pe()
+        self.decoder = FastMaskDecoder(self.model.mask_decoder, image_pe, torch.float32)
 
-    def forward(
-        self,
-        image_embeddings: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-        orig_im_size: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def prompt_tokens(
+        self, point_coords: torch.Tensor, point_labels: torch.Tensor, orig_im_size: torch.Tensor
+    ) -> torch.Tensor:
+        """``(Q, N, 2)`` original pixels, ``(Q, N)`` labels, ``(H, W)`` -> sparse tokens ``(Q, 6, D)``."""
         q = point_coords.shape[0]
         # pad to max_points then cut: works for any N without a shape-dependent branch
         pad_coords = torch.full((q, self.max_points, 2), -1.0, dtype=point_coords.dtype)
@@ -185,8 +190,18 @@ class DecoderGraph(nn.Module):
         size = orig_im_size.to(torch.float32)
         scale = torch.stack([self.img_size / size[1], self.img_size / size[0]])
         coords = torch.where(coords >= 0, coords * scale, torch.full_like(coords, -1.0))
-        logits, iou = self.model.predict_masks(image_embeddings, coords[None], labels[None], True)
-        return logits[0], iou[0]
+        return self.model.prompt_encoder(coords, labels)
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        orig_im_size: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.prompt_tokens(point_coords, point_labels, orig_im_size)
+        context = self.decoder.prepare(image_embeddings)
+        return self.decoder.decode(context, tokens, multimask_output=True)
 
 
 # -- export ------------------------------------------------------------------------------------------

@@ -27,8 +27,11 @@ the prompt tokens in float32.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +55,22 @@ class ImageContext:
     t2i_v: torch.Tensor
     i2t_qt: torch.Tensor
     size: tuple[int, int]
+
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def _inference(fn: _F) -> _F:
+    """Runs ``fn`` under ``torch.inference_mode`` in eager mode; traced as is by ``torch.export``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.compiler.is_exporting():
+            return fn(*args, **kwargs)
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -105,7 +124,7 @@ class FastMaskDecoder:
         self._upscaling = [(w.to(device), b.to(device), n) for w, b, n in self._upscaling]
         return self
 
-    @torch.inference_mode()
+    @_inference
     def prepare(self, embedding: torch.Tensor) -> ImageContext:
         """``(1, D, h, w)`` image embedding -> the per-image context used by :meth:`decode`."""
         _, _, h, w = embedding.shape
@@ -205,7 +224,7 @@ class FastMaskDecoder:
 
     # -- the decoder ---------------------------------------------------------------------------------
 
-    @torch.inference_mode()
+    @_inference
     def transformer(self, ctx: ImageContext, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``tokens (M, T, D)`` -> ``(queries (M, T, D) float32, image tokens (M, hw, D) in dtype)``."""
         queries, query_pe = tokens, tokens
@@ -232,7 +251,7 @@ class FastMaskDecoder:
         attn = self._token_to_image(self.final_attn, queries + query_pe, keys)
         return self.decoder.transformer.norm_final_attn(queries + attn), keys
 
-    @torch.inference_mode()
+    @_inference
     def upscale_masks(self, ctx: ImageContext, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
         """Image tokens ``(M, hw, D)`` and hypernetwork outputs ``(M, K, C)`` -> logits ``(M, K, 4h, 4w)``."""
         m = keys.shape[0]
@@ -264,7 +283,9 @@ class FastMaskDecoder:
         count = flat.shape[1]
         # centred in place first, so the variance has no cancellation; the sums accumulate in float32
         flat.sub_((flat.sum(1).float() / count).to(x.dtype)[:, None])
-        if x.dtype == torch.float32:
+        if torch.compiler.is_exporting():
+            squares = (flat * flat).sum(1, dtype=torch.float32)  # traceable for any number of prompts
+        elif x.dtype == torch.float32:
             squares = torch.stack([torch.dot(row, row) for row in flat])  # BLAS: accurate to ~1e-7
         else:
             squares = torch.linalg.vector_norm(flat, dim=1).float().square()
@@ -273,7 +294,7 @@ class FastMaskDecoder:
         shift = norm.bias.float().expand_as(scale)
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
-    @torch.inference_mode()
+    @_inference
     def decode_tokens(
         self, ctx: ImageContext, prompt_tokens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,12 +304,12 @@ class FastMaskDecoder:
         output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
         return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1))
 
-    @torch.inference_mode()
+    @_inference
     def predict_iou(self, queries: torch.Tensor) -> torch.Tensor:
         """Predicted IoU of all mask tokens, ``(M, num_mask_tokens)``."""
         return self.decoder.iou_prediction_head(queries[:, 0])
 
-    @torch.inference_mode()
+    @_inference
     def mask_logits(
         self, ctx: ImageContext, queries: torch.Tensor, keys: torch.Tensor, mask_ids: list[int]
     ) -> torch.Tensor:
