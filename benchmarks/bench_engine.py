@@ -17,11 +17,12 @@ implementations get random weights (seed 0) and the same random 1920x1080 RGB ui
 
 ``--decoder-only`` measures only the decoder cost per prompt of "segment everything" (ours, one
 process per model): ``predict_batch`` of 64 single-point prompts, low-res logits only, divided by 64
-(``predict_batch_ms_per_prompt``), and the model's decoder on the same 64 prompts two ways, alternated
-run by run: ``shared_ms_per_prompt`` (one image embedding shared by all prompts, as ``predict_batch``
-decodes) and ``per_prompt_copy_ms_per_prompt`` (every prompt with its own copy of the embedding, the
-decoder's previous behaviour: all image-token work repeated per prompt), with their largest logit and
-IoU difference.
+(``predict_batch_ms_per_prompt``), and the decoder alone on the same 64 prompt tokens, in chunks of the
+predictor's ``decode_chunk``, several ways alternated run by run: ``module`` (the ``MaskDecoder``
+nn.Module, one embedding shared by the chunk), ``fast`` (``FastMaskDecoder`` in float32, what the torch
+backend runs) and ``fast_bf16`` (bfloat16, on CPUs with fast bfloat16), with their largest logit and IoU
+difference from the module. ``--no-allocator-tuning`` runs it without the glibc settings of
+``engine/allocator.py`` (``EFSAM_ALLOCATOR_TUNING=0``).
 
 Usage::
 
@@ -180,13 +181,15 @@ DECODER_PROMPTS = 64
 
 
 def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
-    """Decoder cost per prompt for 64 single-point prompts: shared embedding vs a copy per prompt."""
+    """Decoder cost per prompt for 64 single-point prompts: the inference decoder against the module."""
     import numpy as np
     import torch
 
     from efficientsam_studio.engine import TorchPredictor
-    from efficientsam_studio.engine.prompts import to_model_space
+    from efficientsam_studio.engine.allocator import tune_allocator
+    from efficientsam_studio.engine.torch_bf16 import bf16_fast_on
     from efficientsam_studio.model import build_model
+    from efficientsam_studio.model.fast_decoder import FastMaskDecoder
 
     torch.manual_seed(0)
     model = build_model(model_name).eval()
@@ -200,48 +203,56 @@ def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
 
     embedding = torch.from_numpy(predictor.get_image_embedding())  # (1, 256, 64, 64)
     chunk = predictor.decode_chunk
-    points = to_model_space(torch.from_numpy(coords), predictor.original_size, model.img_size)
-    point_labels = torch.from_numpy(labels)
+    tokens = predictor.prompt_tokens(coords, labels)  # (64, 6, 256), padded as predict_batch pads
+    pe = model.prompt_encoder.get_dense_pe()
+    decoders = {"fast": FastMaskDecoder(model.mask_decoder, pe)}
+    if bf16_fast_on(torch.device("cpu")):
+        decoders["fast_bf16"] = FastMaskDecoder(model.mask_decoder, pe, torch.bfloat16)
+    contexts = {name: fast.prepare(embedding) for name, fast in decoders.items()}
 
-    def decode(shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(way: str) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = []
         with torch.inference_mode():
             for start in range(0, DECODER_PROMPTS, chunk):
-                p, lab = points[start : start + chunk], point_labels[start : start + chunk]
-                if shared:  # (1, Q, ...): one embedding for the chunk's Q prompts
-                    out = model.predict_masks(embedding, p[None], lab[None])
-                else:  # (Q, 1, ...): a copy of the embedding per prompt
-                    copies = embedding.expand(len(p), -1, -1, -1).contiguous()
-                    out = model.predict_masks(copies, p[:, None], lab[:, None])
-                outputs.append([t.reshape(len(p), *t.shape[2:]) for t in out])
+                part = tokens[start : start + chunk]
+                if way == "module":  # the nn.Module decoder, one embedding shared by the chunk
+                    dec = model.mask_decoder
+                    logits, iou = dec(embedding, pe, part[None])
+                    outputs.append((logits[0], iou[0]))
+                else:
+                    outputs.append(decoders[way].decode(contexts[way], part))
         return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
 
-    shared_logits, shared_iou = decode(True)  # also the warm-up runs
-    copy_logits, copy_iou = decode(False)
-    times: dict[str, dict[str, list[float]]] = {key: {"wall": [], "cpu": []} for key in ("shared", "copy")}
-    for _ in range(decoder_repeats):  # alternate, so both see the same machine load
-        for key, shared in (("shared", True), ("copy", False)):
+    ways = ["module", *decoders]
+    results = {way: decode(way) for way in ways}  # also the warm-up runs
+    times: dict[str, dict[str, list[float]]] = {way: {"wall": [], "cpu": []} for way in ways}
+    for _ in range(decoder_repeats):  # alternate, so every way sees the same machine load
+        for way in ways:
             start, start_cpu = time.perf_counter(), time.process_time()
-            decode(shared)
-            times[key]["wall"].append((time.perf_counter() - start) * 1000)
-            times[key]["cpu"].append((time.process_time() - start_cpu) * 1000)
+            decode(way)
+            times[way]["wall"].append((time.perf_counter() - start) * 1000)
+            times[way]["cpu"].append((time.process_time() - start_cpu) * 1000)
 
     def per_prompt(summary: dict) -> dict:
         return {k: round(summary[k] / DECODER_PROMPTS, 2) for k in ("median", "min", "cpu_median")}
 
-    shared_s, copy_s = _summary(times["shared"]), _summary(times["copy"])
-    return {
+    summaries = {way: _summary(times[way]) for way in ways}
+    module_logits, module_iou = results["module"]
+    out = {
         "prompts": DECODER_PROMPTS,
         "decode_chunk": chunk,
+        "allocator_tuned": tune_allocator(),
         "predict_batch_ms_per_prompt": per_prompt(_summary(batch)),
-        "shared_ms_per_prompt": per_prompt(shared_s),
-        "per_prompt_copy_ms_per_prompt": per_prompt(copy_s),
-        "speedup_median": round(copy_s["median"] / shared_s["median"], 2),
-        "speedup_min": round(copy_s["min"] / shared_s["min"], 2),
-        "max_abs_diff_logits": float((shared_logits - copy_logits).abs().max()),
-        "max_abs_diff_iou": float((shared_iou - copy_iou).abs().max()),
         "threads": torch.get_num_threads(),
     }
+    for way in ways:
+        out[f"{way}_ms_per_prompt"] = per_prompt(summaries[way])
+        if way != "module":
+            logits, iou = results[way]
+            out[f"{way}_speedup_median"] = round(summaries["module"]["median"] / summaries[way]["median"], 2)
+            out[f"{way}_max_abs_diff_logits"] = float((logits - module_logits).abs().max())
+            out[f"{way}_max_abs_diff_iou"] = float((iou - module_iou).abs().max())
+    return out
 
 
 def _run_worker(impl: str, model_name: str, args: argparse.Namespace) -> dict:
@@ -301,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         "--decoder-only",
         action="store_true",
         help="only the decoder cost per prompt of 64 prompts on one image: "
-        "shared embedding vs a copy per prompt",
+        "the inference decoder against the nn.Module decoder",
+    )
+    parser.add_argument(
+        "--no-allocator-tuning",
+        action="store_true",
+        help="with --decoder-only: leave glibc's allocator settings alone (EFSAM_ALLOCATOR_TUNING=0)",
     )
     parser.add_argument("--worker", choices=["studio", "published"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -311,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
+    if args.no_allocator_tuning:
+        os.environ["EFSAM_ALLOCATOR_TUNING"] = "0"
     if args.decoder_only:
         report = {"machine": _machine(), "image_hw": list(IMAGE_HW), "results": {}}
         for model_name in args.models:

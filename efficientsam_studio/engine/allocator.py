@@ -5,13 +5,15 @@ at start, raised on the fly up to 32 MiB) with fresh ``mmap`` calls and returns 
 large temporary of the decoder, a few MiB per prompt, comes back as new pages that the kernel must fault in
 and zero again. Keeping blocks up to 32 MiB in the heap, and trimming the heap only beyond 512 MiB of
 free space at its top, lets the decoder reuse its memory from call to call: about a third less decoder time
-per prompt on the CPU in ``benchmarks/bench_engine.py`` (see ``benchmarks/README.md``).
+per prompt on the CPU (``benchmarks/bench_engine.py --decoder-only``, see ``benchmarks/README.md``).
+``EFSAM_ALLOCATOR_TUNING=0`` in the environment leaves glibc's settings alone.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -26,13 +28,14 @@ _tuned: bool | None = None
 def tune_allocator() -> bool:
     """Applies the settings above once per process; True when glibc accepted them.
 
-    Does nothing (False) outside Linux or on a C library without ``mallopt``.
+    Does nothing (False) outside Linux, on a C library without ``mallopt`` or with
+    ``EFSAM_ALLOCATOR_TUNING=0``.
     """
     global _tuned
     if _tuned is not None:
         return _tuned
     _tuned = False
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get("EFSAM_ALLOCATOR_TUNING") == "0":
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -40,23 +40,32 @@ class TorchPredictor(BasePredictor):
         self.model = model.to(self.device).eval()
         tune_allocator()
         self._fast_decoder: FastMaskDecoder | None = None
+        self._fast_versions: tuple[int, ...] = ()
         self._context: tuple[torch.Tensor, ImageContext] | None = None
 
     @property
     def fast_decoder(self) -> FastMaskDecoder:
-        """The inference decoder, built from the model's current weights on first use."""
-        if self._fast_decoder is None:
+        """The inference decoder. It holds copies of some weights, so it is rebuilt when the model's
+        parameters or buffers change in place (``load_state_dict``, an optimiser step)."""
+        versions = self._weight_versions()
+        if self._fast_decoder is None or versions != self._fast_versions:
             pe = self.model.prompt_encoder.get_dense_pe()
             self._fast_decoder = FastMaskDecoder(self.model.mask_decoder, pe, self.decoder_dtype).to(
                 self.device
             )
+            self._fast_versions = versions
+            self._context = None
         return self._fast_decoder
+
+    def _weight_versions(self) -> tuple[int, ...]:
+        tensors = [*self.model.mask_decoder.parameters(), *self.model.prompt_encoder.buffers()]
+        return tuple(t._version for t in tensors)
 
     def image_context(self) -> ImageContext:
         """The decoder's per-image context for the current embedding (built once per embedding)."""
-        embedding = self._embedding
+        embedding, decoder = self._embedding, self.fast_decoder
         if self._context is None or self._context[0] is not embedding:
-            self._context = (embedding, self.fast_decoder.prepare(embedding))
+            self._context = (embedding, decoder.prepare(embedding))
         return self._context[1]
 
     def reset_image(self) -> None:

@@ -247,3 +247,24 @@ def test_min_score_skips_only_masks_that_are_not_wanted(tiny_checkpoint) -> None
     assert wanted.any() and not wanted.all()
     np.testing.assert_allclose(partial.low_res_logits[wanted], full.low_res_logits[wanted], atol=1e-5)
     assert np.isneginf(partial.low_res_logits[~wanted]).all()
+
+
+def test_decoder_follows_weight_changes(tiny_checkpoint) -> None:
+    """New weights loaded into the model after a decode take effect on the next decode."""
+    predictor = load_predictor("tiny", tiny_checkpoint, "cpu", backend="torch")
+    image = np.random.default_rng(5).integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    predictor.set_image(image)
+    _, _, before = predictor.predict(point_coords=[[20, 30]], point_labels=[1])
+    state = {
+        k: v * 1.5 if "final_output_upscaling" in k else v for k, v in predictor.model.state_dict().items()
+    }
+    predictor.model.load_state_dict(state)
+    _, _, after = predictor.predict(point_coords=[[20, 30]], point_labels=[1])
+    with torch.inference_mode():
+        points = torch.tensor([[[[20.0, 30.0]]]]) * torch.tensor([1024 / 64, 1024 / 64])
+        expected, iou = predictor.model.predict_masks(
+            torch.from_numpy(predictor.get_image_embedding()), points, torch.ones(1, 1, 1)
+        )
+    order = np.argsort(-iou[0, 0].numpy(), kind="stable")
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, expected[0, 0].numpy()[order], atol=1e-4)
