@@ -18,6 +18,9 @@ Decoder ``<model>_decoder.onnx``
     outputs ``low_res_logits`` float32 ``(Q, 3, 256, 256)`` and ``iou_predictions`` ``(Q, 3)``: the three
     multimask outputs in the model's order (unsorted). Upsampling to ``(H, W)`` happens outside, only
     for the masks that are returned (bicubic, see ``onnx_backend``).
+    The graph computes the decoder in the inference form of
+    :class:`~efficientsam_studio.model.fast_decoder.FastMaskDecoder` (same outputs as the module to
+    float32 rounding), its per-image preparation included, so each call is self-contained.
 
 Metadata (``metadata_props``): ``efsam.kind`` (encoder/decoder), ``efsam.model``, ``efsam.weights_sha256``
 (:func:`~efficientsam_studio.engine.cache.state_dict_checksum` of the weights), ``efsam.precision``
@@ -177,10 +180,11 @@ class DecoderGraph(nn.Module):
             image_pe = self.model.prompt_encoder.get_dense_pe()
         self.decoder = FastMaskDecoder(self.model.mask_decoder, image_pe, torch.float32)
 
-    def prompt_tokens(
+    def model_prompts(
         self, point_coords: torch.Tensor, point_labels: torch.Tensor, orig_im_size: torch.Tensor
-    ) -> torch.Tensor:
-        """``(Q, N, 2)`` original pixels, ``(Q, N)`` labels, ``(H, W)`` -> sparse tokens ``(Q, 6, D)``."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Q, N, 2)`` original pixels, ``(Q, N)`` labels, ``(H, W)`` -> ``(Q, 6, 2)`` points in the
+        model's input space and ``(Q, 6)`` labels, padded with -1 (or cut to the first 6)."""
         q = point_coords.shape[0]
         # pad to max_points then cut: works for any N without a shape-dependent branch
         pad_coords = torch.full((q, self.max_points, 2), -1.0, dtype=point_coords.dtype)
@@ -190,7 +194,7 @@ class DecoderGraph(nn.Module):
         size = orig_im_size.to(torch.float32)
         scale = torch.stack([self.img_size / size[1], self.img_size / size[0]])
         coords = torch.where(coords >= 0, coords * scale, torch.full_like(coords, -1.0))
-        return self.model.prompt_encoder(coords, labels)
+        return coords, labels
 
     def forward(
         self,
@@ -199,7 +203,7 @@ class DecoderGraph(nn.Module):
         point_labels: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.prompt_tokens(point_coords, point_labels, orig_im_size)
+        tokens = self.model.prompt_encoder(*self.model_prompts(point_coords, point_labels, orig_im_size))
         context = self.decoder.prepare(image_embeddings)
         return self.decoder.decode(context, tokens, multimask_output=True)
 
@@ -268,6 +272,19 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
     program.save(str(path), external_data=False)
 
 
+def export_decoder(graph: DecoderGraph, example: tuple[torch.Tensor, ...], path: Path) -> None:
+    """Write ``graph`` to ``path`` (no metadata, no check), with the prompt and point counts dynamic.
+
+    ``example`` holds one set of the four decoder inputs (their values do not matter, only their
+    dtypes and the shape of ``image_embeddings``).
+    """
+    prompts = torch.export.Dim("prompts", min=1, max=4096)
+    points = torch.export.Dim("points", min=1, max=64)
+    dynamic = (None, {0: prompts, 1: points}, {0: prompts, 1: points}, None)
+    with torch.no_grad():
+        _export(graph, example, path, DECODER_INPUTS, DECODER_OUTPUTS, dynamic)
+
+
 def _session(path: Path):
     import onnxruntime as ort
 
@@ -321,20 +338,14 @@ def export_onnx(
         from efficientsam_studio.engine.preprocess import normalize
 
         reference_embedding = model.image_encoder(normalize(image / 255.0))
-        ref_logits, ref_iou = decoder_graph(reference_embedding, coords, labels, orig)
-    prompts = torch.export.Dim("prompts", min=1, max=4096)
-    points = torch.export.Dim("points", min=1, max=64)
+        # the reference is the module's decoder, not the inference form that the graph computes
+        model_coords, model_labels = decoder_graph.model_prompts(coords, labels, orig)
+        ref_logits, ref_iou = model.predict_masks(reference_embedding, model_coords[None], model_labels[None])
+        ref_logits, ref_iou = ref_logits[0], ref_iou[0]
     try:
         with torch.no_grad():
             _export(encoder_graph, (image,), enc_tmp, [ENCODER_INPUT], ["image_embeddings"], None)
-            _export(
-                decoder_graph,
-                (reference_embedding, coords, labels, orig),
-                dec_tmp,
-                DECODER_INPUTS,
-                DECODER_OUTPUTS,
-                (None, {0: prompts, 1: points}, {0: prompts, 1: points}, None),
-            )
+            export_decoder(decoder_graph, (reference_embedding, coords, labels, orig), dec_tmp)
         common = {"efsam.model": model_name, "efsam.weights_sha256": weights, "efsam.format": EXPORT_FORMAT}
         _set_metadata(enc_tmp, {**common, "efsam.kind": "encoder", "efsam.precision": "fp32"})
         _set_metadata(dec_tmp, {**common, "efsam.kind": "decoder", "efsam.precision": "fp32"})
