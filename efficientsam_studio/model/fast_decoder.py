@@ -19,6 +19,17 @@ prompt. This form computes the same result with less work and less memory traffi
   and the masks are put back in raster order once, by a pixel shuffle at 256x256;
 - per-prompt image-sized results are updated in place where the input is no longer needed.
 
+The public methods run under ``torch.inference_mode`` in eager mode and are traced as they are by
+``torch.export`` (the ONNX decoder graph of ``engine.onnx_export``). While exporting
+(``torch.compiler.is_exporting()``) a few steps take a form that traces for any number of prompts and
+suits ONNX Runtime, with the same results to rounding: the GroupNorm variance is a reduction of the
+squared centred values (eagerly one BLAS dot per prompt); ``(x + pe) A`` is one sum and one product
+(ONNX Runtime computes the sum once for the two attentions of a layer); the image-to-token attention
+weights are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs on the last axis and the
+update needs no transpose; the residual sum before ``norm4`` is not fused with it (ONNX Runtime's
+fused kernel is the slower there); the sub-pixel reordering is a transpose with ``(h w)`` planes as
+the inner block followed by a permutation of those planes.
+
 In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
 ``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
 bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs), with softmaxes, normalisation statistics and
@@ -127,8 +138,8 @@ class FastMaskDecoder:
     @_inference
     def prepare(self, embedding: torch.Tensor) -> ImageContext:
         """``(1, D, h, w)`` image embedding -> the per-image context used by :meth:`decode`."""
-        _, _, h, w = embedding.shape
-        keys = embedding.detach()[0].flatten(1).transpose(0, 1).float()  # (hw, D)
+        _, d, h, w = embedding.shape
+        keys = embedding.detach().reshape(d, h * w).transpose(0, 1).float()  # (hw, D)
         keys_pe = keys + self.pe
         first = self.layers[0]
         t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
@@ -146,6 +157,10 @@ class FastMaskDecoder:
 
     def _with_pe(self, folded: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """``folded (M, R, D)``, ``keys (M, hw, D)`` -> ``folded (keys + pe)^T`` as ``(M, R, hw)`` float32."""
+        if torch.compiler.is_exporting():
+            # graph form: one elementwise sum, shared by the two attentions of a layer (ONNX Runtime
+            # merges the repeated sum), costs less there than the second product
+            return torch.bmm(folded, (keys + self.pe).transpose(1, 2)).float()
         m, r, d = folded.shape
         logits = torch.mm(folded.reshape(m * r, d), self.pe_t).reshape(m, r, -1)
         logits.baddbmm_(folded, keys.transpose(1, 2))
@@ -201,6 +216,17 @@ class FastMaskDecoder:
         heads = attn.num_heads
         head_dim = attn.internal_dim // heads
         k = _heads(attn.k_proj(tokens_pe), heads)  # (M, H, T, d)
+        v = _heads(attn.v_proj(tokens), heads)  # (M, H, T, d)
+        wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
+        rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
+        if torch.compiler.is_exporting():
+            update = torch.bmm(self._graph_image_to_token_weights(attn, keys, ctx, k), rows)
+            # the sum in rows of D: ONNX Runtime's fused kernel for a 3-D sum + layer norm
+            # (SkipLayerNormalization) is slower here than the two separate kernels
+            d = update.shape[-1]
+            updated = (keys.reshape(-1, d) + update.reshape(-1, d)) if ctx is None else keys + update
+            normed = F.layer_norm(updated, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            return normed.reshape(m, -1, d)
         # logits laid out (M, H, T, hw): the softmax over the T tokens runs along contiguous rows
         if ctx is not None:
             k_all = k.to(self.dtype).transpose(0, 1).reshape(heads, m * t, head_dim)
@@ -211,9 +237,6 @@ class FastMaskDecoder:
             bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
             logits = self._with_pe(folded, keys).reshape(m, heads, t, -1).add_(bias)
         weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
-        v = _heads(attn.v_proj(tokens), heads)  # (M, H, T, d)
-        wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
-        rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
         if ctx is not None:
             updated = torch.baddbmm(keys.unsqueeze(0).expand(m, -1, -1), weights.transpose(1, 2), rows)
         else:
@@ -221,6 +244,25 @@ class FastMaskDecoder:
         return F.layer_norm(
             updated, norm.normalized_shape, norm.weight.to(self.dtype), norm.bias.to(self.dtype), norm.eps
         )
+
+    def _graph_image_to_token_weights(
+        self, attn: DecoderAttention, keys: torch.Tensor, ctx: ImageContext | None, k: torch.Tensor
+    ) -> torch.Tensor:
+        """Image-to-token attention weights laid out ``(M, hw, H*T)``, for the exported graph (float32).
+
+        ``k (M, H, T, d)`` the projected token keys. ONNX Runtime's softmax is fastest on the last axis,
+        and this layout multiplies the ``(M, H*T, D)`` rows without a transpose.
+        """
+        m, heads, t, head_dim = k.shape
+        if ctx is not None:
+            logits = (k @ ctx.i2t_qt).permute(0, 3, 1, 2)  # (M, H, T, hw) -> (M, hw, H, T)
+        else:
+            wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
+            folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1)  # (M, H*T, D)
+            bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
+            logits = torch.bmm(keys + self.pe, folded.transpose(1, 2)) + bias.reshape(m, 1, heads * t)
+            logits = logits.reshape(m, -1, heads, t)
+        return torch.softmax(logits, dim=-1).reshape(m, -1, heads * t)
 
     # -- the decoder ---------------------------------------------------------------------------------
 
@@ -270,9 +312,17 @@ class FastMaskDecoder:
         # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...): sub-pixel offsets to channels ordered
         # (dy1, dy2, ..., dx1, dx2, ...), then one pixel shuffle puts them in raster order
         k = masks.shape[1]
-        grid = masks.float().reshape(m * k, h, w, *([2, 2] * steps))
-        order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
-        sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
+        if torch.compiler.is_exporting():
+            # graph form: a transpose with (h, w) as its inner block, then the small permutation of the
+            # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes)
+            planes = masks.reshape(m * k, h * w, 4**steps).transpose(1, 2)  # (M*K, offsets, hw)
+            planes = planes.reshape(m * k, *([2, 2] * steps), h * w)
+            order = [0, *(1 + 2 * i for i in range(steps)), *(2 + 2 * i for i in range(steps)), 1 + 2 * steps]
+            sub = planes.permute(*order).reshape(m * k, 4**steps, h, w)
+        else:
+            grid = masks.float().reshape(m * k, h, w, *([2, 2] * steps))
+            order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
+            sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
         return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps)
 
     def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
