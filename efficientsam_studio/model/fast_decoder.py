@@ -12,8 +12,9 @@ prompt. This form computes the same result with less work and less memory traffi
   image-to-token attention the query projection moves into the keys (``(x + pe) Wq^T k^T``) and the
   output projection into the values, so the image update is one product of the attention weights
   ``(4096, heads x tokens)`` with ``(heads x tokens, 256)`` rows, added to the residual in the same call;
-- ``(x + pe) A`` is computed as ``x A + pe A`` with ``pe A`` from a product with the shared positional
-  encoding, so no per-prompt ``x + pe`` is ever stored;
+- ``(x + pe) A``: in float32 ``x + pe`` is summed once per layer and shared by its two attentions; in
+  bfloat16 it is computed as ``x A + pe A`` with ``pe A`` from a product with the shared positional
+  encoding (products are cheaper than a pass over memory there), so no per-prompt ``x + pe`` is stored;
 - attention logits are laid out ``(heads, tokens, pixels)``, so softmaxes run along contiguous rows;
 - the two transposed convolutions (kernel 2, stride 2) are plain matrix products on a sub-pixel layout
   and the masks are put back in raster order once, by a pixel shuffle at 256x256;
@@ -155,21 +156,24 @@ class FastMaskDecoder:
 
     # -- attention on the image tokens --------------------------------------------------------------
 
-    def _with_pe(self, folded: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """``folded (M, R, D)``, ``keys (M, hw, D)`` -> ``folded (keys + pe)^T`` as ``(M, R, hw)`` float32."""
-        if torch.compiler.is_exporting():
-            # graph form: one elementwise sum, shared by the two attentions of a layer (ONNX Runtime
-            # merges the repeated sum), costs less there than the second product
-            return torch.bmm(folded, (keys + self.pe).transpose(1, 2)).float()
+    def _with_pe(
+        self, folded: torch.Tensor, keys: torch.Tensor, keys_pe: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``folded (M, R, D)``, ``keys (M, hw, D)`` -> ``folded (keys + pe)^T`` as ``(M, R, hw)`` float32.
+
+        ``keys_pe``: ``keys + pe`` when the caller has it (float32 and the graph form)."""
+        if keys_pe is not None:
+            return torch.bmm(folded, keys_pe.transpose(1, 2)).float()
         m, r, d = folded.shape
         logits = torch.mm(folded.reshape(m * r, d), self.pe_t).reshape(m, r, -1)
         logits.baddbmm_(folded, keys.transpose(1, 2))
         return logits.float()
 
     def _token_to_image(
-        self, attn: DecoderAttention, queries: torch.Tensor, keys: torch.Tensor
+        self, attn: DecoderAttention, queries: torch.Tensor, keys: torch.Tensor, keys_pe: torch.Tensor | None
     ) -> torch.Tensor:
-        """Token-to-image attention on per-prompt image tokens ``keys (M, hw, D)``.
+        """Token-to-image attention on per-prompt image tokens ``keys (M, hw, D)`` (``keys_pe``: see
+        :meth:`_with_pe`).
 
         ``queries (M, T, D)`` float32 (positional encoding included) -> ``(M, T, D)`` float32.
         """
@@ -179,7 +183,7 @@ class FastMaskDecoder:
         q = _heads(attn.q_proj(queries), heads) * _scale(attn)  # (M, H, T, d)
         wk = attn.k_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
         folded = (q @ wk).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
-        weights = torch.softmax(self._with_pe(folded, keys), dim=-1).to(self.dtype)
+        weights = torch.softmax(self._with_pe(folded, keys, keys_pe), dim=-1).to(self.dtype)
         pooled = torch.bmm(weights, keys).float().reshape(m, heads, t, -1)  # (M, H, T, D)
         wv = attn.v_proj.weight.reshape(heads, head_dim, -1)
         values = pooled @ wv.transpose(1, 2) + attn.v_proj.bias.reshape(heads, 1, head_dim)
@@ -203,6 +207,7 @@ class FastMaskDecoder:
         attn: DecoderAttention,
         norm: torch.nn.LayerNorm,
         keys: torch.Tensor,
+        keys_pe: torch.Tensor | None,
         ctx: ImageContext | None,
         tokens_pe: torch.Tensor,
         tokens: torch.Tensor,
@@ -220,7 +225,7 @@ class FastMaskDecoder:
         wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
         rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
         if torch.compiler.is_exporting():
-            update = torch.bmm(self._graph_image_to_token_weights(attn, keys, ctx, k), rows)
+            update = torch.bmm(self._graph_image_to_token_weights(attn, keys_pe, ctx, k), rows)
             # the sum in rows of D: ONNX Runtime's fused kernel for a 3-D sum + layer norm
             # (SkipLayerNormalization) is slower here than the two separate kernels
             d = update.shape[-1]
@@ -235,7 +240,7 @@ class FastMaskDecoder:
             wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
             folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
             bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
-            logits = self._with_pe(folded, keys).reshape(m, heads, t, -1).add_(bias)
+            logits = self._with_pe(folded, keys, keys_pe).reshape(m, heads, t, -1).add_(bias)
         weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
         if ctx is not None:
             updated = torch.baddbmm(keys.unsqueeze(0).expand(m, -1, -1), weights.transpose(1, 2), rows)
@@ -246,7 +251,7 @@ class FastMaskDecoder:
         )
 
     def _graph_image_to_token_weights(
-        self, attn: DecoderAttention, keys: torch.Tensor, ctx: ImageContext | None, k: torch.Tensor
+        self, attn: DecoderAttention, keys_pe: torch.Tensor | None, ctx: ImageContext | None, k: torch.Tensor
     ) -> torch.Tensor:
         """Image-to-token attention weights laid out ``(M, hw, H*T)``, for the exported graph (float32).
 
@@ -260,7 +265,7 @@ class FastMaskDecoder:
             wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
             folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1)  # (M, H*T, D)
             bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
-            logits = torch.bmm(keys + self.pe, folded.transpose(1, 2)) + bias.reshape(m, 1, heads * t)
+            logits = torch.bmm(keys_pe, folded.transpose(1, 2)) + bias.reshape(m, 1, heads * t)
             logits = logits.reshape(m, -1, heads, t)
         return torch.softmax(logits, dim=-1).reshape(m, -1, heads * t)
 
@@ -270,7 +275,9 @@ class FastMaskDecoder:
     def transformer(self, ctx: ImageContext, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``tokens (M, T, D)`` -> ``(queries (M, T, D) float32, image tokens (M, hw, D) in dtype)``."""
         queries, query_pe = tokens, tokens
-        keys = ctx.keys
+        keys, keys_pe = ctx.keys, None
+        # x + pe summed once per layer in float32 (and in the graph); bfloat16 uses products with pe
+        sum_pe = self.dtype == torch.float32 or torch.compiler.is_exporting()
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
@@ -279,18 +286,20 @@ class FastMaskDecoder:
             if index == 0:
                 attn = self._shared_token_to_image(t2i, ctx, queries + query_pe)
             else:
-                attn = self._token_to_image(t2i, queries + query_pe, keys)
+                attn = self._token_to_image(t2i, queries + query_pe, keys, keys_pe)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             keys = self._image_to_token_update(
                 layer.cross_attn_image_to_token,
                 layer.norm4,
                 keys,
+                keys_pe,
                 ctx if index == 0 else None,
                 queries + query_pe,
                 queries,
             )
-        attn = self._token_to_image(self.final_attn, queries + query_pe, keys)
+            keys_pe = keys + self.pe if sum_pe else None
+        attn = self._token_to_image(self.final_attn, queries + query_pe, keys, keys_pe)
         return self.decoder.transformer.norm_final_attn(queries + attn), keys
 
     @_inference
