@@ -16,7 +16,7 @@ from efficientsam_studio.model.fast_decoder import FastMaskDecoder, ImageContext
 from .allocator import tune_allocator
 from .base import BasePredictor
 from .preprocess import preprocess_image
-from .prompts import to_model_space
+from .prompts import PADDING, to_model_space
 
 
 class TorchPredictor(BasePredictor):
@@ -75,12 +75,18 @@ class TorchPredictor(BasePredictor):
 
     def prompt_tokens(self, coords: np.ndarray, labels: np.ndarray) -> torch.Tensor:
         """Prompts ``coords (Q, N, 2)`` in original pixels, ``labels (Q, N)`` -> tokens ``(Q, 6, D)``."""
+        return self._tokens_and_padding(coords, labels)[0]
+
+    def _tokens_and_padding(
+        self, coords: np.ndarray, labels: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``(Q, 6, D)`` and which of them are padding, ``(Q, 6)`` bool."""
         with torch.inference_mode():
             points = torch.from_numpy(coords).to(self.device)
             points = to_model_space(points, self.original_size, self.model.img_size)
             point_labels = torch.from_numpy(labels).to(self.device)
             points, point_labels = self.model.pad_prompts(points[None], point_labels[None])
-            return self.model.prompt_encoder(points[0], point_labels[0])
+            return self.model.prompt_encoder(points[0], point_labels[0]), point_labels[0] == PADDING
 
     def encode_image(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> embedding ``(1, 256, 64, 64)`` on the device (no state change)."""
@@ -91,7 +97,8 @@ class TorchPredictor(BasePredictor):
         return self.encode_image(image)
 
     def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, iou = self.fast_decoder.decode(self.image_context(), self.prompt_tokens(coords, labels))
+        tokens, padding = self._tokens_and_padding(coords, labels)
+        logits, iou = self.fast_decoder.decode(self.image_context(), tokens, padding=padding)
         return logits.float().cpu().numpy(), iou.float().cpu().numpy()
 
     def _decode_above(
@@ -103,7 +110,7 @@ class TorchPredictor(BasePredictor):
             return self._decode(coords, labels)
         decoder, context = self.fast_decoder, self.image_context()
         mask_ids = list(range(1, decoder.num_mask_tokens))  # the multimask outputs
-        queries, keys = decoder.decode_tokens(context, self.prompt_tokens(coords, labels))
+        queries, keys = decoder.decode_tokens(context, *self._tokens_and_padding(coords, labels))
         iou = decoder.predict_iou(queries)[:, mask_ids].float()
         wanted = (iou > min_score).any(dim=1)
         h, w = context.size

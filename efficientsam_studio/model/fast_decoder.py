@@ -18,7 +18,12 @@ prompt. This form computes the same result with less work and less memory traffi
 - attention logits are laid out ``(heads, tokens, pixels)``, so softmaxes run along contiguous rows;
 - the two transposed convolutions (kernel 2, stride 2) are plain matrix products on a sub-pixel layout
   and the masks are put back in raster order once, by a pixel shuffle at 256x256;
-- per-prompt image-sized results are updated in place where the input is no longer needed.
+- per-prompt image-sized results are updated in place where the input is no longer needed;
+- the padding points of a prompt (EfficientSAM pads every prompt to 6 points) are identical tokens, and
+  identical tokens stay identical through every layer; given which points are padding
+  (:meth:`FastMaskDecoder.decode`'s ``padding``), they are decoded as one token whose attention
+  logits, wherever tokens are attended to, carry ``log(count)``: a softmax over ``k`` equal entries
+  equals one entry with ``log k`` added. A single point then costs 7 tokens instead of 11.
 
 The public methods run under ``torch.inference_mode`` in eager mode and are traced as they are by
 ``torch.export`` (the ONNX decoder graph of ``engine.onnx_export``). While exporting
@@ -93,6 +98,34 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 def _scale(attn: DecoderAttention) -> float:
     return 1.0 / math.sqrt(attn.internal_dim // attn.num_heads)
+
+
+def merge_padding(
+    prompt_tokens: torch.Tensor, padding: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Collapse the trailing padding tokens of each prompt into one token with a log-count bias.
+
+    ``prompt_tokens (M, N, D)`` and ``padding (M, N)`` bool (True for padding, after the real points)
+    -> ``(tokens (M, N', D), bias (M, N') float32 or None)``: the first ``max_real`` slots hold the real
+    points (slots past a prompt's own points get bias ``-inf``, so nothing attends to them), the last the
+    padding token with bias ``log(padding count)``. ``bias`` is None, and the tokens are returned as
+    they are, when nothing would be saved (no padding, padding not trailing, or ``N' >= N``).
+    """
+    if padding is None or not bool(padding.any()):
+        return prompt_tokens, None
+    real = ~padding
+    counts = real.sum(1)
+    if not bool(torch.equal(real, torch.arange(real.shape[1], device=real.device) < counts[:, None])):
+        return prompt_tokens, None  # padding not trailing
+    kept = int(counts.max())
+    if kept + 1 >= prompt_tokens.shape[1]:
+        return prompt_tokens, None
+    slots = torch.arange(kept, device=counts.device)
+    bias = torch.where(slots < counts[:, None], 0.0, float("-inf"))
+    pad_count = (prompt_tokens.shape[1] - counts).clamp_min(1).float()
+    pad_bias = torch.where(counts < prompt_tokens.shape[1], pad_count.log(), float("-inf"))
+    tokens = torch.cat([prompt_tokens[:, :kept], prompt_tokens[:, -1:]], dim=1)
+    return tokens, torch.cat([bias, pad_bias[:, None]], dim=1).float()
 
 
 class FastMaskDecoder:
@@ -211,6 +244,7 @@ class FastMaskDecoder:
         ctx: ImageContext | None,
         tokens_pe: torch.Tensor,
         tokens: torch.Tensor,
+        token_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``norm(keys + image_to_token(keys + pe, tokens + pe, tokens))`` -> ``(M, hw, D)``.
 
@@ -241,6 +275,8 @@ class FastMaskDecoder:
             folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
             bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
             logits = self._with_pe(folded, keys, keys_pe).reshape(m, heads, t, -1).add_(bias)
+        if token_bias is not None:
+            logits = logits + token_bias.reshape(m, 1, t, 1)
         weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
         if ctx is not None:
             updated = torch.baddbmm(keys.unsqueeze(0).expand(m, -1, -1), weights.transpose(1, 2), rows)
@@ -271,9 +307,26 @@ class FastMaskDecoder:
 
     # -- the decoder ---------------------------------------------------------------------------------
 
+    def _self_attention(
+        self, attn: DecoderAttention, queries: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Token self-attention; ``bias (M, T)`` is added to the logits of every query (token as a key)."""
+        if bias is None:
+            return attn(queries, queries, queries)
+        m, t, _ = queries.shape
+        q, k, v = (_heads(proj(queries), attn.num_heads) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :].to(q.dtype))
+        return attn.out_proj(out.transpose(1, 2).reshape(m, t, attn.internal_dim))
+
     @_inference
-    def transformer(self, ctx: ImageContext, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``tokens (M, T, D)`` -> ``(queries (M, T, D) float32, image tokens (M, hw, D) in dtype)``."""
+    def transformer(
+        self, ctx: ImageContext, tokens: torch.Tensor, token_bias: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tokens (M, T, D)`` -> ``(queries (M, T, D) float32, image tokens (M, hw, D) in dtype)``.
+
+        ``token_bias (M, T)``: added to the attention logits wherever a token is attended to (see
+        :func:`merge_padding`); None for none.
+        """
         queries, query_pe = tokens, tokens
         keys, keys_pe = ctx.keys, None
         # x + pe summed once per layer in float32 (and in the graph); bfloat16 uses products with pe
@@ -281,7 +334,7 @@ class FastMaskDecoder:
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
-            queries = layer.norm1(queries + layer.self_attn(queries, queries, queries))
+            queries = layer.norm1(queries + self._self_attention(layer.self_attn, queries, token_bias))
             t2i = layer.cross_attn_token_to_image
             if index == 0:
                 attn = self._shared_token_to_image(t2i, ctx, queries + query_pe)
@@ -297,6 +350,7 @@ class FastMaskDecoder:
                 ctx if index == 0 else None,
                 queries + query_pe,
                 queries,
+                token_bias,
             )
             keys_pe = keys + self.pe if sum_pe else None
         attn = self._token_to_image(self.final_attn, queries + query_pe, keys, keys_pe)
@@ -355,13 +409,20 @@ class FastMaskDecoder:
 
     @_inference
     def decode_tokens(
-        self, ctx: ImageContext, prompt_tokens: torch.Tensor
+        self, ctx: ImageContext, prompt_tokens: torch.Tensor, padding: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Runs the transformer: ``prompt_tokens (M, N, D)`` -> ``(output tokens, image tokens)``."""
+        """Runs the transformer: ``prompt_tokens (M, N, D)`` -> ``(output tokens, image tokens)``.
+
+        ``padding (M, N)`` bool, True for the padding points (trailing): they are decoded as one token
+        (:func:`merge_padding`), with the same results to rounding.
+        """
         dec = self.decoder
+        prompt_tokens, bias = merge_padding(prompt_tokens, padding)
         output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
-        return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1))
+        if bias is not None:
+            bias = torch.cat([bias.new_zeros(bias.shape[0], output_tokens.shape[1]), bias], dim=1)
+        return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1), bias)
 
     @_inference
     def predict_iou(self, queries: torch.Tensor) -> torch.Tensor:
@@ -378,9 +439,15 @@ class FastMaskDecoder:
         return self.upscale_masks(ctx, keys, hyper)
 
     def decode(
-        self, ctx: ImageContext, prompt_tokens: torch.Tensor, multimask_output: bool = True
+        self,
+        ctx: ImageContext,
+        prompt_tokens: torch.Tensor,
+        multimask_output: bool = True,
+        padding: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``prompt_tokens (M, N, D)`` -> logits ``(M, K, 4h, 4w)`` float32 and IoU ``(M, K)``, K = 3 or 1."""
-        queries, keys = self.decode_tokens(ctx, prompt_tokens)
+        """``prompt_tokens (M, N, D)`` -> logits ``(M, K, 4h, 4w)`` float32 and IoU ``(M, K)``, K = 3 or 1.
+
+        ``padding``: see :meth:`decode_tokens`."""
+        queries, keys = self.decode_tokens(ctx, prompt_tokens, padding)
         selected = list(range(1, self.num_mask_tokens)) if multimask_output else [0]
         return self.mask_logits(ctx, queries, keys, selected), self.predict_iou(queries)[:, selected]

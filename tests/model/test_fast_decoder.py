@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from efficientsam_studio.model import build_model
-from efficientsam_studio.model.fast_decoder import FastMaskDecoder
+from efficientsam_studio.model.fast_decoder import FastMaskDecoder, merge_padding
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +116,46 @@ def test_upscaling_other_than_kernel_two_is_refused(model) -> None:
     changed.final_output_upscaling_layers[0][0] = torch.nn.ConvTranspose2d(256, 64, kernel_size=4, stride=2)
     with pytest.raises(ValueError, match="kernel-2 stride-2"):
         FastMaskDecoder(changed, model.prompt_encoder.get_dense_pe())
+
+
+def test_merged_padding_gives_the_same_outputs(model) -> None:
+    """Prompts of 1, 2, 3 and 6 points in one chunk: padding decoded as one weighted token."""
+    torch.manual_seed(11)
+    embedding = torch.randn(1, 256, 64, 64)
+    counts = [1, 2, 3, 6]
+    points = torch.rand(len(counts), 6, 2) * 1024
+    labels = torch.randint(0, 2, (len(counts), 6))
+    for row, count in enumerate(counts):
+        points[row, count:] = -1.0
+        labels[row, count:] = -1
+    tokens = _tokens(model, points, labels)
+    fast = FastMaskDecoder(model.mask_decoder, model.prompt_encoder.get_dense_pe())
+    context = fast.prepare(embedding)
+    logits, iou = fast.decode(context, tokens)
+    merged_logits, merged_iou = fast.decode(context, tokens[:3], padding=labels[:3] == -1)
+    scale = logits.abs().max().item()
+    assert (merged_logits - logits[:3]).abs().max().item() <= 2e-6 * scale
+    assert (merged_iou - iou[:3]).abs().max().item() <= 2e-6 * max(1.0, iou.abs().max().item())
+    # with a 6-point prompt in the chunk nothing is merged, and the outputs are those of the module path
+    same_logits, _ = fast.decode(context, tokens, padding=labels == -1)
+    assert torch.equal(same_logits, logits)
+
+
+def test_merge_padding_layout() -> None:
+    tokens = torch.arange(3 * 6 * 2, dtype=torch.float32).reshape(3, 6, 2)
+    padding = torch.tensor([[0, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]], dtype=torch.bool)
+    merged, bias = merge_padding(tokens, padding)
+    assert merged.shape == (3, 4, 2)
+    assert torch.equal(merged[:, :3], tokens[:, :3]) and torch.equal(merged[:, 3], tokens[:, 5])
+    expected = torch.tensor(
+        [
+            [0.0, float("-inf"), float("-inf"), math.log(5)],
+            [0.0, 0.0, float("-inf"), math.log(4)],
+            [0.0, 0.0, 0.0, math.log(3)],
+        ]
+    )
+    assert torch.allclose(bias, expected)
+    # padding that is not trailing, or no saving: left as is
+    assert merge_padding(tokens, padding.flip(1))[1] is None
+    assert merge_padding(tokens, torch.zeros(3, 6, dtype=torch.bool))[1] is None
+    assert merge_padding(tokens, None)[1] is None
