@@ -77,12 +77,18 @@ class ImageContext:
 _F = TypeVar("_F", bound=Callable)
 
 
+def _is_exporting() -> bool:
+    """``torch.compiler.is_exporting()`` where this torch has it, else False (older torch cannot export)."""
+    check = getattr(torch.compiler, "is_exporting", None)
+    return bool(check()) if check is not None else False
+
+
 def _inference(fn: _F) -> _F:
     """Runs ``fn`` under ``torch.inference_mode`` in eager mode; traced as is by ``torch.export``."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if torch.compiler.is_exporting():
+        if _is_exporting():
             return fn(*args, **kwargs)
         with torch.inference_mode():
             return fn(*args, **kwargs)
@@ -258,7 +264,7 @@ class FastMaskDecoder:
         v = _heads(attn.v_proj(tokens), heads)  # (M, H, T, d)
         wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
         rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
-        if torch.compiler.is_exporting():
+        if _is_exporting():
             update = torch.bmm(self._graph_image_to_token_weights(attn, keys_pe, ctx, k), rows)
             # the sum in rows of D: ONNX Runtime's fused kernel for a 3-D sum + layer norm
             # (SkipLayerNormalization) is slower here than the two separate kernels
@@ -330,7 +336,7 @@ class FastMaskDecoder:
         queries, query_pe = tokens, tokens
         keys, keys_pe = ctx.keys, None
         # x + pe summed once per layer in float32 (and in the graph); bfloat16 uses products with pe
-        sum_pe = self.dtype == torch.float32 or torch.compiler.is_exporting()
+        sum_pe = self.dtype == torch.float32 or _is_exporting()
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
@@ -375,7 +381,7 @@ class FastMaskDecoder:
         # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...): sub-pixel offsets to channels ordered
         # (dy1, dy2, ..., dx1, dx2, ...), then one pixel shuffle puts them in raster order
         k = masks.shape[1]
-        if torch.compiler.is_exporting():
+        if _is_exporting():
             # graph form: a transpose with (h, w) as its inner block, then the small permutation of the
             # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes)
             planes = masks.reshape(m * k, h * w, 4**steps).transpose(1, 2)  # (M*K, offsets, hw)
@@ -396,7 +402,7 @@ class FastMaskDecoder:
         count = flat.shape[1]
         # centred in place first, so the variance has no cancellation; the sums accumulate in float32
         flat.sub_((flat.sum(1).float() / count).to(x.dtype)[:, None])
-        if torch.compiler.is_exporting():
+        if _is_exporting():
             squares = (flat * flat).sum(1, dtype=torch.float32)  # traceable for any number of prompts
         elif x.dtype == torch.float32:
             squares = torch.stack([torch.dot(row, row) for row in flat])  # BLAS: accurate to ~1e-7
