@@ -125,4 +125,7 @@ class TorchPredictor(BasePredictor):
         return embedding.detach().to("cpu", torch.float32).numpy().copy()
 
     def _embedding_from_numpy(self, embedding: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(embedding)).to(self.device)
+        array = np.ascontiguousarray(embedding)
+        if not array.flags.writeable:  # e.g. a cache entry read from disk: torch wants its own copy
+            array = array.copy()
+        return torch.from_numpy(array).to(self.device)
