@@ -60,7 +60,10 @@ class TorchPredictor(BasePredictor):
 
     def _weight_versions(self) -> tuple[int, ...]:
         tensors = [*self.model.mask_decoder.parameters(), *self.model.prompt_encoder.buffers()]
-        return tuple(t._version for t in tensors)
+        try:
+            return tuple(t._version for t in tensors)
+        except RuntimeError:  # weights made under torch.inference_mode have no version counter (and
+            return ()  # cannot be changed in place outside it)
 
     def image_context(self) -> ImageContext:
         """The decoder's per-image context for the current embedding (built once per embedding)."""

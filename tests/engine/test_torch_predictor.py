@@ -268,3 +268,17 @@ def test_decoder_follows_weight_changes(tiny_checkpoint) -> None:
     order = np.argsort(-iou[0, 0].numpy(), kind="stable")
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(after, expected[0, 0].numpy()[order], atol=1e-4)
+
+
+def test_model_built_in_inference_mode_decodes() -> None:
+    """Weights created under ``torch.inference_mode`` (no version counters) are decoded as well."""
+    from efficientsam_studio.engine import TorchPredictor
+    from efficientsam_studio.model import build_model
+
+    torch.manual_seed(2)
+    with torch.inference_mode():
+        model = build_model("tiny").eval()
+    predictor = TorchPredictor(model, "tiny")
+    predictor.set_image(np.zeros((32, 48, 3), np.uint8))
+    masks, scores, _ = predictor.predict(point_coords=[[5, 5]], point_labels=[1])
+    assert masks.shape == (3, 32, 48) and np.isfinite(scores).all()
