@@ -60,10 +60,9 @@ class TorchPredictor(BasePredictor):
 
     def _weight_versions(self) -> tuple[int, ...]:
         tensors = [*self.model.mask_decoder.parameters(), *self.model.prompt_encoder.buffers()]
-        try:
-            return tuple(t._version for t in tensors)
-        except RuntimeError:  # weights made under torch.inference_mode have no version counter (and
-            return ()  # cannot be changed in place outside it)
+        # weights made under torch.inference_mode have no version counter (and cannot be changed
+        # in place outside it)
+        return tuple(-1 if t.is_inference() else t._version for t in tensors)
 
     def image_context(self) -> ImageContext:
         """The decoder's per-image context for the current embedding (built once per embedding)."""

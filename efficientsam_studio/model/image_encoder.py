@@ -161,7 +161,8 @@ class ImageEncoderViT(nn.Module):
         pos = self.pos_embed
         if torch.is_grad_enabled() and pos.requires_grad:
             return resize_pos_embed(pos, grid)
-        key = (grid, pos.data_ptr(), pos._version, pos.dtype, pos.device)
+        version = -1 if pos.is_inference() else pos._version  # inference tensors have no counter
+        key = (grid, pos.data_ptr(), version, pos.dtype, pos.device)
         if self._pos_cache is None or self._pos_cache[0] != key:
             self._pos_cache = (key, resize_pos_embed(pos, grid))
         return self._pos_cache[1]
