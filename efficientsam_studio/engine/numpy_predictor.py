@@ -264,7 +264,12 @@ class NumpyPredictor(ABC):
         self, coords: np.ndarray, labels: np.ndarray, multimask_output: bool, min_score: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         logits, scores = self._decode_above(coords, labels, min_score)
-        logits, scores = sort_by_score(logits.astype(np.float32), scores.astype(np.float32))
-        if not multimask_output:
-            logits, scores = logits[:, :1], scores[:, :1]
+        logits, scores = logits.astype(np.float32, copy=False), scores.astype(np.float32, copy=False)
+        if not multimask_output:  # only the best candidate: gather one map per prompt, not all three
+            best = np.argmax(scores, axis=-1)[:, None]  # the first of equal scores, as the stable sort
+            return (
+                np.ascontiguousarray(np.take_along_axis(logits, best[..., None, None], axis=1)),
+                np.ascontiguousarray(np.take_along_axis(scores, best, axis=-1)),
+            )
+        logits, scores = sort_by_score(logits, scores)
         return np.ascontiguousarray(logits), np.ascontiguousarray(scores)

@@ -42,6 +42,7 @@ class TorchPredictor(BasePredictor):
         tune_allocator()
         self._fast_decoder: FastMaskDecoder | None = None
         self._fast_versions: tuple[int, ...] = ()
+        self._watched: list[torch.Tensor] | None = None
         self._context: tuple[torch.Tensor, ImageContext] | None = None
 
     @property
@@ -59,10 +60,12 @@ class TorchPredictor(BasePredictor):
         return self._fast_decoder
 
     def _weight_versions(self) -> tuple[int, ...]:
-        tensors = [*self.model.mask_decoder.parameters(), *self.model.prompt_encoder.buffers()]
-        # weights made under torch.inference_mode have no version counter (and cannot be changed
-        # in place outside it)
-        return tuple(-1 if t.is_inference() else t._version for t in tensors)
+        if self._watched is None:  # the decoder's weights and the positional encoding's matrix
+            self._watched = [*self.model.mask_decoder.parameters(), *self.model.prompt_encoder.buffers()]
+        try:
+            return tuple(t._version for t in self._watched)
+        except RuntimeError:  # weights made under torch.inference_mode have no version counter (and
+            return ()  # cannot be changed in place outside it)
 
     def image_context(self) -> ImageContext:
         """The decoder's per-image context for the current embedding (built once per embedding)."""

@@ -161,7 +161,10 @@ class ImageEncoderViT(nn.Module):
         pos = self.pos_embed
         if torch.is_grad_enabled() and pos.requires_grad:
             return resize_pos_embed(pos, grid)
-        version = -1 if pos.is_inference() else pos._version  # inference tensors have no counter
+        try:
+            version = pos._version
+        except RuntimeError:  # weights made under torch.inference_mode have no version counter
+            version = -1
         key = (grid, pos.data_ptr(), version, pos.dtype, pos.device)
         if self._pos_cache is None or self._pos_cache[0] != key:
             self._pos_cache = (key, resize_pos_embed(pos, grid))
