@@ -200,10 +200,12 @@ class OnnxPredictor(NumpyPredictor):
     def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         size = np.asarray(self.original_size, dtype=np.int64)
         if self.kind == "export":
+            # only the columns some prompt uses: the graph decodes all padding as one token
+            used = max(1, int((labels != -1).sum(axis=1).max())) if len(labels) else labels.shape[1]
             feed = {
                 "image_embeddings": self._embedding,
-                "point_coords": np.ascontiguousarray(coords, dtype=np.float32),
-                "point_labels": np.ascontiguousarray(labels, dtype=np.float32),
+                "point_coords": np.ascontiguousarray(coords[:, :used], dtype=np.float32),
+                "point_labels": np.ascontiguousarray(labels[:, :used], dtype=np.float32),
                 "orig_im_size": size,
             }
             logits, iou = self.decoder.run(None, feed)

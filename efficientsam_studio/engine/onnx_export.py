@@ -203,9 +203,24 @@ class DecoderGraph(nn.Module):
         point_labels: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.model.prompt_encoder(*self.model_prompts(point_coords, point_labels, orig_im_size))
+        # The padding points of a prompt are identical tokens: decoded as one, whose attention logits
+        # carry log(number of padding points) (see fast_decoder.merge_padding). The given points (at most
+        # 6) keep their slots, those given as padding (label -1) get -inf; one padding token follows.
+        coords, labels = self.model_prompts(point_coords, point_labels, orig_im_size)  # (Q, 6, ...)
+        n = point_coords.shape[1]
+        q = coords.shape[0]
+        pad_coords = torch.full((q, 1, 2), -1.0, dtype=coords.dtype)
+        pad_labels = torch.full((q, 1), -1.0, dtype=labels.dtype)
+        tokens = self.model.prompt_encoder(
+            torch.cat([coords[:, :n], pad_coords], dim=1), torch.cat([labels[:, :n], pad_labels], dim=1)
+        )
+        given = labels[:, :n]
+        given_bias = torch.where(given == -1, float("-inf"), 0.0)
+        pad_count = (labels == -1).sum(dim=1, keepdim=True).float()
+        pad_bias = torch.where(pad_count > 0, torch.log(pad_count.clamp_min(1.0)), float("-inf"))
+        bias = torch.cat([given_bias, pad_bias], dim=1)
         context = self.decoder.prepare(image_embeddings)
-        return self.decoder.decode(context, tokens, multimask_output=True)
+        return self.decoder.decode(context, tokens, multimask_output=True, prompt_bias=bias)
 
 
 # -- export ------------------------------------------------------------------------------------------

@@ -54,7 +54,10 @@ import torch
 import torch.nn.functional as F
 
 from .mask_decoder import MaskDecoder
+from .padding_tokens import merge_padding
 from .transformer import DecoderAttention, TwoWayAttentionBlock
+
+__all__ = ["FastMaskDecoder", "ImageContext", "merge_padding"]
 
 
 @dataclass
@@ -104,34 +107,6 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 def _scale(attn: DecoderAttention) -> float:
     return 1.0 / math.sqrt(attn.internal_dim // attn.num_heads)
-
-
-def merge_padding(
-    prompt_tokens: torch.Tensor, padding: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Collapse the trailing padding tokens of each prompt into one token with a log-count bias.
-
-    ``prompt_tokens (M, N, D)`` and ``padding (M, N)`` bool (True for padding, after the real points)
-    -> ``(tokens (M, N', D), bias (M, N') float32 or None)``: the first ``max_real`` slots hold the real
-    points (slots past a prompt's own points get bias ``-inf``, so nothing attends to them), the last the
-    padding token with bias ``log(padding count)``. ``bias`` is None, and the tokens are returned as
-    they are, when nothing would be saved (no padding, padding not trailing, or ``N' >= N``).
-    """
-    if padding is None or not bool(padding.any()):
-        return prompt_tokens, None
-    real = ~padding
-    counts = real.sum(1)
-    if not bool(torch.equal(real, torch.arange(real.shape[1], device=real.device) < counts[:, None])):
-        return prompt_tokens, None  # padding not trailing
-    kept = int(counts.max())
-    if kept + 1 >= prompt_tokens.shape[1]:
-        return prompt_tokens, None
-    slots = torch.arange(kept, device=counts.device)
-    bias = torch.where(slots < counts[:, None], 0.0, float("-inf"))
-    pad_count = (prompt_tokens.shape[1] - counts).clamp_min(1).float()
-    pad_bias = torch.where(counts < prompt_tokens.shape[1], pad_count.log(), float("-inf"))
-    tokens = torch.cat([prompt_tokens[:, :kept], prompt_tokens[:, -1:]], dim=1)
-    return tokens, torch.cat([bias, pad_bias[:, None]], dim=1).float()
 
 
 class FastMaskDecoder:
@@ -265,7 +240,8 @@ class FastMaskDecoder:
         wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
         rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
         if _is_exporting():
-            update = torch.bmm(self._graph_image_to_token_weights(attn, keys_pe, ctx, k), rows)
+            weights = self._graph_image_to_token_weights(attn, keys_pe, ctx, k, token_bias)
+            update = torch.bmm(weights, rows)
             # the sum in rows of D: ONNX Runtime's fused kernel for a 3-D sum + layer norm
             # (SkipLayerNormalization) is slower here than the two separate kernels
             d = update.shape[-1]
@@ -293,12 +269,18 @@ class FastMaskDecoder:
         )
 
     def _graph_image_to_token_weights(
-        self, attn: DecoderAttention, keys_pe: torch.Tensor | None, ctx: ImageContext | None, k: torch.Tensor
+        self,
+        attn: DecoderAttention,
+        keys_pe: torch.Tensor | None,
+        ctx: ImageContext | None,
+        k: torch.Tensor,
+        token_bias: torch.Tensor | None,
     ) -> torch.Tensor:
         """Image-to-token attention weights laid out ``(M, hw, H*T)``, for the exported graph (float32).
 
-        ``k (M, H, T, d)`` the projected token keys. ONNX Runtime's softmax is fastest on the last axis,
-        and this layout multiplies the ``(M, H*T, D)`` rows without a transpose.
+        ``k (M, H, T, d)`` the projected token keys; ``token_bias (M, T)`` or None. ONNX Runtime's
+        softmax is fastest on the last axis, and this layout multiplies the ``(M, H*T, D)`` rows without
+        a transpose.
         """
         m, heads, t, head_dim = k.shape
         if ctx is not None:
@@ -309,6 +291,8 @@ class FastMaskDecoder:
             bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
             logits = torch.bmm(keys_pe, folded.transpose(1, 2)) + bias.reshape(m, 1, heads * t)
             logits = logits.reshape(m, -1, heads, t)
+        if token_bias is not None:
+            logits = logits + token_bias.reshape(m, 1, 1, t)
         return torch.softmax(logits, dim=-1).reshape(m, -1, heads * t)
 
     # -- the decoder ---------------------------------------------------------------------------------
@@ -415,15 +399,23 @@ class FastMaskDecoder:
 
     @_inference
     def decode_tokens(
-        self, ctx: ImageContext, prompt_tokens: torch.Tensor, padding: torch.Tensor | None = None
+        self,
+        ctx: ImageContext,
+        prompt_tokens: torch.Tensor,
+        padding: torch.Tensor | None = None,
+        prompt_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Runs the transformer: ``prompt_tokens (M, N, D)`` -> ``(output tokens, image tokens)``.
 
         ``padding (M, N)`` bool, True for the padding points (trailing): they are decoded as one token
-        (:func:`merge_padding`), with the same results to rounding.
+        (:func:`merge_padding`), with the same results to rounding. Or ``prompt_bias (M, N)``: tokens
+        already merged, with their log-count biases (``-inf`` for a token nothing attends to).
         """
         dec = self.decoder
-        prompt_tokens, bias = merge_padding(prompt_tokens, padding)
+        if prompt_bias is not None:
+            bias = prompt_bias.float()
+        else:
+            prompt_tokens, bias = merge_padding(prompt_tokens, padding)
         output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
         if bias is not None:
@@ -450,10 +442,11 @@ class FastMaskDecoder:
         prompt_tokens: torch.Tensor,
         multimask_output: bool = True,
         padding: torch.Tensor | None = None,
+        prompt_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``prompt_tokens (M, N, D)`` -> logits ``(M, K, 4h, 4w)`` float32 and IoU ``(M, K)``, K = 3 or 1.
 
-        ``padding``: see :meth:`decode_tokens`."""
-        queries, keys = self.decode_tokens(ctx, prompt_tokens, padding)
+        ``padding``, ``prompt_bias``: see :meth:`decode_tokens`."""
+        queries, keys = self.decode_tokens(ctx, prompt_tokens, padding, prompt_bias)
         selected = list(range(1, self.num_mask_tokens)) if multimask_output else [0]
         return self.mask_logits(ctx, queries, keys, selected), self.predict_iou(queries)[:, selected]
