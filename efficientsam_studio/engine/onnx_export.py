@@ -204,7 +204,7 @@ class DecoderGraph(nn.Module):
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # The padding points of a prompt are identical tokens: decoded as one, whose attention logits
-        # carry log(number of padding points) (see fast_decoder.merge_padding). The given points (at most
+        # carry log(number of padding points) (see model/padding_tokens.py). The given points (at most
         # 6) keep their slots, those given as padding (label -1) get -inf; one padding token follows.
         coords, labels = self.model_prompts(point_coords, point_labels, orig_im_size)  # (Q, 6, ...)
         n = point_coords.shape[1]
