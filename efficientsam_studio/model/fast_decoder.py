@@ -21,9 +21,10 @@ prompt. This form computes the same result with less work and less memory traffi
 - per-prompt image-sized results are updated in place where the input is no longer needed;
 - the padding points of a prompt (EfficientSAM pads every prompt to 6 points) are identical tokens, and
   identical tokens stay identical through every layer; given which points are padding
-  (:meth:`FastMaskDecoder.decode`'s ``padding``), they are decoded as one token whose attention
-  logits, wherever tokens are attended to, carry ``log(count)``: a softmax over ``k`` equal entries
-  equals one entry with ``log k`` added. A single point then costs 7 tokens instead of 11.
+  (:meth:`FastMaskDecoder.decode`'s ``padding``, see ``padding_tokens.py``; the ONNX graph passes the
+  merged tokens' biases as ``prompt_bias``), they are decoded as one token whose attention logits,
+  wherever tokens are attended to, carry ``log(count)``: a softmax over ``k`` equal entries equals one
+  entry with ``log k`` added. A single point then costs 7 tokens instead of 11.
 
 The public methods run under ``torch.inference_mode`` in eager mode and are traced as they are by
 ``torch.export`` (the ONNX decoder graph of ``engine.onnx_export``). While exporting
