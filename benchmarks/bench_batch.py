@@ -77,7 +77,8 @@ class CraftedDecoder:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="vit_t")
-    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--backend", default="torch",
+                        help="torch, torch-bf16, onnx or onnx-int8 (the ONNX files are exported first)")
     parser.add_argument("--images", type=int, default=2, help="images per mode")
     parser.add_argument("--boxes-per-image", type=int, default=10)
     parser.add_argument("--points-per-side", type=int, nargs="+", default=[32],
@@ -109,6 +110,18 @@ def main() -> None:
         torch.manual_seed(args.seed)
         checkpoint = tmp_path / "random.pt"
         torch.save({"model": build_model(args.model).state_dict()}, checkpoint)
+        if args.backend.startswith("onnx"):
+            # the ONNX backends read an export of the checkpoint from the weights store: one in tmp
+            import os
+
+            from efficientsam_studio.engine.onnx_backend import export_dir_for
+            from efficientsam_studio.engine.onnx_export import export_onnx
+            from efficientsam_studio.model import load_model
+
+            os.environ["EFSAM_HOME"] = str(tmp_path / "home")
+            model = load_model(args.model, checkpoint, "cpu")
+            export_onnx(model, args.model, export_dir_for(args.model, checkpoint),
+                        quantize="int8" if args.backend == "onnx-int8" else None)
         predictor = load_predictor(args.model, checkpoint=checkpoint, device="cpu", backend=args.backend)
         folder = tmp_path / "images"
         folder.mkdir()
