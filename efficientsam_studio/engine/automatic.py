@@ -22,7 +22,6 @@ import numpy as np
 
 from efficientsam_studio.annotations import masks
 from efficientsam_studio.engine import amg_filters as F
-from efficientsam_studio.engine.numpy_predictor import NumpyPredictor
 from efficientsam_studio.errors import StudioError
 
 ProgressCallback = Callable[[int, int], None]
@@ -207,9 +206,9 @@ def decode_point_prompts(
         (``h = w = 256`` for EfficientSAM), candidate order irrelevant.
     """
     points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-    extra = (
-        {"min_score": min_score} if min_score is not None and isinstance(predictor, NumpyPredictor) else {}
-    )
+    # engine predictors (and wrappers such as CachedPredictor, which forward attributes) take min_score
+    wanted = min_score is not None and getattr(predictor, "accepts_min_score", False)
+    extra = {"min_score": min_score} if wanted else {}
     _, scores, logits = predictor.predict_batch(
         point_coords=points[:, None, :],  # (B, 1, 2): one point per prompt
         point_labels=np.ones((len(points), 1), dtype=np.float32),

@@ -108,8 +108,11 @@ class NumpyPredictor(ABC):
 
     Attributes: ``model_name``, ``backend``, ``original_size (H, W)`` of the current image,
     ``last_prompt_info``, ``max_points`` (6), ``decode_chunk`` (prompts per decoder call in
-    ``predict_batch``), ``model_key`` (identity of the encoder for the embedding cache).
+    ``predict_batch``), ``model_key`` (identity of the encoder for the embedding cache),
+    ``accepts_min_score`` (``predict_batch`` takes ``min_score``).
     """
+
+    accepts_min_score = True
 
     backend = ""
 
