@@ -17,7 +17,7 @@ from efficientsam_studio.engine.onnx_export import (  # noqa: E402
     _session,
     export_decoder,
 )
-from efficientsam_studio.model import build_model  # noqa: E402
+from tests.model.large_logits import tiny_model_with_large_logits  # noqa: E402
 
 ORIG = torch.tensor([480, 720], dtype=torch.int64)
 LOGIT_TOLERANCE = 5e-5
@@ -30,16 +30,7 @@ about 3e-6. A wrong term in the rearranged decoder moves them by far more."""
 @pytest.fixture(scope="module")
 def model():
     """The tiny model with decoder weights scaled up, so logits span several units (as trained ones do)."""
-    torch.manual_seed(5)
-    model = build_model("tiny").eval()
-    with torch.no_grad():
-        for name, param in model.mask_decoder.named_parameters():
-            if name.endswith("bias") or "norm" in name:
-                offset = 1.0 if "norm" in name and "weight" in name else 0.0
-                param.copy_(torch.randn_like(param) * 0.3 + offset)
-            else:
-                param.mul_(2.0)
-    return model
+    return tiny_model_with_large_logits(5)
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,14 @@ import math
 import pytest
 import torch
 
-from efficientsam_studio.model import build_model
 from efficientsam_studio.model.fast_decoder import FastMaskDecoder, merge_padding
+from tests.model.large_logits import tiny_model_with_large_logits
 
 
 @pytest.fixture(scope="module")
 def model():
     """The tiny model with decoder weights scaled up, so logits span several units (as trained ones do)."""
-    torch.manual_seed(3)
-    model = build_model("tiny").eval()
-    with torch.no_grad():
-        for name, param in model.mask_decoder.named_parameters():
-            if name.endswith("bias") or "norm" in name:
-                param.copy_(
-                    torch.randn_like(param) * 0.3 + (1.0 if "norm" in name and "weight" in name else 0.0)
-                )
-            else:
-                param.mul_(2.0)
-    return model
+    return tiny_model_with_large_logits(3)
 
 
 def _prompts() -> tuple[torch.Tensor, torch.Tensor]:
