@@ -110,6 +110,19 @@ def _scale(attn: DecoderAttention) -> float:
     return 1.0 / math.sqrt(attn.internal_dim // attn.num_heads)
 
 
+def _fold_query_projection(attn: DecoderAttention, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image-to-token attention's query projection moved onto the token keys ``k (M, H, T, d)``.
+
+    Returns ``folded (M, H*T, D)`` and ``bias (M, H, T, 1)``, scaled, so that the logits of image tokens
+    ``x (hw, D)`` are ``x folded^T + bias``.
+    """
+    m, heads, t, head_dim = k.shape
+    wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
+    folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1)
+    bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)
+    return folded, bias
+
+
 class FastMaskDecoder:
     """Decodes prompt tokens against one image with the weights of a :class:`MaskDecoder`.
 
@@ -254,10 +267,8 @@ class FastMaskDecoder:
             k_all = k.to(self.dtype).transpose(0, 1).reshape(heads, m * t, head_dim)
             logits = torch.bmm(k_all, ctx.i2t_qt).float().reshape(heads, m, t, -1).transpose(0, 1)
         else:
-            wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
-            folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
-            bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
-            logits = self._with_pe(folded, keys, keys_pe).reshape(m, heads, t, -1).add_(bias)
+            folded, bias = _fold_query_projection(attn, k)
+            logits = self._with_pe(folded.to(self.dtype), keys, keys_pe).reshape(m, heads, t, -1).add_(bias)
         if token_bias is not None:
             logits = logits + token_bias.reshape(m, 1, t, 1)
         weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
@@ -287,9 +298,7 @@ class FastMaskDecoder:
         if ctx is not None:
             logits = (k @ ctx.i2t_qt).permute(0, 3, 1, 2)  # (M, H, T, hw) -> (M, hw, H, T)
         else:
-            wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
-            folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1)  # (M, H*T, D)
-            bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)  # (M, H, T, 1)
+            folded, bias = _fold_query_projection(attn, k)
             logits = torch.bmm(keys_pe, folded.transpose(1, 2)) + bias.reshape(m, 1, heads * t)
             logits = logits.reshape(m, -1, heads, t)
         if token_bias is not None:
