@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from efficientsam_studio.cli.train import TrainUsageError, accumulation_steps, register_stage
+from efficientsam_studio.cli.train import TrainUsageError, loop_settings, register_stage
+from efficientsam_studio.cli.train import preset_value as _pick
 
 PRESETS: dict[str, dict] = {
     "paper": {
@@ -69,11 +70,6 @@ def _preset(args: argparse.Namespace) -> dict:
     return PRESETS[name]
 
 
-def _pick(args: argparse.Namespace, key: str, preset: dict):
-    value = getattr(args, key, None)
-    return preset[key] if value is None else value
-
-
 def _require(args: argparse.Namespace, *names: str) -> None:
     missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) in (None, "")]
     if missing:
@@ -103,26 +99,12 @@ def run_sami(args: argparse.Namespace) -> int:
         ),
         seed=args.seed or 0,
     )
-    batch_size = _pick(args, "batch_size", preset)
     config = TrainConfig(
-        out_dir=Path(args.out),
-        epochs=_pick(args, "epochs", preset),
-        batch_size=batch_size,
-        accum=accumulation_steps(args, preset, batch_size),
+        **loop_settings(args, preset),
         blr=_pick(args, "blr", preset),
-        lr=args.lr if args.lr is not None else (None if args.blr is not None else preset["lr"]),
-        warmup_epochs=_pick(args, "warmup_epochs", preset),
         decay="cosine",
-        weight_decay=_pick(args, "weight_decay", preset),
         betas=(0.9, 0.95),
-        precision=args.precision or "auto",
-        device=args.device or "auto",
-        workers=_pick(args, "workers", preset),
-        seed=args.seed or 0,
-        resume=args.resume,
-        max_steps=args.max_steps,
         checkpoint_every=_pick(args, "checkpoint_every", preset),
-        progress=not args.no_progress,
     )
     result = fit(SamiTask(sami), config)
     if result.export_path is not None:

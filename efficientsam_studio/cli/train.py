@@ -15,6 +15,8 @@ import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from efficientsam_studio.errors import StudioError
 
@@ -63,6 +65,34 @@ def _load_stage_modules() -> None:
 def world_size() -> int:
     """Number of processes of this run (torchrun's WORLD_SIZE, 1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def preset_value(args: argparse.Namespace, key: str, preset: dict) -> Any:
+    """The option ``key`` as given on the command line, else the stage preset's value."""
+    value = getattr(args, key, None)
+    return preset[key] if value is None else value
+
+
+def loop_settings(args: argparse.Namespace, preset: dict) -> dict[str, Any]:
+    """The training-loop settings (``trainer.loop.TrainConfig`` fields) that every stage reads the same
+    way from the common options and its preset; the stage adds its optimiser and schedule choices."""
+    batch_size = preset_value(args, "batch_size", preset)
+    return {
+        "out_dir": Path(args.out),
+        "epochs": preset_value(args, "epochs", preset),
+        "batch_size": batch_size,
+        "accum": accumulation_steps(args, preset, batch_size),
+        "lr": args.lr if args.lr is not None else (None if args.blr is not None else preset["lr"]),
+        "warmup_epochs": preset_value(args, "warmup_epochs", preset),
+        "weight_decay": preset_value(args, "weight_decay", preset),
+        "precision": args.precision or "auto",
+        "device": args.device or "auto",
+        "workers": preset_value(args, "workers", preset),
+        "seed": args.seed or 0,
+        "resume": args.resume,
+        "max_steps": args.max_steps,
+        "progress": not args.no_progress,
+    }
 
 
 def accumulation_steps(args: argparse.Namespace, preset: dict, batch_size: int) -> int:

@@ -18,7 +18,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from efficientsam_studio.cli.train import TrainUsageError, accumulation_steps, register_stage
+from efficientsam_studio.cli.train import TrainUsageError, loop_settings, register_stage
+from efficientsam_studio.cli.train import preset_value as _pick
 
 PRESETS: dict[str, dict] = {
     "paper": {
@@ -108,11 +109,6 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--coco", action="store_true", help="make-synthetic: COCO file + images instead")
 
 
-def _pick(args: argparse.Namespace, key: str, preset: dict):
-    value = getattr(args, key, None)
-    return preset[key] if value is None else value
-
-
 def _preset(args: argparse.Namespace) -> dict:
     name = args.preset or "paper"
     if name not in PRESETS:
@@ -163,28 +159,13 @@ def build_configs(args: argparse.Namespace):
         ),
         seed=args.seed or 0,
     )
-    batch_size = _pick(args, "batch_size", preset)
-    clip = _pick(args, "clip_grad", preset)
     train = TrainConfig(
-        out_dir=Path(args.out),
-        epochs=_pick(args, "epochs", preset),
-        batch_size=batch_size,
-        accum=accumulation_steps(args, preset, batch_size),
-        lr=args.lr if args.lr is not None else (None if args.blr is not None else preset["lr"]),
+        **loop_settings(args, preset),
         blr=args.blr if args.blr is not None else 1e-4,
-        warmup_epochs=_pick(args, "warmup_epochs", preset),
         decay="linear",
-        weight_decay=_pick(args, "weight_decay", preset),
         betas=(0.9, 0.999),
-        clip_grad=clip or None,
-        precision=args.precision or "auto",
-        device=args.device or "auto",
-        workers=_pick(args, "workers", preset),
-        seed=args.seed or 0,
-        resume=args.resume,
-        max_steps=args.max_steps,
+        clip_grad=_pick(args, "clip_grad", preset) or None,
         checkpoint_every=args.checkpoint_every or 0,
-        progress=not args.no_progress,
     )
     return finetune, train
 
