@@ -33,15 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from efficientsam_studio.annotations import masks as mask_ops
 from efficientsam_studio.cli.main import main as cli_main
 from efficientsam_studio.engine import load_predictor
 from efficientsam_studio.model import build_model
 from trainer.checkpoint import seed_everything
-from trainer.evaluate import EvalConfig, evaluate
+from trainer.evaluate import EvalConfig, box_fill_miou, evaluate
 from trainer.finetune.export import export_weights
 from trainer.finetune.synthetic import SyntheticConfig, write_coco, write_sa1b_folder
 from trainer.runlog import read_log
@@ -93,15 +91,6 @@ def _box_miou(
     return report["miou"]["box"]["miou"], report["images"] / report["seconds"]
 
 
-def _box_fill(annotations: Path) -> float:
-    scores = []
-    for annotation in json.loads(annotations.read_text())["annotations"]:
-        mask = mask_ops.decode(annotation["segmentation"])
-        ys, xs = np.nonzero(mask)
-        scores.append(mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
-    return float(np.mean(scores))
-
-
 def learning(root: Path, args: argparse.Namespace) -> dict:
     write_sa1b_folder(root / "train", args.train_images, seed=1, config=SHAPES)
     annotations = write_coco(
@@ -116,7 +105,8 @@ def learning(root: Path, args: argparse.Namespace) -> dict:
     after, eval_rate = _box_miou(trained, annotations, root / "heldout", args)
     steps = read_log(root / "run" / "log.jsonl")[-1]["step"]
     return {"box_miou_untrained": round(before, 4), "box_miou_finetuned": round(after, 4),
-            "box_miou_filled_tight_box": round(_box_fill(annotations), 4), "train_wall_s": round(seconds, 1),
+            "box_miou_filled_tight_box": round(box_fill_miou(annotations), 4),
+            "train_wall_s": round(seconds, 1),
             "steps": steps, "train_images": args.train_images, "epochs": args.epochs,
             "heldout_images": args.heldout_images, "eval_images_per_s": round(eval_rate, 3)}  # fmt: skip
 

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from trainer.finetune.synthetic import SyntheticConfig
@@ -55,20 +54,6 @@ def box_mean_iou(checkpoint: Path, annotations: Path, images: Path) -> float:
     return float(report["miou"]["box"]["miou"])
 
 
-def box_fill_mean_iou(annotations: Path) -> float:
-    """mIoU of the trivial answer "the whole tight box" (what a model that ignores the image gets)."""
-    import json
-
-    from efficientsam_studio.annotations import masks as mask_ops
-
-    scores = []
-    for annotation in json.loads(annotations.read_text())["annotations"]:
-        mask = mask_ops.decode(annotation["segmentation"])
-        ys, xs = np.nonzero(mask)
-        scores.append(mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
-    return float(np.mean(scores))
-
-
 def run_learning(root: Path) -> LearningRun:
     """Write the data, train with ``efsam-studio train --preset tiny`` and measure before / after."""
     import torch
@@ -76,6 +61,7 @@ def run_learning(root: Path) -> LearningRun:
     from efficientsam_studio.cli.main import main
     from efficientsam_studio.model import build_model
     from trainer.checkpoint import seed_everything
+    from trainer.evaluate import box_fill_miou
     from trainer.finetune.export import export_weights
     from trainer.finetune.synthetic import write_coco, write_sa1b_folder
     from trainer.runlog import read_log
@@ -110,7 +96,7 @@ def run_learning(root: Path) -> LearningRun:
         heldout_images=root / "heldout",
         miou_before=box_mean_iou(untrained, annotations, root / "heldout"),
         miou_after=box_mean_iou(checkpoint, annotations, root / "heldout"),
-        box_fill_miou=box_fill_mean_iou(annotations),
+        box_fill_miou=box_fill_miou(annotations),
         train_seconds=seconds,
         steps=steps,
     )
