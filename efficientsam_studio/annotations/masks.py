@@ -46,29 +46,18 @@ class Ring:
         return [float(v) for v in self.points.reshape(-1)]
 
 
-def _as_uint8(mask: np.ndarray) -> np.ndarray:
-    """A C-contiguous uint8 view or copy of a mask (non-zero = foreground), without copying bool masks."""
+def _as_uint8(mask: np.ndarray, order: str = "C") -> np.ndarray:
+    """A uint8 ``(H, W)`` array of a mask (non-zero = foreground) in memory ``order`` ("C", or "F" as
+    pycocotools' encoder takes it), made in at most one copy (none for a bool or uint8 mask already in
+    that order: bool is viewed as uint8)."""
     array = np.asarray(mask)
     if array.ndim != 2:
         raise ValueError(f"a mask must be 2-D (H, W); got shape {array.shape}")
     if array.dtype == np.bool_:
-        return np.ascontiguousarray(array).view(np.uint8)
+        return np.asarray(array, order=order).view(np.uint8)
     if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    return (array != 0).astype(np.uint8)
-
-
-def _as_fortran_uint8(mask: np.ndarray) -> np.ndarray:
-    """A Fortran-ordered uint8 ``(H, W)`` array of a mask (non-zero = foreground), made in one copy
-    (none when the mask is already Fortran-ordered bool or uint8), as pycocotools' encoder takes it."""
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise ValueError(f"a mask must be 2-D (H, W); got shape {array.shape}")
-    if array.dtype == np.bool_:
-        return np.asfortranarray(array).view(np.uint8)
-    if array.dtype == np.uint8:
-        return np.asfortranarray(array)
-    out = np.empty(array.shape, dtype=np.uint8, order="F")
+        return np.asarray(array, order=order)
+    out = np.empty(array.shape, dtype=np.uint8, order=order)
     np.not_equal(array, 0, out=out.view(np.bool_), casting="unsafe")
     return out
 
@@ -82,7 +71,7 @@ def _content(mask: np.ndarray) -> np.ndarray:
 
 def encode(mask: np.ndarray) -> RLE:
     """Encode an ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``."""
-    rle = coco_mask.encode(_as_fortran_uint8(mask))
+    rle = coco_mask.encode(_as_uint8(mask, "F"))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
