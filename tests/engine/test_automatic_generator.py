@@ -236,11 +236,12 @@ def test_skipping_the_masks_of_low_scored_prompts_changes_no_result(tiny_checkpo
     full = AutomaticMaskGenerator(_OpaquePredictor(predictor), params).generate(image)
     assert 0 < skipped_run < 16 and sum(upscaled) - skipped_run == 16
     assert masks
-    # through the embedding cache's wrapper (what the CLI and the app use) the masks are skipped too
-    from efficientsam_studio.engine.cache import CachedPredictor
+    # through the embedding cache's wrapper (what the CLI and the app use) the masks are skipped too;
+    # memory tier only, so the embedding is not the disk tier's float16 copy
+    from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache
 
     upscaled.clear()
-    cached = AutomaticMaskGenerator(CachedPredictor(predictor), params).generate(image)
+    cached = AutomaticMaskGenerator(CachedPredictor(predictor, EmbeddingCache()), params).generate(image)
     assert sum(upscaled) == skipped_run
     assert [m.rle for m in cached] == [m.rle for m in masks]
     assert [m.rle for m in masks] == [m.rle for m in full]
