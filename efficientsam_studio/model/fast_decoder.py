@@ -12,12 +12,13 @@ prompt. This form computes the same result with less work and less memory traffi
   image-to-token attention the query projection moves into the keys (``(x + pe) Wq^T k^T``) and the
   output projection into the values, so the image update is one product of the attention weights
   ``(4096, heads x tokens)`` with ``(heads x tokens, 256)`` rows, added to the residual in the same call;
-- ``(x + pe) A``: in float32 ``x + pe`` is summed once per layer and shared by its two attentions; in
-  bfloat16 it is computed as ``x A + pe A`` with ``pe A`` from a product with the shared positional
-  encoding (products are cheaper than a pass over memory there), so no per-prompt ``x + pe`` is stored;
+- ``(x + pe) A`` is computed as ``x A`` plus a positional term taken before the fold: the attention's
+  key (or query) projection of the positional encoding is fixed by the weights, so it is stored once
+  per model, ``(heads, d, hw)``, and the term is a product with the ``d`` = 16 unfolded columns of each
+  head instead of the 256 folded ones; no per-prompt ``x + pe`` is stored;
 - attention logits are laid out ``(heads, tokens, pixels)``, so softmaxes run along contiguous rows;
 - the two transposed convolutions (kernel 2, stride 2) are plain matrix products on a sub-pixel layout
-  and the masks are put back in raster order once, by a pixel shuffle at 256x256;
+  and the masks are put back in raster order by one strided copy at 256x256;
 - per-prompt image-sized results are updated in place where the input is no longer needed;
 - the padding points of a prompt (EfficientSAM pads every prompt to 6 points) are identical tokens, and
   identical tokens stay identical through every layer; given which points are padding
@@ -143,8 +144,22 @@ class FastMaskDecoder:
         self.num_mask_tokens = decoder.num_mask_tokens
         pe = image_pe.detach().float().flatten(2)[0]  # (D, hw)
         self.pe = pe.transpose(0, 1).contiguous()  # (hw, D) float32
-        self.pe_t = pe.to(dtype).contiguous()  # (D, hw) in dtype, for products with folded weights
+        # the positional terms of the per-prompt attentions: their key (token-to-image) or query
+        # (image-to-token) projections applied to pe, once per model
+        self._pe_proj: dict[torch.nn.Linear, torch.Tensor] = {}
+        for layer in self.layers[1:]:
+            self._add_pe_projection(layer.cross_attn_token_to_image, layer.cross_attn_token_to_image.k_proj)
+            self._add_pe_projection(layer.cross_attn_image_to_token, layer.cross_attn_image_to_token.q_proj)
+        self._add_pe_projection(self.final_attn, self.final_attn.k_proj)
         self._upscaling = [self._upscaling_weights(seq) for seq in decoder.final_output_upscaling_layers]
+
+    def _add_pe_projection(self, attn: DecoderAttention, proj: torch.nn.Linear) -> None:
+        """Stores ``(H, d, hw)``: ``proj``'s weight (without bias) applied to the positional encoding, per
+        head; a query projection's also carries the attention's scale (token keys come unscaled)."""
+        heads = attn.num_heads
+        weight = proj.weight.detach().float().reshape(heads, attn.internal_dim // heads, -1)  # (H, d, D)
+        scale = _scale(attn) if proj is attn.q_proj else 1.0
+        self._pe_proj[proj] = ((weight @ self.pe.transpose(0, 1)) * scale).to(self.dtype).contiguous()
 
     def _upscaling_weights(
         self, seq: torch.nn.Sequential
@@ -160,7 +175,8 @@ class FastMaskDecoder:
 
     def to(self, device: torch.device | str) -> FastMaskDecoder:
         """Moves the copied tensors to ``device`` (the module itself is moved by its owner)."""
-        self.pe, self.pe_t = self.pe.to(device), self.pe_t.to(device)
+        self.pe = self.pe.to(device)
+        self._pe_proj = {proj: t.to(device) for proj, t in self._pe_proj.items()}
         self._upscaling = [(w.to(device), b.to(device), n) for w, b, n in self._upscaling]
         return self
 
@@ -184,16 +200,27 @@ class FastMaskDecoder:
 
     # -- attention on the image tokens --------------------------------------------------------------
 
-    def _with_pe(
-        self, folded: torch.Tensor, keys: torch.Tensor, keys_pe: torch.Tensor | None
+    def _image_logits(
+        self,
+        folded: torch.Tensor,
+        small: torch.Tensor,
+        proj: torch.nn.Linear,
+        keys: torch.Tensor,
+        keys_pe: torch.Tensor | None,
     ) -> torch.Tensor:
-        """``folded (M, R, D)``, ``keys (M, hw, D)`` -> ``folded (keys + pe)^T`` as ``(M, R, hw)`` float32.
+        """Attention logits ``folded (keys + pe)^T`` as ``(M, H*T, hw)`` float32.
 
-        ``keys_pe``: ``keys + pe`` when the caller has it (float32 and the graph form)."""
+        ``folded (M, H*T, D)``: the projection ``proj`` folded into the tokens; ``small (M, H, T, d)``: the
+        same tokens before folding, whose product with the stored ``proj pe`` is the positional term
+        (``d`` = 16 columns instead of ``D`` = 256). ``keys (M, hw, D)`` per-prompt image tokens;
+        ``keys_pe``: ``keys + pe`` in the graph form, which uses it instead.
+        """
         if keys_pe is not None:
             return torch.bmm(folded, keys_pe.transpose(1, 2)).float()
-        m, r, d = folded.shape
-        logits = torch.mm(folded.reshape(m * r, d), self.pe_t).reshape(m, r, -1)
+        m, heads, t, head_dim = small.shape
+        per_head = small.to(self.dtype).transpose(0, 1).reshape(heads, m * t, head_dim)
+        logits = torch.bmm(per_head, self._pe_proj[proj])  # (H, M*T, hw)
+        logits = logits.reshape(heads, m, t, -1).transpose(0, 1).reshape(m, heads * t, -1)
         logits.baddbmm_(folded, keys.transpose(1, 2))
         return logits.float()
 
@@ -201,7 +228,7 @@ class FastMaskDecoder:
         self, attn: DecoderAttention, queries: torch.Tensor, keys: torch.Tensor, keys_pe: torch.Tensor | None
     ) -> torch.Tensor:
         """Token-to-image attention on per-prompt image tokens ``keys (M, hw, D)`` (``keys_pe``: see
-        :meth:`_with_pe`).
+        :meth:`_image_logits`).
 
         ``queries (M, T, D)`` float32 (positional encoding included) -> ``(M, T, D)`` float32.
         """
@@ -211,7 +238,8 @@ class FastMaskDecoder:
         q = _heads(attn.q_proj(queries), heads) * _scale(attn)  # (M, H, T, d)
         wk = attn.k_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
         folded = (q @ wk).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
-        weights = torch.softmax(self._with_pe(folded, keys, keys_pe), dim=-1).to(self.dtype)
+        logits = self._image_logits(folded, q, attn.k_proj, keys, keys_pe)
+        weights = torch.softmax(logits, dim=-1).to(self.dtype)
         pooled = torch.bmm(weights, keys).float().reshape(m, heads, t, -1)  # (M, H, T, D)
         wv = attn.v_proj.weight.reshape(heads, head_dim, -1)
         values = pooled @ wv.transpose(1, 2) + attn.v_proj.bias.reshape(heads, 1, head_dim)
@@ -268,7 +296,8 @@ class FastMaskDecoder:
             logits = torch.bmm(k_all, ctx.i2t_qt).float().reshape(heads, m, t, -1).transpose(0, 1)
         else:
             folded, bias = _fold_query_projection(attn, k)
-            logits = self._with_pe(folded.to(self.dtype), keys, keys_pe).reshape(m, heads, t, -1).add_(bias)
+            logits = self._image_logits(folded.to(self.dtype), k, attn.q_proj, keys, keys_pe)
+            logits = logits.reshape(m, heads, t, -1).add_(bias)
         if token_bias is not None:
             logits = logits + token_bias.reshape(m, 1, t, 1)
         weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
@@ -329,8 +358,9 @@ class FastMaskDecoder:
         """
         queries, query_pe = tokens, tokens
         keys, keys_pe = ctx.keys, None
-        # x + pe summed once per layer in float32 (and in the graph); bfloat16 uses products with pe
-        sum_pe = self.dtype == torch.float32 or _is_exporting()
+        # x + pe summed once per layer in the graph; eagerly the positional terms are products with
+        # the stored projections of pe
+        sum_pe = _is_exporting()
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
@@ -372,21 +402,26 @@ class FastMaskDecoder:
             torch.ops.aten.gelu_(x)
             x = x.reshape(-1, c_out)
         masks = torch.bmm(hyper.to(x.dtype), x.reshape(m, -1, x.shape[-1]).transpose(1, 2))  # (M, K, pixels)
-        # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...): sub-pixel offsets to channels ordered
-        # (dy1, dy2, ..., dx1, dx2, ...), then one pixel shuffle puts them in raster order
+        # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...); the raster order is (y, dy1, dy2, ..., x,
+        # dx1, dx2, ...)
         k = masks.shape[1]
         if _is_exporting():
-            # graph form: a transpose with (h, w) as its inner block, then the small permutation of the
-            # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes)
+            # graph form: a transpose with (h, w) as its inner block, the small permutation of the
+            # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes),
+            # then a pixel shuffle
             planes = masks.reshape(m * k, h * w, 4**steps).transpose(1, 2)  # (M*K, offsets, hw)
             planes = planes.reshape(m * k, *([2, 2] * steps), h * w)
             order = [0, *(1 + 2 * i for i in range(steps)), *(2 + 2 * i for i in range(steps)), 1 + 2 * steps]
             sub = planes.permute(*order).reshape(m * k, 4**steps, h, w)
+            raster = F.pixel_shuffle(sub, 2**steps)
         else:
-            grid = masks.float().reshape(m * k, h, w, *([2, 2] * steps))
-            order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
-            sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
-        return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps)
+            # eagerly one strided copy (converting to float32 on the way) straight to the raster order
+            # (y, dy1, dy2, ..., x, dx1, dx2, ...)
+            grid = masks.reshape(m * k, h, w, *([2, 2] * steps))
+            order = [0, 1, *(3 + 2 * i for i in range(steps)), 2, *(4 + 2 * i for i in range(steps))]
+            raster = torch.empty(m * k, h * 2**steps, w * 2**steps, device=masks.device)
+            raster.view(m * k, h, *([2] * steps), w, *([2] * steps)).copy_(grid.permute(*order))
+        return raster.reshape(m, k, h * 2**steps, w * 2**steps)
 
     def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
         """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel."""
