@@ -12,13 +12,15 @@ prompt. This form computes the same result with less work and less memory traffi
   image-to-token attention the query projection moves into the keys (``(x + pe) Wq^T k^T``) and the
   output projection into the values, so the image update is one product of the attention weights
   ``(4096, heads x tokens)`` with ``(heads x tokens, 256)`` rows, added to the residual in the same call;
-- ``(x + pe) A`` is computed as ``x A`` plus a positional term taken before the fold: the attention's
-  key (or query) projection of the positional encoding is fixed by the weights, so it is stored once
-  per model, ``(heads, d, hw)``, and the term is a product with the ``d`` = 16 unfolded columns of each
-  head instead of the 256 folded ones; no per-prompt ``x + pe`` is stored;
+- ``(x + pe) A``: in float32 ``x + pe`` is summed once per layer and shared by its two attentions; in
+  bfloat16 it is ``x A`` plus a positional term taken before the fold: the attention's key (or query)
+  projection of the positional encoding is fixed by the weights, so it is stored once per model,
+  ``(heads, d, hw)``, and the term is a product with the ``d`` = 16 unfolded columns of each head
+  instead of the 256 folded ones (no per-prompt ``x + pe`` is stored; in float32 the sum measured
+  faster for chunks of several prompts);
 - attention logits are laid out ``(heads, tokens, pixels)``, so softmaxes run along contiguous rows;
 - the two transposed convolutions (kernel 2, stride 2) are plain matrix products on a sub-pixel layout
-  and the masks are put back in raster order by one strided copy at 256x256;
+  and the masks are put back in raster order once, by a pixel shuffle at 256x256;
 - per-prompt image-sized results are updated in place where the input is no longer needed;
 - the padding points of a prompt (EfficientSAM pads every prompt to 6 points) are identical tokens, and
   identical tokens stay identical through every layer; given which points are padding
@@ -144,13 +146,15 @@ class FastMaskDecoder:
         self.num_mask_tokens = decoder.num_mask_tokens
         pe = image_pe.detach().float().flatten(2)[0]  # (D, hw)
         self.pe = pe.transpose(0, 1).contiguous()  # (hw, D) float32
-        # the positional terms of the per-prompt attentions: their key (token-to-image) or query
-        # (image-to-token) projections applied to pe, once per model
+        # bfloat16: the positional terms of the per-prompt attentions come from their key (token-to-image)
+        # or query (image-to-token) projections of pe, computed once per model
         self._pe_proj: dict[torch.nn.Linear, torch.Tensor] = {}
-        for layer in self.layers[1:]:
-            self._add_pe_projection(layer.cross_attn_token_to_image, layer.cross_attn_token_to_image.k_proj)
-            self._add_pe_projection(layer.cross_attn_image_to_token, layer.cross_attn_image_to_token.q_proj)
-        self._add_pe_projection(self.final_attn, self.final_attn.k_proj)
+        if dtype != torch.float32:
+            for layer in self.layers[1:]:
+                t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+                self._add_pe_projection(t2i, t2i.k_proj)
+                self._add_pe_projection(i2t, i2t.q_proj)
+            self._add_pe_projection(self.final_attn, self.final_attn.k_proj)
         self._upscaling = [self._upscaling_weights(seq) for seq in decoder.final_output_upscaling_layers]
 
     def _add_pe_projection(self, attn: DecoderAttention, proj: torch.nn.Linear) -> None:
@@ -213,14 +217,16 @@ class FastMaskDecoder:
         ``folded (M, H*T, D)``: the projection ``proj`` folded into the tokens; ``small (M, H, T, d)``: the
         same tokens before folding, whose product with the stored ``proj pe`` is the positional term
         (``d`` = 16 columns instead of ``D`` = 256). ``keys (M, hw, D)`` per-prompt image tokens;
-        ``keys_pe``: ``keys + pe`` in the graph form, which uses it instead.
+        ``keys_pe``: ``keys + pe`` where the caller has it (float32 and the graph form), used instead.
         """
         if keys_pe is not None:
             return torch.bmm(folded, keys_pe.transpose(1, 2)).float()
-        m, heads, t, head_dim = small.shape
-        per_head = small.to(self.dtype).transpose(0, 1).reshape(heads, m * t, head_dim)
-        logits = torch.bmm(per_head, self._pe_proj[proj])  # (H, M*T, hw)
-        logits = logits.reshape(heads, m, t, -1).transpose(0, 1).reshape(m, heads * t, -1)
+        m, heads, t, _ = small.shape
+        pe_proj = self._pe_proj[proj]
+        small = small.to(self.dtype)
+        logits = torch.empty(m, heads * t, pe_proj.shape[-1], dtype=self.dtype, device=keys.device)
+        for index in range(m):  # one product per prompt, written in place: (H, T, d) @ (H, d, hw)
+            torch.bmm(small[index], pe_proj, out=logits[index].view(heads, t, -1))
         logits.baddbmm_(folded, keys.transpose(1, 2))
         return logits.float()
 
@@ -358,9 +364,9 @@ class FastMaskDecoder:
         """
         queries, query_pe = tokens, tokens
         keys, keys_pe = ctx.keys, None
-        # x + pe summed once per layer in the graph; eagerly the positional terms are products with
-        # the stored projections of pe
-        sum_pe = _is_exporting()
+        # x + pe summed once per layer in float32 (and in the graph); bfloat16 takes the positional
+        # terms from the stored projections of pe
+        sum_pe = self.dtype == torch.float32 or _is_exporting()
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
@@ -402,26 +408,21 @@ class FastMaskDecoder:
             torch.ops.aten.gelu_(x)
             x = x.reshape(-1, c_out)
         masks = torch.bmm(hyper.to(x.dtype), x.reshape(m, -1, x.shape[-1]).transpose(1, 2))  # (M, K, pixels)
-        # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...); the raster order is (y, dy1, dy2, ..., x,
-        # dx1, dx2, ...)
+        # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...): sub-pixel offsets to channels ordered
+        # (dy1, dy2, ..., dx1, dx2, ...), then one pixel shuffle puts them in raster order
         k = masks.shape[1]
         if _is_exporting():
-            # graph form: a transpose with (h, w) as its inner block, the small permutation of the
-            # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes),
-            # then a pixel shuffle
+            # graph form: a transpose with (h, w) as its inner block, then the small permutation of the
+            # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes)
             planes = masks.reshape(m * k, h * w, 4**steps).transpose(1, 2)  # (M*K, offsets, hw)
             planes = planes.reshape(m * k, *([2, 2] * steps), h * w)
             order = [0, *(1 + 2 * i for i in range(steps)), *(2 + 2 * i for i in range(steps)), 1 + 2 * steps]
             sub = planes.permute(*order).reshape(m * k, 4**steps, h, w)
-            raster = F.pixel_shuffle(sub, 2**steps)
         else:
-            # eagerly one strided copy (converting to float32 on the way) straight to the raster order
-            # (y, dy1, dy2, ..., x, dx1, dx2, ...)
-            grid = masks.reshape(m * k, h, w, *([2, 2] * steps))
-            order = [0, 1, *(3 + 2 * i for i in range(steps)), 2, *(4 + 2 * i for i in range(steps))]
-            raster = torch.empty(m * k, h * 2**steps, w * 2**steps, device=masks.device)
-            raster.view(m * k, h, *([2] * steps), w, *([2] * steps)).copy_(grid.permute(*order))
-        return raster.reshape(m, k, h * 2**steps, w * 2**steps)
+            grid = masks.float().reshape(m * k, h, w, *([2, 2] * steps))
+            order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
+            sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
+        return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps)
 
     def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
         """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel."""
