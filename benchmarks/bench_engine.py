@@ -20,9 +20,11 @@ process per model): ``predict_batch`` of 64 single-point prompts, low-res logits
 (``predict_batch_ms_per_prompt``), and the decoder alone on the same 64 prompt tokens, in chunks of the
 predictor's ``decode_chunk``, several ways alternated run by run: ``module`` (the ``MaskDecoder``
 nn.Module, one embedding shared by the chunk), ``fast`` (``FastMaskDecoder`` in float32, what the torch
-backend runs) and ``fast_bf16`` (bfloat16, on CPUs with fast bfloat16), with their largest logit and IoU
-difference from the module. ``--no-allocator-tuning`` runs it without the glibc settings of
-``engine/allocator.py`` (``EFSAM_ALLOCATOR_TUNING=0``).
+backend runs, padding points merged as it does) and ``fast_bf16`` (bfloat16, on CPUs with fast
+bfloat16), with their largest logit and IoU difference from the module; ``fast_gflop``: the inference
+decoder's products by torch's FLOP counter, once per image and per prompt (transformer, and upscaling of
+three masks). ``--no-allocator-tuning`` runs it without the glibc settings of ``engine/allocator.py``
+(``EFSAM_ALLOCATOR_TUNING=0``).
 
 Usage::
 
@@ -203,7 +205,8 @@ def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
 
     embedding = torch.from_numpy(predictor.get_image_embedding())  # (1, 256, 64, 64)
     chunk = predictor.decode_chunk
-    tokens = predictor.prompt_tokens(coords, labels)  # (64, 6, 256), padded as predict_batch pads
+    # (64, 6, 256), padded as predict_batch pads; the fast decoders merge the padding as it does
+    tokens, padding = predictor._tokens_and_padding(coords, labels)
     pe = model.prompt_encoder.get_dense_pe()
     decoders = {"fast": FastMaskDecoder(model.mask_decoder, pe)}
     if bf16_fast_on(torch.device("cpu")):
@@ -220,7 +223,8 @@ def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
                     logits, iou = dec(embedding, pe, part[None])
                     outputs.append((logits[0], iou[0]))
                 else:
-                    outputs.append(decoders[way].decode(contexts[way], part))
+                    padded = padding[start : start + chunk]
+                    outputs.append(decoders[way].decode(contexts[way], part, padding=padded))
         return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
 
     ways = ["module", *decoders]
@@ -245,6 +249,7 @@ def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
         "predict_batch_ms_per_prompt": per_prompt(_summary(batch)),
         "threads": torch.get_num_threads(),
     }
+    out["fast_gflop"] = _fast_decoder_flops(decoders["fast"], embedding, tokens[:chunk], padding[:chunk])
     for way in ways:
         out[f"{way}_ms_per_prompt"] = per_prompt(summaries[way])
         if way != "module":
@@ -253,6 +258,31 @@ def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
             out[f"{way}_max_abs_diff_logits"] = float((logits - module_logits).abs().max())
             out[f"{way}_max_abs_diff_iou"] = float((iou - module_iou).abs().max())
     return out
+
+
+def _fast_decoder_flops(fast, embedding, tokens, padding) -> dict:
+    """GFLOP of the inference decoder by torch's FLOP counter (2 per multiply-add): once per image
+    (``prepare``), and per prompt the transformer (all that is needed for the predicted IoU) and the
+    upscaling of the three multimask outputs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fn) -> float:
+        with FlopCounterMode(display=False) as counter:
+            result = fn()
+        count.result = result
+        return counter.get_total_flops() / 1e9
+
+    per_image = count(lambda: fast.prepare(embedding))
+    context = count.result
+    prompts = len(tokens)
+    transformer = count(lambda: fast.decode_tokens(context, tokens, padding)) / prompts
+    queries, keys = count.result
+    upscaling = count(lambda: fast.mask_logits(context, queries, keys, [1, 2, 3])) / prompts
+    return {
+        "per_image": round(per_image, 3),
+        "transformer_per_prompt": round(transformer, 3),
+        "upscaling_3_masks_per_prompt": round(upscaling, 3),
+    }
 
 
 def _run_worker(impl: str, model_name: str, args: argparse.Namespace) -> dict:
