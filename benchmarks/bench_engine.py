@@ -206,7 +206,7 @@ def worker_decoder(model_name: str, decoder_repeats: int) -> dict:
     embedding = torch.from_numpy(predictor.get_image_embedding())  # (1, 256, 64, 64)
     chunk = predictor.decode_chunk
     # (64, 6, 256), padded as predict_batch pads; the fast decoders merge the padding as it does
-    tokens, padding = predictor._tokens_and_padding(coords, labels)
+    tokens, padding = predictor.prompt_tokens(coords, labels)
     pe = model.prompt_encoder.get_dense_pe()
     decoders = {"fast": FastMaskDecoder(model.mask_decoder, pe)}
     if bf16_fast_on(torch.device("cpu")):
@@ -266,22 +266,19 @@ def _fast_decoder_flops(fast, embedding, tokens, padding) -> dict:
     upscaling of the three multimask outputs."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    def count(fn) -> float:
+    def count(fn) -> tuple[float, object]:
         with FlopCounterMode(display=False) as counter:
             result = fn()
-        count.result = result
-        return counter.get_total_flops() / 1e9
+        return counter.get_total_flops() / 1e9, result
 
-    per_image = count(lambda: fast.prepare(embedding))
-    context = count.result
+    per_image, context = count(lambda: fast.prepare(embedding))
     prompts = len(tokens)
-    transformer = count(lambda: fast.decode_tokens(context, tokens, padding)) / prompts
-    queries, keys = count.result
-    upscaling = count(lambda: fast.mask_logits(context, queries, keys, [1, 2, 3])) / prompts
+    transformer, (queries, keys) = count(lambda: fast.decode_tokens(context, tokens, padding))
+    upscaling, _ = count(lambda: fast.mask_logits(context, queries, keys, [1, 2, 3]))
     return {
         "per_image": round(per_image, 3),
-        "transformer_per_prompt": round(transformer, 3),
-        "upscaling_3_masks_per_prompt": round(upscaling, 3),
+        "transformer_per_prompt": round(transformer / prompts, 3),
+        "upscaling_3_masks_per_prompt": round(upscaling / prompts, 3),
     }
 
 

@@ -78,14 +78,9 @@ class TorchPredictor(BasePredictor):
         super().reset_image()
         self._context = None
 
-    def prompt_tokens(self, coords: np.ndarray, labels: np.ndarray) -> torch.Tensor:
-        """Prompts ``coords (Q, N, 2)`` in original pixels, ``labels (Q, N)`` -> tokens ``(Q, 6, D)``."""
-        return self._tokens_and_padding(coords, labels)[0]
-
-    def _tokens_and_padding(
-        self, coords: np.ndarray, labels: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens ``(Q, 6, D)`` and which of them are padding, ``(Q, 6)`` bool."""
+    def prompt_tokens(self, coords: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts ``coords (Q, N, 2)`` in original pixels, ``labels (Q, N)`` -> tokens ``(Q, 6, D)`` and
+        which of them are padding, ``(Q, 6)`` bool."""
         with torch.inference_mode():
             points = torch.from_numpy(coords).to(self.device)
             points = to_model_space(points, self.original_size, self.model.img_size)
@@ -102,7 +97,7 @@ class TorchPredictor(BasePredictor):
         return self.encode_image(image)
 
     def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tokens, padding = self._tokens_and_padding(coords, labels)
+        tokens, padding = self.prompt_tokens(coords, labels)
         logits, iou = self.fast_decoder.decode(self.image_context(), tokens, padding=padding)
         return logits.float().cpu().numpy(), iou.float().cpu().numpy()
 
@@ -115,7 +110,7 @@ class TorchPredictor(BasePredictor):
             return self._decode(coords, labels)
         decoder, context = self.fast_decoder, self.image_context()
         mask_ids = list(range(1, decoder.num_mask_tokens))  # the multimask outputs
-        queries, keys = decoder.decode_tokens(context, *self._tokens_and_padding(coords, labels))
+        queries, keys = decoder.decode_tokens(context, *self.prompt_tokens(coords, labels))
         iou = decoder.predict_iou(queries)[:, mask_ids].float()
         wanted = (iou > min_score).any(dim=1)
         h, w = context.size
