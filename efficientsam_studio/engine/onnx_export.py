@@ -49,6 +49,7 @@ from efficientsam_studio.engine.cache import state_dict_checksum
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD, EfficientSam, resize_pos_embed
 from efficientsam_studio.model.fast_decoder import FastMaskDecoder
+from efficientsam_studio.model.padding_tokens import padding_bias
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +215,7 @@ class DecoderGraph(nn.Module):
         tokens = self.model.prompt_encoder(
             torch.cat([coords[:, :n], pad_coords], dim=1), torch.cat([labels[:, :n], pad_labels], dim=1)
         )
-        given = labels[:, :n]
-        given_bias = torch.where(given == -1, float("-inf"), 0.0)
-        pad_count = (labels == -1).sum(dim=1, keepdim=True).float()
-        pad_bias = torch.where(pad_count > 0, torch.log(pad_count.clamp_min(1.0)), float("-inf"))
-        bias = torch.cat([given_bias, pad_bias], dim=1)
+        bias = padding_bias(labels[:, :n] != -1, (labels == -1).sum(dim=1, keepdim=True))
         context = self.decoder.prepare(image_embeddings)
         return self.decoder.decode(context, tokens, multimask_output=True, prompt_bias=bias)
 

@@ -32,8 +32,18 @@ def merge_padding(
     if kept + 1 >= prompt_tokens.shape[1]:
         return prompt_tokens, None
     slots = torch.arange(kept, device=counts.device)
-    bias = torch.where(slots < counts[:, None], 0.0, float("-inf"))
-    pad_count = (prompt_tokens.shape[1] - counts).clamp_min(1).float()
-    pad_bias = torch.where(counts < prompt_tokens.shape[1], pad_count.log(), float("-inf"))
     tokens = torch.cat([prompt_tokens[:, :kept], prompt_tokens[:, -1:]], dim=1)
-    return tokens, torch.cat([bias, pad_bias[:, None]], dim=1).float()
+    return tokens, padding_bias(slots < counts[:, None], prompt_tokens.shape[1] - counts[:, None])
+
+
+def padding_bias(real: torch.Tensor, pad_count: torch.Tensor) -> torch.Tensor:
+    """Attention biases ``(M, n + 1)`` float32 of ``n`` point slots followed by one padding token.
+
+    ``real (M, n)`` bool: the slot holds a point of the prompt (bias 0) or nothing (``-inf``);
+    ``pad_count (M, 1)``: how many padding points the last token stands for (bias ``log(count)``, or
+    ``-inf`` for none). Traceable, so the ONNX decoder graph builds its biases with it too.
+    """
+    real_bias = torch.where(real, 0.0, float("-inf"))
+    pad_count = pad_count.float()
+    pad_bias = torch.where(pad_count > 0, pad_count.clamp_min(1.0).log(), float("-inf"))
+    return torch.cat([real_bias, pad_bias], dim=1).float()
