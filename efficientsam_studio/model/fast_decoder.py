@@ -32,8 +32,8 @@ prompt. This form computes the same result with less work and less memory traffi
 The public methods run under ``torch.inference_mode`` in eager mode and are traced as they are by
 ``torch.export`` (the ONNX decoder graph of ``engine.onnx_export``). While exporting
 (``torch.compiler.is_exporting()``) a few steps take a form that traces for any number of prompts and
-suits ONNX Runtime, with the same results to rounding: the GroupNorm variance is a reduction of the
-squared centred values (eagerly one BLAS dot per prompt); ``(x + pe) A`` is one sum and one product
+suits ONNX Runtime, with the same results to rounding: the GroupNorm is spelled out, its variance a
+reduction of the squared centred values (eagerly torch's channels-last kernel); ``(x + pe) A`` is one sum and one product
 (ONNX Runtime computes the sum once for the two attentions of a layer); the image-to-token attention
 weights are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs on the last axis and the
 update needs no transpose; the residual sum before ``norm4`` is not fused with it (ONNX Runtime's
@@ -399,12 +399,12 @@ class FastMaskDecoder:
         h, w = ctx.size
         x = keys.reshape(-1, keys.shape[-1])
         steps = len(self._upscaling)
-        for weight, bias, norm in self._upscaling:
+        for step, (weight, bias, norm) in enumerate(self._upscaling):
             x = torch.addmm(bias, x, weight)  # rows: pixels, columns (dy, dx, c)
             c_out = weight.shape[1] // 4
             x = x.reshape(m, -1, c_out)  # (M, pixels, C) with pixels in sub-pixel order
             if isinstance(norm, torch.nn.GroupNorm):
-                x = self._group_norm(x, norm)
+                x = self._group_norm(x, norm, h << (step + 1), w << (step + 1))
             torch.ops.aten.gelu_(x)
             x = x.reshape(-1, c_out)
         masks = torch.bmm(hyper.to(x.dtype), x.reshape(m, -1, x.shape[-1]).transpose(1, 2))  # (M, K, pixels)
@@ -424,24 +424,25 @@ class FastMaskDecoder:
             sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
         return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps)
 
-    def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
-        """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel."""
+    def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm, h: int, w: int) -> torch.Tensor:
+        """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel.
+
+        Eagerly the rows are viewed as a channels-last ``(M, C, h, w)`` image (their sub-pixel order
+        does not change a one-group statistic), which torch normalises in one vectorised pass with
+        float32 statistics and affine."""
         if norm.num_groups != 1:
             raise ValueError("the fast decoder supports GroupNorm with one group")
-        flat = x.reshape(x.shape[0], -1)
-        count = flat.shape[1]
-        # centred in place first, so the variance has no cancellation; the sums accumulate in float32
-        flat.sub_((flat.sum(1).float() / count).to(x.dtype)[:, None])
-        if _is_exporting():
-            squares = (flat * flat).sum(1, dtype=torch.float32)  # traceable for any number of prompts
-        elif x.dtype == torch.float32:
-            squares = torch.stack([torch.dot(row, row) for row in flat])  # BLAS: accurate to ~1e-7
-        else:
-            squares = torch.linalg.vector_norm(flat, dim=1).float().square()
-        rstd = torch.rsqrt(squares / count + norm.eps).reshape(-1, 1, 1)
-        scale = rstd * norm.weight.float()  # (M, 1, C)
-        shift = norm.bias.float().expand_as(scale)
-        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        m, _, c = x.shape
+        if not _is_exporting():
+            image = x.reshape(m, h, w, c).permute(0, 3, 1, 2)
+            normed = F.group_norm(image, 1, norm.weight, norm.bias, norm.eps)
+            return normed.permute(0, 2, 3, 1).reshape(m, -1, c)
+        # graph form: centred first, so the variance has no cancellation, for any number of prompts
+        flat = x.reshape(m, -1)
+        centred = flat - flat.mean(1, keepdim=True)
+        variance = (centred * centred).mean(1)
+        rstd = torch.rsqrt(variance + norm.eps).reshape(-1, 1, 1)
+        return torch.addcmul(norm.bias, centred.reshape(x.shape), rstd * norm.weight)
 
     @_inference
     def decode_tokens(
