@@ -111,13 +111,14 @@ class TorchPredictor(BasePredictor):
         decoder, context = self.fast_decoder, self.image_context()
         mask_ids = list(range(1, decoder.num_mask_tokens))  # the multimask outputs
         queries, keys = decoder.decode_tokens(context, *self.prompt_tokens(coords, labels))
-        iou = decoder.predict_iou(queries)[:, mask_ids].float()
+        hyper, iou = decoder.heads(queries, mask_ids)
+        iou = iou.float()
         wanted = (iou > min_score).any(dim=1)
         h, w = context.size
         logits = np.full((len(coords), len(mask_ids), 4 * h, 4 * w), -np.inf, dtype=np.float32)
         if bool(wanted.any()):
             rows = torch.nonzero(wanted).flatten()
-            computed = decoder.mask_logits(context, queries[rows], keys[rows], mask_ids)
+            computed = decoder.upscale_masks(context, keys[rows], hyper[rows])
             logits[rows.cpu().numpy()] = computed.float().cpu().numpy()
         return logits, iou.cpu().numpy()
 

@@ -33,12 +33,12 @@ The public methods run under ``torch.inference_mode`` in eager mode and are trac
 ``torch.export`` (the ONNX decoder graph of ``engine.onnx_export``). While exporting
 (``torch.compiler.is_exporting()``) a few steps take a form that traces for any number of prompts and
 suits ONNX Runtime, with the same results to rounding: the GroupNorm is spelled out, its variance a
-reduction of the squared centred values (eagerly torch's channels-last kernel); ``(x + pe) A`` is one sum and one product
-(ONNX Runtime computes the sum once for the two attentions of a layer); the image-to-token attention
-weights are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs on the last axis and the
-update needs no transpose; the residual sum before ``norm4`` is not fused with it (ONNX Runtime's
-fused kernel is the slower there); the sub-pixel reordering is a transpose with ``(h w)`` planes as
-the inner block followed by a permutation of those planes.
+reduction of the squared centred values (eagerly torch's channels-last kernel); ``(x + pe) A`` is one
+sum and one product (ONNX Runtime computes the sum once for the two attentions of a layer); the
+image-to-token attention weights are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs
+on the last axis and the update needs no transpose; the residual sum before ``norm4`` is not fused with
+it (ONNX Runtime's fused kernel is the slower there); the sub-pixel reordering is a transpose with ``(h
+w)`` planes as the inner block followed by a permutation of those planes.
 
 In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
 ``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
@@ -113,6 +113,13 @@ def _scale(attn: DecoderAttention) -> float:
     return 1.0 / math.sqrt(attn.internal_dim // attn.num_heads)
 
 
+def _merged_projections(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Tensor]:
+    """The q, k and v projections of an attention as one ``(3 C, D)`` weight and ``(3 C,)`` bias."""
+    projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+    weight = torch.cat([proj.weight.detach() for proj in projections])
+    return weight, torch.cat([proj.bias.detach() for proj in projections])
+
+
 def _fold_query_projection(attn: DecoderAttention, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """An image-to-token attention's query projection moved onto the token keys ``k (M, H, T, d)``.
 
@@ -156,6 +163,10 @@ class FastMaskDecoder:
                 self._add_pe_projection(i2t, i2t.q_proj)
             self._add_pe_projection(self.final_attn, self.final_attn.k_proj)
         self._upscaling = [self._upscaling_weights(seq) for seq in decoder.final_output_upscaling_layers]
+        # the three projections of a token self-attention read the same tokens: one product
+        self._self_qkv = [_merged_projections(layer.self_attn) for layer in self.layers]
+        self._stacked_heads: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._stack_heads = self._stackable_heads()
 
     def _add_pe_projection(self, attn: DecoderAttention, proj: torch.nn.Linear) -> None:
         """Stores ``(H, d, hw)``: ``proj``'s weight (without bias) applied to the positional encoding, per
@@ -182,6 +193,8 @@ class FastMaskDecoder:
         self.pe = self.pe.to(device)
         self._pe_proj = {proj: t.to(device) for proj, t in self._pe_proj.items()}
         self._upscaling = [(w.to(device), b.to(device), n) for w, b, n in self._upscaling]
+        self._self_qkv = [(w.to(device), b.to(device)) for w, b in self._self_qkv]
+        self._stacked_heads = {}
         return self
 
     @_inference
@@ -342,15 +355,16 @@ class FastMaskDecoder:
 
     # -- the decoder ---------------------------------------------------------------------------------
 
-    def _self_attention(
-        self, attn: DecoderAttention, queries: torch.Tensor, bias: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Token self-attention; ``bias (M, T)`` is added to the logits of every query (token as a key)."""
-        if bias is None:
-            return attn(queries, queries, queries)
+    def _self_attention(self, index: int, queries: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Token self-attention of layer ``index``; ``bias (M, T)`` is added to the logits of every query
+        (token as a key)."""
+        attn = self.layers[index].self_attn
         m, t, _ = queries.shape
-        q, k, v = (_heads(proj(queries), attn.num_heads) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :].to(q.dtype))
+        heads = attn.num_heads
+        qkv = F.linear(queries, *self._self_qkv[index])  # (M, T, 3 C)
+        q, k, v = qkv.reshape(m, t, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (M, H, T, d) each
+        mask = None if bias is None else bias[:, None, None, :].to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return attn.out_proj(out.transpose(1, 2).reshape(m, t, attn.internal_dim))
 
     @_inference
@@ -370,7 +384,7 @@ class FastMaskDecoder:
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
-            queries = layer.norm1(queries + self._self_attention(layer.self_attn, queries, token_bias))
+            queries = layer.norm1(queries + self._self_attention(index, queries, token_bias))
             t2i = layer.cross_attn_token_to_image
             if index == 0:
                 attn = self._shared_token_to_image(t2i, ctx, queries + query_pe)
@@ -469,19 +483,64 @@ class FastMaskDecoder:
             bias = torch.cat([bias.new_zeros(bias.shape[0], output_tokens.shape[1]), bias], dim=1)
         return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1), bias)
 
+    def _heads_weights(self, mask_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The IoU head and the hypernetwork MLPs of ``mask_ids``, stacked layer by layer for batched
+        products: ``[(weight (1+K, in, out), bias (1+K, 1, out)), ...]``. The IoU head's last layer is
+        padded with zero columns to the hypernetworks' width (its first columns are the IoU)."""
+        if mask_ids not in self._stacked_heads:
+            dec = self.decoder
+            mlps = [dec.iou_prediction_head, *(dec.output_hypernetworks_mlps[i] for i in mask_ids)]
+            linears = [[*(seq[0] for seq in mlp.layers), mlp.fc] for mlp in mlps]
+            width = max(layers[-1].out_features for layers in linears)
+            stacked = []
+            for depth in range(len(linears[0])):
+                weights, biases = [], []
+                for layers in linears:
+                    weight, bias = layers[depth].weight.detach(), layers[depth].bias.detach()
+                    pad = width - weight.shape[0] if depth == len(layers) - 1 else 0
+                    weights.append(F.pad(weight, (0, 0, 0, pad)).transpose(0, 1))
+                    biases.append(F.pad(bias, (0, pad))[None])
+                stacked.append((torch.stack(weights), torch.stack(biases)))
+            self._stacked_heads[mask_ids] = stacked
+        return self._stacked_heads[mask_ids]
+
+    def _stackable_heads(self) -> bool:
+        """Whether the IoU head and the hypernetwork MLPs have the same depth, hidden widths and
+        activation (the published decoders do), so they run as one stack of batched products."""
+        dec = self.decoder
+        mlps = [dec.iou_prediction_head, *dec.output_hypernetworks_mlps]
+        shapes = {
+            tuple((seq[0].in_features, seq[0].out_features, type(seq[1])) for seq in mlp.layers)
+            + ((mlp.fc.in_features,),)
+            for mlp in mlps
+        }
+        return len(shapes) == 1 and all(isinstance(seq[1], torch.nn.GELU) for seq in mlps[0].layers)
+
     @_inference
-    def predict_iou(self, queries: torch.Tensor) -> torch.Tensor:
-        """Predicted IoU of all mask tokens, ``(M, num_mask_tokens)``."""
-        return self.decoder.iou_prediction_head(queries[:, 0])
+    def heads(self, queries: torch.Tensor, mask_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output tokens ``queries (M, T, D)`` -> hypernetwork outputs ``(M, K, C)`` of the mask tokens
+        ``mask_ids`` and their predicted IoU ``(M, K)``."""
+        dec = self.decoder
+        if not self._stack_heads:
+            mlps = dec.output_hypernetworks_mlps
+            hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in mask_ids], dim=1)
+            return hyper, dec.iou_prediction_head(queries[:, 0])[:, mask_ids]
+        stacked = self._heads_weights(tuple(mask_ids))
+        x = queries[:, [0, *(1 + i for i in mask_ids)]].transpose(0, 1)  # (1+K, M, D)
+        for depth, (weight, bias) in enumerate(stacked):
+            x = torch.baddbmm(bias, x, weight)
+            if depth < len(stacked) - 1:
+                x = F.gelu(x)
+        iou = x[0, :, : self.num_mask_tokens][:, mask_ids]
+        hyper = x[1:, :, : dec.output_hypernetworks_mlps[0].fc.out_features].transpose(0, 1)
+        return hyper, iou
 
     @_inference
     def mask_logits(
         self, ctx: ImageContext, queries: torch.Tensor, keys: torch.Tensor, mask_ids: list[int]
     ) -> torch.Tensor:
         """Logits ``(M, len(mask_ids), 4h, 4w)`` of the mask tokens ``mask_ids`` (0 = single-mask output)."""
-        mlps = self.decoder.output_hypernetworks_mlps
-        hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in mask_ids], dim=1)  # (M, K, C)
-        return self.upscale_masks(ctx, keys, hyper)
+        return self.upscale_masks(ctx, keys, self.heads(queries, mask_ids)[0])
 
     def decode(
         self,
@@ -496,4 +555,5 @@ class FastMaskDecoder:
         ``padding``, ``prompt_bias``: see :meth:`decode_tokens`."""
         queries, keys = self.decode_tokens(ctx, prompt_tokens, padding, prompt_bias)
         selected = list(range(1, self.num_mask_tokens)) if multimask_output else [0]
-        return self.mask_logits(ctx, queries, keys, selected), self.predict_iou(queries)[:, selected]
+        hyper, iou = self.heads(queries, selected)
+        return self.upscale_masks(ctx, keys, hyper), iou

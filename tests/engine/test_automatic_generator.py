@@ -224,13 +224,13 @@ def test_skipping_the_masks_of_low_scored_prompts_changes_no_result(tiny_checkpo
         points_per_side=4, pred_iou_thresh=threshold, stability_score_thresh=0.0, min_mask_area=0
     )
     upscaled = []
-    original = predictor.fast_decoder.mask_logits
+    original = predictor.fast_decoder.upscale_masks
 
-    def counting(context, queries, keys, mask_ids):
-        upscaled.append(len(queries))
-        return original(context, queries, keys, mask_ids)
+    def counting(context, keys, hyper):
+        upscaled.append(len(keys))
+        return original(context, keys, hyper)
 
-    monkeypatch.setattr(predictor.fast_decoder, "mask_logits", counting)
+    monkeypatch.setattr(predictor.fast_decoder, "upscale_masks", counting)
     masks = AutomaticMaskGenerator(predictor, params).generate(image)
     skipped_run = sum(upscaled)
     full = AutomaticMaskGenerator(_OpaquePredictor(predictor), params).generate(image)

