@@ -37,8 +37,8 @@ reduction of the squared centred values (eagerly torch's channels-last kernel); 
 sum and one product (ONNX Runtime computes the sum once for the two attentions of a layer); the
 image-to-token attention weights are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs
 on the last axis and the update needs no transpose; the residual sum before ``norm4`` is not fused with
-it (ONNX Runtime's fused kernel is the slower there); the sub-pixel reordering is a transpose with ``(h
-w)`` planes as the inner block followed by a permutation of those planes.
+it (ONNX Runtime's fused kernel is the slower there); the sub-pixel reordering is a transpose with
+``(h w)`` planes as the inner block followed by a permutation of those planes.
 
 In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
 ``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
