@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from efficientsam_studio.cli.segment import BACKEND_CHOICES, BACKEND_HELP
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"}
 
 
@@ -106,8 +108,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "torch", "onnx", "onnx-int8", "torch-bf16"],
-        help="inference backend (default auto: ONNX Runtime when exported files exist, else torch)",
+        choices=BACKEND_CHOICES,
+        help=BACKEND_HELP,
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
     p.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders")

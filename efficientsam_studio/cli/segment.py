@@ -24,6 +24,7 @@ from efficientsam_studio.errors import StudioError
 MODEL_CHOICES = ("vit_t", "vit_s", "tiny")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 BACKEND_CHOICES = ("auto", "torch", "onnx", "onnx-int8", "torch-bf16")
+BACKEND_HELP = "inference backend (default: auto = torch where installed, else ONNX Runtime)"
 
 
 class SegmentError(StudioError):
@@ -86,8 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         choices=BACKEND_CHOICES,
         default="auto",
-        help="inference backend (default: auto = ONNX Runtime when an export of the weights exists, "
-        "else torch); --checkpoint may name an ONNX encoder file or a folder with an exported pair",
+        help=f"{BACKEND_HELP}; --checkpoint may name an ONNX encoder file or a folder with an exported pair",
     )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     parser.add_argument(

@@ -105,7 +105,8 @@ _BACKENDS: dict[str, BackendFactory] = {
     "torch-bf16": _load_torch_bf16,
     "auto": _load_auto,
 }
-"""Backend name -> factory; ``auto``: ONNX Runtime when exported files exist for the request, else torch."""
+"""Backend name -> factory; ``auto``: torch where it is installed, else ONNX Runtime (see
+:func:`~.onnx_backend.load_auto_predictor`)."""
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:

@@ -154,13 +154,27 @@ def test_files_are_found_in_the_store_for_a_torch_checkpoint(
     encoder, decoder = find_onnx_pair("tiny", tiny_checkpoint)
     assert encoder == store / "tiny_encoder.onnx" and decoder == store / "tiny_decoder.onnx"
     assert find_onnx_pair("tiny", tiny_checkpoint, "int8")[0].name == "tiny_encoder.int8.onnx"
-    assert type(load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto")).__name__ == "OnnxPredictor"
+    assert type(load_predictor("tiny", tiny_checkpoint, "cpu", backend="onnx")).__name__ == "OnnxPredictor"
 
 
-def test_auto_falls_back_to_torch_without_onnx_files(tiny_checkpoint, monkeypatch, tmp_path):
+def test_auto_takes_torch_where_installed(tiny_checkpoint, tiny_export, monkeypatch, tmp_path):
     monkeypatch.setenv("EFSAM_HOME", str(tmp_path))
-    predictor = load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto")
-    assert predictor.backend == "torch"
+    assert load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto").backend == "torch"
+    # ONNX files given as the checkpoint are read by ONNX Runtime
+    onnx = load_predictor("tiny", tiny_export / "tiny_encoder.onnx", "cpu", backend="auto")
+    assert type(onnx).__name__ == "OnnxPredictor"
+
+
+def test_auto_takes_onnx_without_torch(tiny_checkpoint, tiny_export, monkeypatch, tmp_path):
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(OnnxModelError, match="export-onnx --model tiny"):
+        load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto")
+    store = export_dir_for("tiny", tiny_checkpoint)
+    store.mkdir(parents=True)
+    for f in tiny_export.glob("tiny_*.onnx"):
+        (store / f.name).write_bytes(f.read_bytes())
+    assert type(load_predictor("tiny", tiny_checkpoint, "cpu", backend="auto")).__name__ == "OnnxPredictor"
 
 
 def test_a_file_that_is_not_an_efficientsam_pair_is_refused(tiny_export, tmp_path):
