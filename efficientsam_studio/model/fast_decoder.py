@@ -224,24 +224,35 @@ class FastMaskDecoder:
         proj: torch.nn.Linear,
         keys: torch.Tensor,
         keys_pe: torch.Tensor | None,
+        row_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Attention logits ``folded (keys + pe)^T`` as ``(M, H*T, hw)`` float32.
+        """Attention logits ``folded (keys + pe)^T (+ row_bias)`` as ``(M, H*T, hw)`` in the decoder's dtype.
 
         ``folded (M, H*T, D)``: the projection ``proj`` folded into the tokens; ``small (M, H, T, d)``: the
         same tokens before folding, whose product with the stored ``proj pe`` is the positional term
         (``d`` = 16 columns instead of ``D`` = 256). ``keys (M, hw, D)`` per-prompt image tokens;
         ``keys_pe``: ``keys + pe`` where the caller has it (float32 and the graph form), used instead.
+        ``row_bias (M, H*T)`` float32: a constant added along each row, or None.
+
+        In bfloat16 the logits stay bfloat16 (rounded once per product, as the products write them) and
+        go to the softmax as they are: torch's bfloat16 softmax computes in float32, so converting them
+        first would give the same weights for two more passes over the logits.
         """
         if keys_pe is not None:
-            return torch.bmm(folded, keys_pe.transpose(1, 2)).float()
+            logits = torch.bmm(folded, keys_pe.transpose(1, 2))
+            return logits if row_bias is None else logits + row_bias[..., None]
         m, heads, t, _ = small.shape
         pe_proj = self._pe_proj[proj]
         small = small.to(self.dtype)
         logits = torch.empty(m, heads * t, pe_proj.shape[-1], dtype=self.dtype, device=keys.device)
         for index in range(m):  # one product per prompt, written in place: (H, T, d) @ (H, d, hw)
-            torch.bmm(small[index], pe_proj, out=logits[index].view(heads, t, -1))
-        logits.baddbmm_(folded, keys.transpose(1, 2))
-        return logits.float()
+            out = logits[index].view(heads, t, -1)
+            if row_bias is None:
+                torch.bmm(small[index], pe_proj, out=out)
+            else:
+                bias = row_bias[index].reshape(heads, t, 1).to(self.dtype)
+                torch.baddbmm(bias, small[index], pe_proj, out=out)
+        return logits.baddbmm_(folded, keys.transpose(1, 2))
 
     def _token_to_image(
         self, attn: DecoderAttention, queries: torch.Tensor, keys: torch.Tensor, keys_pe: torch.Tensor | None
@@ -310,15 +321,21 @@ class FastMaskDecoder:
             normed = F.layer_norm(updated, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
             return normed.reshape(m, -1, d)
         # logits laid out (M, H, T, hw): the softmax over the T tokens runs along contiguous rows
+        # (in bfloat16 they stay bfloat16, see _image_logits; token biases enter through the products)
         if ctx is not None:
             k_all = k.to(self.dtype).transpose(0, 1).reshape(heads, m * t, head_dim)
-            logits = torch.bmm(k_all, ctx.i2t_qt).float().reshape(heads, m, t, -1).transpose(0, 1)
+            if token_bias is None:
+                logits = torch.bmm(k_all, ctx.i2t_qt)
+            else:
+                logits = torch.baddbmm(token_bias.reshape(1, m * t, 1).to(self.dtype), k_all, ctx.i2t_qt)
+            logits = logits.reshape(heads, m, t, -1).transpose(0, 1)
         else:
-            folded, bias = _fold_query_projection(attn, k)
-            logits = self._image_logits(folded.to(self.dtype), k, attn.q_proj, keys, keys_pe)
-            logits = logits.reshape(m, heads, t, -1).add_(bias)
-        if token_bias is not None:
-            logits = logits + token_bias.reshape(m, 1, t, 1)
+            folded, bias = _fold_query_projection(attn, k)  # bias (M, H, T, 1)
+            if token_bias is not None:
+                bias = bias + token_bias.reshape(m, 1, t, 1)
+            row_bias = bias.reshape(m, heads * t)
+            logits = self._image_logits(folded.to(self.dtype), k, attn.q_proj, keys, keys_pe, row_bias)
+            logits = logits.reshape(m, heads, t, -1)
         weights = torch.softmax(logits, dim=2).to(self.dtype).reshape(m, heads * t, -1)
         if ctx is not None:
             updated = torch.baddbmm(keys.unsqueeze(0).expand(m, -1, -1), weights.transpose(1, 2), rows)
