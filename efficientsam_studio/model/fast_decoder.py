@@ -341,9 +341,7 @@ class FastMaskDecoder:
             updated = torch.baddbmm(keys.unsqueeze(0).expand(m, -1, -1), weights.transpose(1, 2), rows)
         else:
             updated = keys.baddbmm_(weights.transpose(1, 2), rows)
-        return F.layer_norm(
-            updated, norm.normalized_shape, norm.weight.to(self.dtype), norm.bias.to(self.dtype), norm.eps
-        )
+        return F.layer_norm(updated, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
     def _graph_image_to_token_weights(
         self,
