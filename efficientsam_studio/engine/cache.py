@@ -278,6 +278,11 @@ class CachedPredictor:
         with self._lock:
             return self.predictor.predict(*args, **kwargs)
 
+    def predict_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped predictor's ``predict_batch`` on the current image (serialised likewise)."""
+        with self._lock:
+            return self.predictor.predict_batch(*args, **kwargs)
+
     def is_cached(self, image: np.ndarray | None = None, key: str | None = None) -> bool:
         return self.cache.contains(self.key_for(image, key))
 

@@ -22,11 +22,17 @@ from typing import Any, Protocol
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from efficientsam_studio.engine.prompts import Prompt
 from efficientsam_studio.errors import StudioError
+from efficientsam_studio.gui.prediction import Prediction
 
 
 class Predictor(Protocol):
-    """The engine's predictor protocol (see ``efficientsam_studio.engine.load_predictor``)."""
+    """The engine's predictor protocol (see ``efficientsam_studio.engine.load_predictor``).
+
+    Predictors that also have ``predict_batch`` (every engine backend) are asked for low-resolution
+    logits, and only the best candidate is upsampled before the answer goes out (see ``prediction.py``).
+    """
 
     def set_image(self, image: np.ndarray) -> None: ...
 
@@ -51,19 +57,6 @@ class EngineInfo:
     model: str
     backend: str
     device: str
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Candidate masks of one request, best first.
-
-    ``masks`` bool (K, H, W) at the original image size; ``scores`` float32 (K,) predicted IoU.
-    ``image_key`` names the image the masks belong to.
-    """
-
-    image_key: str
-    masks: np.ndarray
-    scores: np.ndarray
 
 
 PredictorLoader = Callable[[EngineConfig], Any]
@@ -186,16 +179,31 @@ class EngineWorker(QObject):
             self.failed.emit(request_id, "The image is not encoded yet.")
             return
         try:
-            masks, scores, _ = self._predictor.predict(multimask_output=True, **kwargs)
+            prediction = self._decode(key, kwargs)
         except Exception as exc:
             traceback.print_exc()
             self.failed.emit(request_id, _describe(exc))
             return
-        order = np.argsort(-np.asarray(scores), kind="stable")
-        self.prediction_ready.emit(
-            request_id,
-            Prediction(key, np.asarray(masks, dtype=bool)[order], np.asarray(scores, np.float32)[order]),
-        )
+        self.prediction_ready.emit(request_id, prediction)
+        # the other candidates after the queued requests (Tab shows them at once, or makes them itself)
+        QTimer.singleShot(0, lambda: self._fill(request_id, prediction))
+
+    def _decode(self, key: str, kwargs: dict) -> Prediction:
+        """One prompt's candidates, with the best one's full-size mask made."""
+        predictor = self._predictor
+        if hasattr(predictor, "predict_batch"):  # every engine predictor: low-res logits, no upsampling
+            batch = predictor.predict_batch(prompts=[Prompt(**kwargs)], return_masks=False)
+            prediction = Prediction.from_logits(
+                key, batch.low_res_logits[0], batch.scores[0], predictor.original_size
+            )
+            prediction.mask(0)
+            return prediction
+        masks, scores, _ = predictor.predict(multimask_output=True, **kwargs)
+        return Prediction.from_masks(key, masks, scores)
+
+    def _fill(self, request_id: int, prediction: Prediction) -> None:
+        if self._tracker.is_current("predict", request_id):
+            prediction.fill()
 
     @Slot(object)
     def precompute(self, items: list[tuple[str, Path]]) -> None:

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QGraphicsRectItem
 from efficientsam_studio.annotations.commands import AddInstance
 from efficientsam_studio.gui.canvas.overlays import PromptMarkers
 from efficientsam_studio.gui.canvas.view import CanvasView
-from efficientsam_studio.gui.engine_service import EngineService, Prediction
+from efficientsam_studio.gui.engine_service import EngineService
+from efficientsam_studio.gui.prediction import Prediction
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt, PromptSet
 from efficientsam_studio.gui.session import Session
 from efficientsam_studio.gui.tools.base import Tool
@@ -202,7 +203,7 @@ class AiTool(Tool):
         if category is None:
             self.status.emit("Add a category first (Categories panel) to accept a mask.")
             return False
-        mask = self.prediction.masks[self.candidate]
+        mask = self.prediction.mask(self.candidate)
         if not mask.any():
             self.status.emit("This candidate is empty; add prompts or press Tab for another one.")
             return False
@@ -224,7 +225,7 @@ class AiTool(Tool):
         if prediction is None:
             self.canvas.set_preview(None, QColor())
         else:
-            self.canvas.set_preview(prediction.masks[self.candidate], self.category_colour(PREVIEW_ALPHA))
+            self.canvas.set_preview(prediction.mask(self.candidate), self.category_colour(PREVIEW_ALPHA))
         self.candidates_changed.emit()
         self.status.emit(self.describe())
 
