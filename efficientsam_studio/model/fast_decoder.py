@@ -42,8 +42,8 @@ it (ONNX Runtime's fused kernel is the slower there); the sub-pixel reordering i
 
 In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
 ``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
-bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs), with softmaxes, normalisation statistics and
-the prompt tokens in float32.
+bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs), with the prompt tokens in float32 and
+softmaxes and normalisation statistics computed in float32 (from bfloat16 logits and image tokens).
 """
 
 from __future__ import annotations
