@@ -110,8 +110,9 @@ class TorchPredictor(BasePredictor):
             return self._decode(coords, labels)
         decoder, context = self.fast_decoder, self.image_context()
         mask_ids = list(range(1, decoder.num_mask_tokens))  # the multimask outputs
-        queries, keys = decoder.decode_tokens(context, *self.prompt_tokens(coords, labels))
-        hyper, iou = decoder.heads(queries, mask_ids)
+        tokens, padding = self.prompt_tokens(coords, labels)
+        queries, keys = decoder.decode_tokens(context, tokens, padding, mask_ids=mask_ids)
+        hyper, iou = decoder.heads(queries, mask_ids, reduced=True)
         iou = iou.float()
         wanted = (iou > min_score).any(dim=1)
         h, w = context.size

@@ -120,6 +120,11 @@ def _merged_projections(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Ten
     return weight, torch.cat([proj.bias.detach() for proj in projections])
 
 
+def _output_rows(mask_ids: list[int]) -> list[int]:
+    """Where the IoU token (0) and the mask tokens ``mask_ids`` (1 + id) are among the decoder's tokens."""
+    return [0, *(1 + i for i in mask_ids)]
+
+
 def _fold_query_projection(attn: DecoderAttention, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """An image-to-token attention's query projection moved onto the token keys ``k (M, H, T, d)``.
 
@@ -384,12 +389,18 @@ class FastMaskDecoder:
 
     @_inference
     def transformer(
-        self, ctx: ImageContext, tokens: torch.Tensor, token_bias: torch.Tensor | None = None
+        self,
+        ctx: ImageContext,
+        tokens: torch.Tensor,
+        token_bias: torch.Tensor | None = None,
+        outputs: list[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``tokens (M, T, D)`` -> ``(queries (M, T, D) float32, image tokens (M, hw, D) in dtype)``.
 
         ``token_bias (M, T)``: added to the attention logits wherever a token is attended to (see
-        :func:`merge_padding`); None for none.
+        :func:`merge_padding`); None for none. ``outputs``: the tokens whose outputs are wanted (the
+        queries then hold only these, in this order); the last attention, a token-to-image one, runs
+        for them alone, since no token reads another's result there. None for all.
         """
         queries, query_pe = tokens, tokens
         keys, keys_pe = ctx.keys, None
@@ -418,6 +429,8 @@ class FastMaskDecoder:
                 token_bias,
             )
             keys_pe = keys + self.pe if sum_pe else None
+        if outputs is not None:
+            queries, query_pe = queries[:, outputs], query_pe[:, outputs]
         attn = self._token_to_image(self.final_attn, queries + query_pe, keys, keys_pe)
         return self.decoder.transformer.norm_final_attn(queries + attn), keys
 
@@ -480,12 +493,15 @@ class FastMaskDecoder:
         prompt_tokens: torch.Tensor,
         padding: torch.Tensor | None = None,
         prompt_bias: torch.Tensor | None = None,
+        mask_ids: list[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Runs the transformer: ``prompt_tokens (M, N, D)`` -> ``(output tokens, image tokens)``.
 
         ``padding (M, N)`` bool, True for the padding points (trailing): they are decoded as one token
         (:func:`merge_padding`), with the same results to rounding. Or ``prompt_bias (M, N)``: tokens
         already merged, with their log-count biases (``-inf`` for a token nothing attends to).
+        ``mask_ids``: only the IoU token and these mask tokens are wanted, ``(M, 1 + K, D)`` in that
+        order (for :meth:`heads`); None for every token, ``(M, T, D)``.
         """
         dec = self.decoder
         if prompt_bias is not None:
@@ -496,7 +512,8 @@ class FastMaskDecoder:
         output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
         if bias is not None:
             bias = torch.cat([bias.new_zeros(bias.shape[0], output_tokens.shape[1]), bias], dim=1)
-        return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1), bias)
+        outputs = None if mask_ids is None else _output_rows(mask_ids)
+        return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1), bias, outputs)
 
     def _heads_weights(self, mask_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The IoU head and the hypernetwork MLPs of ``mask_ids``, stacked layer by layer for batched
@@ -532,16 +549,21 @@ class FastMaskDecoder:
         return len(shapes) == 1 and all(isinstance(seq[1], torch.nn.GELU) for seq in mlps[0].layers)
 
     @_inference
-    def heads(self, queries: torch.Tensor, mask_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def heads(
+        self, queries: torch.Tensor, mask_ids: list[int], reduced: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Output tokens ``queries (M, T, D)`` -> hypernetwork outputs ``(M, K, C)`` of the mask tokens
-        ``mask_ids`` and their predicted IoU ``(M, K)``."""
+        ``mask_ids`` and their predicted IoU ``(M, K)``. ``reduced``: ``queries`` holds only the IoU
+        token and those mask tokens, in that order (``decode_tokens(..., mask_ids=...)``)."""
         dec = self.decoder
+        rows = list(range(1 + len(mask_ids))) if reduced else _output_rows(mask_ids)
         if not self._stack_heads:
             mlps = dec.output_hypernetworks_mlps
-            hyper = torch.stack([mlps[i](queries[:, 1 + i]) for i in mask_ids], dim=1)
-            return hyper, dec.iou_prediction_head(queries[:, 0])[:, mask_ids]
+            pairs = zip(mask_ids, rows[1:], strict=True)
+            hyper = torch.stack([mlps[i](queries[:, row]) for i, row in pairs], dim=1)
+            return hyper, dec.iou_prediction_head(queries[:, rows[0]])[:, mask_ids]
         stacked = self._heads_weights(tuple(mask_ids))
-        x = queries[:, [0, *(1 + i for i in mask_ids)]].transpose(0, 1)  # (1+K, M, D)
+        x = queries[:, rows].transpose(0, 1)  # (1+K, M, D)
         for depth, (weight, bias) in enumerate(stacked):
             x = torch.baddbmm(bias, x, weight)
             if depth < len(stacked) - 1:
@@ -568,7 +590,7 @@ class FastMaskDecoder:
         """``prompt_tokens (M, N, D)`` -> logits ``(M, K, 4h, 4w)`` float32 and IoU ``(M, K)``, K = 3 or 1.
 
         ``padding``, ``prompt_bias``: see :meth:`decode_tokens`."""
-        queries, keys = self.decode_tokens(ctx, prompt_tokens, padding, prompt_bias)
         selected = list(range(1, self.num_mask_tokens)) if multimask_output else [0]
-        hyper, iou = self.heads(queries, selected)
+        queries, keys = self.decode_tokens(ctx, prompt_tokens, padding, prompt_bias, selected)
+        hyper, iou = self.heads(queries, selected, reduced=True)
         return self.upscale_masks(ctx, keys, hyper), iou
