@@ -461,10 +461,10 @@ class FastMaskDecoder:
             order = [0, *(1 + 2 * i for i in range(steps)), *(2 + 2 * i for i in range(steps)), 1 + 2 * steps]
             sub = planes.permute(*order).reshape(m * k, 4**steps, h, w)
         else:
-            grid = masks.float().reshape(m * k, h, w, *([2, 2] * steps))
+            grid = masks.reshape(m * k, h, w, *([2, 2] * steps))
             order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
             sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
-        return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps)
+        return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps).float()
 
     def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm, h: int, w: int) -> torch.Tensor:
         """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel.
