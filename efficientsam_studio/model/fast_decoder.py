@@ -125,17 +125,24 @@ def _output_rows(mask_ids: list[int]) -> list[int]:
     return [0, *(1 + i for i in mask_ids)]
 
 
-def _fold_query_projection(attn: DecoderAttention, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image-to-token attention's query projection moved onto the token keys ``k (M, H, T, d)``.
+def _scaled_query_projection(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Tensor]:
+    """An attention's query projection with its logit scale ``1 / sqrt(d)`` folded in: weight, bias."""
+    scale = _scale(attn)
+    return attn.q_proj.weight.detach() * scale, attn.q_proj.bias.detach() * scale
 
-    Returns ``folded (M, H*T, D)`` and ``bias (M, H, T, 1)``, scaled, so that the logits of image tokens
+
+def _fold_query_projection(
+    scaled: tuple[torch.Tensor, torch.Tensor], k: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image-to-token attention's (scaled) query projection moved onto the token keys ``k (M, H, T, d)``.
+
+    Returns ``folded (M, H*T, D)`` and ``bias (M, H, T, 1)``, so that the logits of image tokens
     ``x (hw, D)`` are ``x folded^T + bias``.
     """
     m, heads, t, head_dim = k.shape
-    wq = attn.q_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
-    folded = ((k @ wq) * _scale(attn)).reshape(m, heads * t, -1)
-    bias = (k @ attn.q_proj.bias.reshape(heads, head_dim, 1)) * _scale(attn)
-    return folded, bias
+    weight, bias = scaled
+    folded = (k @ weight.reshape(heads, head_dim, -1)).reshape(m, heads * t, -1)
+    return folded, k @ bias.reshape(heads, head_dim, 1)
 
 
 class FastMaskDecoder:
@@ -170,6 +177,12 @@ class FastMaskDecoder:
         self._upscaling = [self._upscaling_weights(seq) for seq in decoder.final_output_upscaling_layers]
         # the three projections of a token self-attention read the same tokens: one product
         self._self_qkv = [_merged_projections(layer.self_attn) for layer in self.layers]
+        # query projections with the logit scale folded in, for the attentions that project per prompt
+        per_prompt = [self.final_attn]
+        for layer in self.layers[1:]:
+            per_prompt += [layer.cross_attn_token_to_image, layer.cross_attn_image_to_token]
+        self._scaled_q = {attn: _scaled_query_projection(attn) for attn in per_prompt}
+        self._output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight]).detach()
         self._stacked_heads: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._stack_heads = self._stackable_heads()
 
@@ -199,6 +212,8 @@ class FastMaskDecoder:
         self._pe_proj = {proj: t.to(device) for proj, t in self._pe_proj.items()}
         self._upscaling = [(w.to(device), b.to(device), n) for w, b, n in self._upscaling]
         self._self_qkv = [(w.to(device), b.to(device)) for w, b in self._self_qkv]
+        self._scaled_q = {attn: (w.to(device), b.to(device)) for attn, (w, b) in self._scaled_q.items()}
+        self._output_tokens = self._output_tokens.to(device)
         self._stacked_heads = {}
         return self
 
@@ -270,7 +285,7 @@ class FastMaskDecoder:
         m, t, _ = queries.shape
         heads = attn.num_heads
         head_dim = attn.internal_dim // heads
-        q = _heads(attn.q_proj(queries), heads) * _scale(attn)  # (M, H, T, d)
+        q = _heads(F.linear(queries, *self._scaled_q[attn]), heads)  # (M, H, T, d), scaled
         wk = attn.k_proj.weight.reshape(heads, head_dim, -1)  # (H, d, D)
         folded = (q @ wk).reshape(m, heads * t, -1).to(self.dtype)  # (M, H*T, D)
         logits = self._image_logits(folded, q, attn.k_proj, keys, keys_pe)
@@ -335,7 +350,7 @@ class FastMaskDecoder:
                 logits = torch.baddbmm(token_bias.reshape(1, m * t, 1).to(self.dtype), k_all, ctx.i2t_qt)
             logits = logits.reshape(heads, m, t, -1).transpose(0, 1)
         else:
-            folded, bias = _fold_query_projection(attn, k)  # bias (M, H, T, 1)
+            folded, bias = _fold_query_projection(self._scaled_q[attn], k)  # bias (M, H, T, 1)
             if token_bias is not None:
                 bias = bias + token_bias.reshape(m, 1, t, 1)
             row_bias = bias.reshape(m, heads * t)
@@ -366,7 +381,7 @@ class FastMaskDecoder:
         if ctx is not None:
             logits = (k @ ctx.i2t_qt).permute(0, 3, 1, 2)  # (M, H, T, hw) -> (M, hw, H, T)
         else:
-            folded, bias = _fold_query_projection(attn, k)
+            folded, bias = _fold_query_projection(self._scaled_q[attn], k)
             logits = torch.bmm(keys_pe, folded.transpose(1, 2)) + bias.reshape(m, 1, heads * t)
             logits = logits.reshape(m, -1, heads, t)
         if token_bias is not None:
@@ -503,13 +518,11 @@ class FastMaskDecoder:
         ``mask_ids``: only the IoU token and these mask tokens are wanted, ``(M, 1 + K, D)`` in that
         order (for :meth:`heads`); None for every token, ``(M, T, D)``.
         """
-        dec = self.decoder
         if prompt_bias is not None:
             bias = prompt_bias.float()
         else:
             prompt_tokens, bias = merge_padding(prompt_tokens, padding)
-        output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
-        output_tokens = output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
+        output_tokens = self._output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
         if bias is not None:
             bias = torch.cat([bias.new_zeros(bias.shape[0], output_tokens.shape[1]), bias], dim=1)
         outputs = None if mask_ids is None else _output_rows(mask_ids)
