@@ -6,7 +6,7 @@ One process per backend; random weights (seed 0) and a random embedding (the enc
 Each round runs the stages in order, as ``predict(multimask_output=False)`` and the app do, and times
 each one, so every stage meets the caches as the previous one left them:
 
-- ``prompt_tokens``: pixel coordinates -> padded prompt tokens (the prompt encoder);
+- ``prompt_tokens``: pixel coordinates -> prompt tokens, padding merged into one (the prompt encoder);
 - ``transformer``: ``FastMaskDecoder.decode_tokens`` (the two-way transformer, IoU and mask tokens out);
 - ``heads``: IoU head and hypernetwork MLPs;
 - ``upscaling``: the image tokens to three 256x256 logit maps;
@@ -74,9 +74,10 @@ def worker(model_name: str, backend: str, rounds: int) -> dict:
         return out
 
     def one_round() -> None:
-        tokens, padding = timed("prompt_tokens", lambda: predictor.prompt_tokens(coords, labels))
+        tokens, bias = timed("prompt_tokens", lambda: predictor.merged_prompt_tokens(coords, labels))
         queries, keys = timed(
-            "transformer", lambda: decoder.decode_tokens(context, tokens, padding, mask_ids=mask_ids)
+            "transformer",
+            lambda: decoder.decode_tokens(context, tokens, prompt_bias=bias, mask_ids=mask_ids),
         )
         hyper, iou = timed("heads", lambda: decoder.heads(queries, mask_ids, reduced=True))
         logits = timed("upscaling", lambda: decoder.upscale_masks(context, keys, hyper)[0].float().numpy())
@@ -87,7 +88,7 @@ def worker(model_name: str, backend: str, rounds: int) -> dict:
         timed("predict_3_ms", lambda: predictor.predict(point, label))
         timed(
             "fixed_token_work_ms",
-            lambda: small.decode_tokens(small_context, tokens, padding, mask_ids=mask_ids),
+            lambda: small.decode_tokens(small_context, tokens, prompt_bias=bias, mask_ids=mask_ids),
         )
 
     for _ in range(5):

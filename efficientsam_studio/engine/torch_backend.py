@@ -12,6 +12,7 @@ import torch
 
 from efficientsam_studio.model import EfficientSam
 from efficientsam_studio.model.fast_decoder import FastMaskDecoder, ImageContext
+from efficientsam_studio.model.padding_tokens import merge_plan
 
 from .allocator import tune_allocator
 from .base import BasePredictor
@@ -88,6 +89,29 @@ class TorchPredictor(BasePredictor):
             points, point_labels = self.model.pad_prompts(points[None], point_labels[None])
             return self.model.prompt_encoder(points[0], point_labels[0]), point_labels[0] == PADDING
 
+    def merged_prompt_tokens(
+        self, coords: np.ndarray, labels: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Like :meth:`prompt_tokens`, with the padding points merged into one token (planned on the host,
+        see ``padding_tokens.merge_plan``, and only the tokens kept are encoded): ``(Q, n, D)`` and their
+        attention biases ``(Q, n)``, or the ``(Q, 6, D)`` tokens and None when merging saves nothing."""
+        missing = self.max_points - labels.shape[1]
+        if missing > 0:  # padded as the model pads
+            coords = np.pad(coords, ((0, 0), (0, missing), (0, 0)), constant_values=-1.0)
+            labels = np.pad(labels, ((0, 0), (0, missing)), constant_values=PADDING)
+        plan = merge_plan(labels == PADDING)
+        bias = None
+        if plan is not None:
+            kept, planned = plan
+            columns = [*range(kept), labels.shape[1] - 1]
+            coords, labels = coords[:, columns], labels[:, columns]
+            bias = torch.from_numpy(planned).to(self.device)
+        with torch.inference_mode():
+            points = torch.from_numpy(np.ascontiguousarray(coords)).to(self.device)
+            points = to_model_space(points, self.original_size, self.model.img_size)
+            point_labels = torch.from_numpy(np.ascontiguousarray(labels)).to(self.device)
+            return self.model.prompt_encoder(points, point_labels), bias
+
     def encode_image(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> embedding ``(1, 256, 64, 64)`` on the device (no state change)."""
         with torch.inference_mode():
@@ -97,8 +121,8 @@ class TorchPredictor(BasePredictor):
         return self.encode_image(image)
 
     def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tokens, padding = self.prompt_tokens(coords, labels)
-        logits, iou = self.fast_decoder.decode(self.image_context(), tokens, padding=padding)
+        tokens, bias = self.merged_prompt_tokens(coords, labels)
+        logits, iou = self.fast_decoder.decode(self.image_context(), tokens, prompt_bias=bias)
         return logits.float().cpu().numpy(), iou.float().cpu().numpy()
 
     def _decode_above(
@@ -110,8 +134,8 @@ class TorchPredictor(BasePredictor):
             return self._decode(coords, labels)
         decoder, context = self.fast_decoder, self.image_context()
         mask_ids = list(range(1, decoder.num_mask_tokens))  # the multimask outputs
-        tokens, padding = self.prompt_tokens(coords, labels)
-        queries, keys = decoder.decode_tokens(context, tokens, padding, mask_ids=mask_ids)
+        tokens, bias = self.merged_prompt_tokens(coords, labels)
+        queries, keys = decoder.decode_tokens(context, tokens, prompt_bias=bias, mask_ids=mask_ids)
         hyper, iou = decoder.heads(queries, mask_ids, reduced=True)
         iou = iou.float()
         wanted = (iou > min_score).any(dim=1)

@@ -8,7 +8,34 @@ attended to (token self-attention, image-to-token attention); the results are th
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def merge_plan(padding: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """How the trailing padding of each prompt collapses into one token, planned on the host.
+
+    ``padding (M, N)`` bool, True for padding (after the real points) -> ``(kept, bias)``: the first
+    ``kept`` slots hold the real points, then one token stands for the padding; ``bias (M, kept + 1)``
+    float32 is 0 for a slot with a point of the prompt, ``-inf`` for a slot past the prompt's own points
+    (nothing attends to it) and ``log(padding count)`` for the padding token (``-inf`` without padding).
+    None when nothing would be saved: no padding, padding not trailing, or ``kept + 1 >= N``.
+    """
+    padding = np.asarray(padding, dtype=bool)
+    if not padding.any():
+        return None
+    real = ~padding
+    counts = real.sum(axis=1)
+    if not np.array_equal(real, np.arange(real.shape[1]) < counts[:, None]):
+        return None  # padding not trailing
+    kept = int(counts.max())
+    if kept + 1 >= real.shape[1]:
+        return None
+    real_bias = np.where(np.arange(kept) < counts[:, None], 0.0, -np.inf)
+    pad_count = real.shape[1] - counts
+    with np.errstate(divide="ignore"):
+        pad_bias = np.log(pad_count.astype(np.float64))  # log 0 = -inf: no padding token to attend to
+    return kept, np.concatenate([real_bias, pad_bias[:, None]], axis=1).astype(np.float32)
 
 
 def merge_padding(
@@ -17,23 +44,16 @@ def merge_padding(
     """Collapse the trailing padding tokens of each prompt into one token with a log-count bias.
 
     ``prompt_tokens (M, N, D)`` and ``padding (M, N)`` bool (True for padding, after the real points)
-    -> ``(tokens (M, N', D), bias (M, N') float32 or None)``: the first ``max_real`` slots hold the real
-    points (slots past a prompt's own points get bias ``-inf``, so nothing attends to them), the last the
-    padding token with bias ``log(padding count)``. ``bias`` is None, and the tokens are returned as
-    they are, when nothing would be saved (no padding, padding not trailing, or ``N' >= N``).
+    -> ``(tokens (M, N', D), bias (M, N') float32 or None)`` as planned by :func:`merge_plan`: the real
+    points' slots, then the padding token. ``bias`` is None, and the tokens are returned as they are,
+    when nothing would be saved.
     """
-    if padding is None or not bool(padding.any()):
+    plan = None if padding is None else merge_plan(padding.cpu().numpy())
+    if plan is None:
         return prompt_tokens, None
-    real = ~padding
-    counts = real.sum(1)
-    if not bool(torch.equal(real, torch.arange(real.shape[1], device=real.device) < counts[:, None])):
-        return prompt_tokens, None  # padding not trailing
-    kept = int(counts.max())
-    if kept + 1 >= prompt_tokens.shape[1]:
-        return prompt_tokens, None
-    slots = torch.arange(kept, device=counts.device)
+    kept, bias = plan
     tokens = torch.cat([prompt_tokens[:, :kept], prompt_tokens[:, -1:]], dim=1)
-    return tokens, padding_bias(slots < counts[:, None], prompt_tokens.shape[1] - counts[:, None])
+    return tokens, torch.from_numpy(bias).to(prompt_tokens.device)
 
 
 def padding_bias(real: torch.Tensor, pad_count: torch.Tensor) -> torch.Tensor:

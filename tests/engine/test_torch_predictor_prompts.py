@@ -83,3 +83,21 @@ def test_a_1024_square_image_is_only_normalised() -> None:
     tensor = preprocess_image(rgb)
     expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     torch.testing.assert_close(tensor[0, :, 500, 700], expected)
+
+
+def test_merged_prompt_tokens_decode_as_the_padded_ones(tiny_checkpoint) -> None:
+    predictor = load_predictor("tiny", checkpoint=tiny_checkpoint, device="cpu", backend="torch")
+    image = np.random.default_rng(3).integers(0, 256, size=(60, 90, 3), dtype=np.uint8)
+    predictor.set_image(image)
+    coords = np.array(
+        [[[10.0, 20.0], [-1, -1], [-1, -1]], [[30.0, 40.0], [50.0, 20.0], [-1, -1]]], np.float32
+    )
+    labels = np.array([[1, -1, -1], [1, 0, -1]], np.float32)
+    merged, bias = predictor.merged_prompt_tokens(coords, labels)
+    assert merged.shape[1] == 3 and bias is not None  # two point slots and one padding token, not six
+    padded, padding = predictor.prompt_tokens(coords, labels)
+    decoder, context = predictor.fast_decoder, predictor.image_context()
+    logits, iou = decoder.decode(context, merged, prompt_bias=bias)
+    reference_logits, reference_iou = decoder.decode(context, padded)  # all six tokens, nothing merged
+    assert torch.allclose(logits, reference_logits, atol=1e-5 * reference_logits.abs().max().item())
+    assert torch.allclose(iou, reference_iou, atol=1e-5)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from efficientsam_studio.model.fast_decoder import FastMaskDecoder, merge_padding
+from efficientsam_studio.model.padding_tokens import merge_plan, padding_bias
 from tests.model.large_logits import tiny_model_with_large_logits
 
 
@@ -146,6 +147,10 @@ def test_merge_padding_layout() -> None:
         ]
     )
     assert torch.allclose(bias, expected)
+    # the host plan and the graph's rule (padding_bias, traced into the ONNX decoder) give the same biases
+    kept, planned = merge_plan(padding.numpy())
+    real = torch.arange(kept) < (~padding).sum(1, keepdim=True)
+    assert torch.equal(padding_bias(real, padding.sum(1, keepdim=True)), torch.from_numpy(planned))
     # padding that is not trailing, or no saving: left as is
     assert merge_padding(tokens, padding.flip(1))[1] is None
     assert merge_padding(tokens, torch.zeros(3, 6, dtype=torch.bool))[1] is None
