@@ -19,8 +19,7 @@ prompt. This form computes the same result with less work and less memory traffi
   instead of the 256 folded ones (no per-prompt ``x + pe`` is stored; in float32 the sum measured
   faster for chunks of several prompts);
 - attention logits are laid out ``(heads, tokens, pixels)``, so softmaxes run along contiguous rows;
-- the two transposed convolutions (kernel 2, stride 2) are plain matrix products on a sub-pixel layout
-  and the masks are put back in raster order once, by a pixel shuffle at 256x256;
+- the prediction heads and the mask upscaling are rearranged too (``fast_outputs.py``);
 - per-prompt image-sized results are updated in place where the input is no longer needed;
 - the padding points of a prompt (EfficientSAM pads every prompt to 6 points) are identical tokens, and
   identical tokens stay identical through every layer; given which points are padding
@@ -32,13 +31,11 @@ prompt. This form computes the same result with less work and less memory traffi
 The public methods run under ``torch.inference_mode`` in eager mode and are traced as they are by
 ``torch.export`` (the ONNX decoder graph of ``engine.onnx_export``). While exporting
 (``torch.compiler.is_exporting()``) a few steps take a form that traces for any number of prompts and
-suits ONNX Runtime, with the same results to rounding: the GroupNorm is spelled out, its variance a
-reduction of the squared centred values (eagerly torch's channels-last kernel); ``(x + pe) A`` is one
-sum and one product (ONNX Runtime computes the sum once for the two attentions of a layer); the
-image-to-token attention weights are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs
-on the last axis and the update needs no transpose; the residual sum before ``norm4`` is not fused with
-it (ONNX Runtime's fused kernel is the slower there); the sub-pixel reordering is a transpose with
-``(h w)`` planes as the inner block followed by a permutation of those planes.
+suits ONNX Runtime, with the same results to rounding: ``(x + pe) A`` is one sum and one product (ONNX
+Runtime computes the sum once for the two attentions of a layer); the image-to-token attention weights
+are laid out ``(prompts, pixels, heads x tokens)``, so its softmax runs on the last axis and the update
+needs no transpose; the residual sum before ``norm4`` is not fused with it (ONNX Runtime's fused kernel
+is the slower there).
 
 In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
 ``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
@@ -48,15 +45,14 @@ softmaxes and normalisation statistics computed in float32 (from bfloat16 logits
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 
+from .fast_outputs import MaskOutputs, output_rows
+from .inference_tracing import inference, is_exporting
 from .mask_decoder import MaskDecoder
 from .padding_tokens import merge_padding
 from .transformer import DecoderAttention, TwoWayAttentionBlock
@@ -81,28 +77,6 @@ class ImageContext:
     size: tuple[int, int]
 
 
-_F = TypeVar("_F", bound=Callable)
-
-
-def _is_exporting() -> bool:
-    """``torch.compiler.is_exporting()`` where this torch has it, else False (older torch cannot export)."""
-    check = getattr(torch.compiler, "is_exporting", None)
-    return bool(check()) if check is not None else False
-
-
-def _inference(fn: _F) -> _F:
-    """Runs ``fn`` under ``torch.inference_mode`` in eager mode; traced as is by ``torch.export``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if _is_exporting():
-            return fn(*args, **kwargs)
-        with torch.inference_mode():
-            return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """``(..., n, heads * d) -> (..., heads, n, d)``."""
     *lead, n, c = x.shape
@@ -118,11 +92,6 @@ def _merged_projections(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Ten
     projections = (attn.q_proj, attn.k_proj, attn.v_proj)
     weight = torch.cat([proj.weight.detach() for proj in projections])
     return weight, torch.cat([proj.bias.detach() for proj in projections])
-
-
-def _output_rows(mask_ids: list[int]) -> list[int]:
-    """Where the IoU token (0) and the mask tokens ``mask_ids`` (1 + id) are among the decoder's tokens."""
-    return [0, *(1 + i for i in mask_ids)]
 
 
 def _scaled_query_projection(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +143,7 @@ class FastMaskDecoder:
                 self._add_pe_projection(t2i, t2i.k_proj)
                 self._add_pe_projection(i2t, i2t.q_proj)
             self._add_pe_projection(self.final_attn, self.final_attn.k_proj)
-        self._upscaling = [self._upscaling_weights(seq) for seq in decoder.final_output_upscaling_layers]
+        self.outputs = MaskOutputs(decoder, dtype)
         # the three projections of a token self-attention read the same tokens: one product
         self._self_qkv = [_merged_projections(layer.self_attn) for layer in self.layers]
         # query projections with the logit scale folded in, for the attentions that project per prompt
@@ -183,8 +152,6 @@ class FastMaskDecoder:
             per_prompt += [layer.cross_attn_token_to_image, layer.cross_attn_image_to_token]
         self._scaled_q = {attn: _scaled_query_projection(attn) for attn in per_prompt}
         self._output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight]).detach()
-        self._stacked_heads: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        self._stack_heads = self._stackable_heads()
 
     def _add_pe_projection(self, attn: DecoderAttention, proj: torch.nn.Linear) -> None:
         """Stores ``(H, d, hw)``: ``proj``'s weight (without bias) applied to the positional encoding, per
@@ -194,30 +161,17 @@ class FastMaskDecoder:
         scale = _scale(attn) if proj is attn.q_proj else 1.0
         self._pe_proj[proj] = ((weight @ self.pe.transpose(0, 1)) * scale).to(self.dtype).contiguous()
 
-    def _upscaling_weights(
-        self, seq: torch.nn.Sequential
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
-        """A kernel-2 stride-2 ConvTranspose as ``(C_in, 4 C_out)`` with columns ordered ``(dy, dx, c)``."""
-        conv, norm = seq[0], seq[1]
-        if tuple(conv.kernel_size) != (2, 2) or tuple(conv.stride) != (2, 2):
-            raise ValueError("the fast decoder needs kernel-2 stride-2 upscaling convolutions")
-        c_in, c_out = conv.weight.shape[:2]
-        weight = conv.weight.detach().permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
-        bias = conv.bias.detach().repeat(4)
-        return weight.to(self.dtype), bias.to(self.dtype), norm
-
     def to(self, device: torch.device | str) -> FastMaskDecoder:
         """Moves the copied tensors to ``device`` (the module itself is moved by its owner)."""
         self.pe = self.pe.to(device)
         self._pe_proj = {proj: t.to(device) for proj, t in self._pe_proj.items()}
-        self._upscaling = [(w.to(device), b.to(device), n) for w, b, n in self._upscaling]
+        self.outputs.to(device)
         self._self_qkv = [(w.to(device), b.to(device)) for w, b in self._self_qkv]
         self._scaled_q = {attn: (w.to(device), b.to(device)) for attn, (w, b) in self._scaled_q.items()}
         self._output_tokens = self._output_tokens.to(device)
-        self._stacked_heads = {}
         return self
 
-    @_inference
+    @inference
     def prepare(self, embedding: torch.Tensor) -> ImageContext:
         """``(1, D, h, w)`` image embedding -> the per-image context used by :meth:`decode`."""
         _, d, h, w = embedding.shape
@@ -331,7 +285,7 @@ class FastMaskDecoder:
         v = _heads(attn.v_proj(tokens), heads)  # (M, H, T, d)
         wo = attn.out_proj.weight.reshape(-1, heads, head_dim).permute(1, 2, 0)  # (H, d, D)
         rows = ((v @ wo).reshape(m, heads * t, -1) + attn.out_proj.bias / heads).to(self.dtype)  # (M, H*T, D)
-        if _is_exporting():
+        if is_exporting():
             weights = self._graph_image_to_token_weights(attn, keys_pe, ctx, k, token_bias)
             update = torch.bmm(weights, rows)
             # the sum in rows of D: ONNX Runtime's fused kernel for a 3-D sum + layer norm
@@ -402,7 +356,7 @@ class FastMaskDecoder:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return attn.out_proj(out.transpose(1, 2).reshape(m, t, attn.internal_dim))
 
-    @_inference
+    @inference
     def transformer(
         self,
         ctx: ImageContext,
@@ -421,7 +375,7 @@ class FastMaskDecoder:
         keys, keys_pe = ctx.keys, None
         # x + pe summed once per layer in float32 (and in the graph); bfloat16 takes the positional
         # terms from the stored projections of pe
-        sum_pe = self.dtype == torch.float32 or _is_exporting()
+        sum_pe = self.dtype == torch.float32 or is_exporting()
         for index, layer in enumerate(self.layers):
             if not layer.skip_first_layer_pe:
                 queries = queries + query_pe
@@ -449,59 +403,7 @@ class FastMaskDecoder:
         attn = self._token_to_image(self.final_attn, queries + query_pe, keys, keys_pe)
         return self.decoder.transformer.norm_final_attn(queries + attn), keys
 
-    @_inference
-    def upscale_masks(self, ctx: ImageContext, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
-        """Image tokens ``(M, hw, D)`` and hypernetwork outputs ``(M, K, C)`` -> logits ``(M, K, 4h, 4w)``."""
-        m = keys.shape[0]
-        h, w = ctx.size
-        x = keys.reshape(-1, keys.shape[-1])
-        steps = len(self._upscaling)
-        for step, (weight, bias, norm) in enumerate(self._upscaling):
-            x = torch.addmm(bias, x, weight)  # rows: pixels, columns (dy, dx, c)
-            c_out = weight.shape[1] // 4
-            x = x.reshape(m, -1, c_out)  # (M, pixels, C) with pixels in sub-pixel order
-            if isinstance(norm, torch.nn.GroupNorm):
-                x = self._group_norm(x, norm, h << (step + 1), w << (step + 1))
-            torch.ops.aten.gelu_(x)
-            x = x.reshape(-1, c_out)
-        masks = torch.bmm(hyper.to(x.dtype), x.reshape(m, -1, x.shape[-1]).transpose(1, 2))  # (M, K, pixels)
-        # pixels are ordered (y, x, dy1, dx1, dy2, dx2, ...): sub-pixel offsets to channels ordered
-        # (dy1, dy2, ..., dx1, dx2, ...), then one pixel shuffle puts them in raster order
-        k = masks.shape[1]
-        if _is_exporting():
-            # graph form: a transpose with (h, w) as its inner block, then the small permutation of the
-            # offsets over contiguous (h w) planes (ONNX Runtime is slow on one transpose with tiny axes)
-            planes = masks.reshape(m * k, h * w, 4**steps).transpose(1, 2)  # (M*K, offsets, hw)
-            planes = planes.reshape(m * k, *([2, 2] * steps), h * w)
-            order = [0, *(1 + 2 * i for i in range(steps)), *(2 + 2 * i for i in range(steps)), 1 + 2 * steps]
-            sub = planes.permute(*order).reshape(m * k, 4**steps, h, w)
-        else:
-            grid = masks.reshape(m * k, h, w, *([2, 2] * steps))
-            order = [0, *(3 + 2 * i for i in range(steps)), *(4 + 2 * i for i in range(steps)), 1, 2]
-            sub = grid.permute(*order).reshape(m * k, 4**steps, h, w)
-        return F.pixel_shuffle(sub, 2**steps).reshape(m, k, h * 2**steps, w * 2**steps).float()
-
-    def _group_norm(self, x: torch.Tensor, norm: torch.nn.GroupNorm, h: int, w: int) -> torch.Tensor:
-        """GroupNorm with one group over ``(M, pixels, C)``: statistics per prompt, affine per channel.
-
-        Eagerly the rows are viewed as a channels-last ``(M, C, h, w)`` image (their sub-pixel order
-        does not change a one-group statistic), which torch normalises in one vectorised pass with
-        float32 statistics and affine."""
-        if norm.num_groups != 1:
-            raise ValueError("the fast decoder supports GroupNorm with one group")
-        m, _, c = x.shape
-        if not _is_exporting():
-            image = x.reshape(m, h, w, c).permute(0, 3, 1, 2)
-            normed = F.group_norm(image, 1, norm.weight, norm.bias, norm.eps)
-            return normed.permute(0, 2, 3, 1).reshape(m, -1, c)
-        # graph form: centred first, so the variance has no cancellation, for any number of prompts
-        flat = x.reshape(m, -1)
-        centred = flat - flat.mean(1, keepdim=True)
-        variance = (centred * centred).mean(1)
-        rstd = torch.rsqrt(variance + norm.eps).reshape(-1, 1, 1)
-        return torch.addcmul(norm.bias, centred.reshape(x.shape), rstd * norm.weight)
-
-    @_inference
+    @inference
     def decode_tokens(
         self,
         ctx: ImageContext,
@@ -525,67 +427,20 @@ class FastMaskDecoder:
         output_tokens = self._output_tokens.unsqueeze(0).expand(prompt_tokens.shape[0], -1, -1)
         if bias is not None:
             bias = torch.cat([bias.new_zeros(bias.shape[0], output_tokens.shape[1]), bias], dim=1)
-        outputs = None if mask_ids is None else _output_rows(mask_ids)
+        outputs = None if mask_ids is None else output_rows(mask_ids)
         return self.transformer(ctx, torch.cat([output_tokens, prompt_tokens.float()], 1), bias, outputs)
 
-    def _heads_weights(self, mask_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The IoU head and the hypernetwork MLPs of ``mask_ids``, stacked layer by layer for batched
-        products: ``[(weight (1+K, in, out), bias (1+K, 1, out)), ...]``. The IoU head's last layer is
-        padded with zero columns to the hypernetworks' width (its first columns are the IoU)."""
-        if mask_ids not in self._stacked_heads:
-            dec = self.decoder
-            mlps = [dec.iou_prediction_head, *(dec.output_hypernetworks_mlps[i] for i in mask_ids)]
-            linears = [[*(seq[0] for seq in mlp.layers), mlp.fc] for mlp in mlps]
-            width = max(layers[-1].out_features for layers in linears)
-            stacked = []
-            for depth in range(len(linears[0])):
-                weights, biases = [], []
-                for layers in linears:
-                    weight, bias = layers[depth].weight.detach(), layers[depth].bias.detach()
-                    pad = width - weight.shape[0] if depth == len(layers) - 1 else 0
-                    weights.append(F.pad(weight, (0, 0, 0, pad)).transpose(0, 1))
-                    biases.append(F.pad(bias, (0, pad))[None])
-                stacked.append((torch.stack(weights), torch.stack(biases)))
-            self._stacked_heads[mask_ids] = stacked
-        return self._stacked_heads[mask_ids]
-
-    def _stackable_heads(self) -> bool:
-        """Whether the IoU head and the hypernetwork MLPs have the same depth, hidden widths and
-        activation (the published decoders do), so they run as one stack of batched products."""
-        dec = self.decoder
-        mlps = [dec.iou_prediction_head, *dec.output_hypernetworks_mlps]
-        shapes = {
-            tuple((seq[0].in_features, seq[0].out_features, type(seq[1])) for seq in mlp.layers)
-            + ((mlp.fc.in_features,),)
-            for mlp in mlps
-        }
-        return len(shapes) == 1 and all(isinstance(seq[1], torch.nn.GELU) for seq in mlps[0].layers)
-
-    @_inference
     def heads(
         self, queries: torch.Tensor, mask_ids: list[int], reduced: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output tokens ``queries (M, T, D)`` -> hypernetwork outputs ``(M, K, C)`` of the mask tokens
-        ``mask_ids`` and their predicted IoU ``(M, K)``. ``reduced``: ``queries`` holds only the IoU
-        token and those mask tokens, in that order (``decode_tokens(..., mask_ids=...)``)."""
-        dec = self.decoder
-        rows = list(range(1 + len(mask_ids))) if reduced else _output_rows(mask_ids)
-        if not self._stack_heads:
-            mlps = dec.output_hypernetworks_mlps
-            pairs = zip(mask_ids, rows[1:], strict=True)
-            hyper = torch.stack([mlps[i](queries[:, row]) for i, row in pairs], dim=1)
-            return hyper, dec.iou_prediction_head(queries[:, rows[0]])[:, mask_ids]
-        stacked = self._heads_weights(tuple(mask_ids))
-        x = queries[:, rows].transpose(0, 1)  # (1+K, M, D)
-        for depth, (weight, bias) in enumerate(stacked):
-            x = torch.baddbmm(bias, x, weight)
-            if depth < len(stacked) - 1:
-                x = F.gelu(x)
-        iou = x[0, :, : self.num_mask_tokens][:, mask_ids]
-        hyper = x[1:, :, : dec.output_hypernetworks_mlps[0].fc.out_features].transpose(0, 1)
-        return hyper, iou
+        """Hypernetwork outputs and predicted IoU of the mask tokens ``mask_ids``: see
+        :meth:`MaskOutputs.heads`."""
+        return self.outputs.heads(queries, mask_ids, reduced)
 
-    @_inference
+    def upscale_masks(self, ctx: ImageContext, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """Image tokens ``(M, hw, D)`` and hypernetwork outputs ``(M, K, C)`` -> logits ``(M, K, 4h, 4w)``."""
+        return self.outputs.upscale_masks(ctx.size, keys, hyper)
+
     def mask_logits(
         self, ctx: ImageContext, queries: torch.Tensor, keys: torch.Tensor, mask_ids: list[int]
     ) -> torch.Tensor:
