@@ -14,9 +14,10 @@ each one, so every stage meets the caches as the previous one left them:
 - ``other_masks_1080p``: the same for the two other candidates (made by the app after the answer).
 
 ``predict_best_ms`` and ``predict_3_ms`` time the whole ``predict`` call with one mask or three, in the
-same rounds. ``fixed_token_work_ms``: ``decode_tokens`` against a 4x4 image grid instead of 64x64,
-which leaves the work on the few prompt tokens (plus a negligible image part). Medians in ms; prints
-one JSON document.
+same rounds. The baseline, ``baseline_module_click_ms``, is the same click through the ``MaskDecoder``
+``nn.Module`` (float32, all six point tokens) and the same best-mask upsampling, also in every round.
+``fixed_token_work_ms``: ``decode_tokens`` against a 4x4 image grid instead of 64x64, which leaves the
+work on the few prompt tokens (plus a negligible image part). Medians in ms; prints one JSON document.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def worker(model_name: str, backend: str, rounds: int) -> dict:
     small = FastMaskDecoder(model.mask_decoder, pe, predictor.decoder_dtype)
     small_context = small.prepare(torch.from_numpy(embedding[:, :, :4, :4].copy()))
 
+    padded_tokens, _ = predictor.prompt_tokens(coords, labels)  # (1, 6, D): what the module decodes
+    embedding_tensor = torch.from_numpy(embedding)
+    dense_pe = model.prompt_encoder.get_dense_pe()
+
+    def module_click() -> None:
+        with torch.inference_mode():
+            logits, iou = model.mask_decoder(embedding_tensor, dense_pe, padded_tokens[None])
+            best = int(torch.argmax(iou[0, 0]))
+            masks_from_logits(logits[0, 0, best].numpy(), SIZE)
+
     stages: dict[str, list[float]] = {}
 
     def timed(name: str, fn):
@@ -86,6 +97,7 @@ def worker(model_name: str, backend: str, rounds: int) -> dict:
         timed("other_masks_1080p", lambda: masks_from_logits(logits[order[1:]], SIZE))
         timed("predict_best_ms", lambda: predictor.predict(point, label, multimask_output=False))
         timed("predict_3_ms", lambda: predictor.predict(point, label))
+        timed("baseline_module_click_ms", module_click)
         timed(
             "fixed_token_work_ms",
             lambda: small.decode_tokens(small_context, tokens, prompt_bias=bias, mask_ids=mask_ids),
@@ -99,6 +111,7 @@ def worker(model_name: str, backend: str, rounds: int) -> dict:
     result = {name: _median(values) for name, values in stages.items()}
     parts = ["prompt_tokens", "transformer", "heads", "upscaling", "best_mask_1080p"]
     result["sum_of_stages_to_best_mask"] = round(sum(result[name] for name in parts), 2)
+    result["speedup_vs_module"] = round(result["baseline_module_click_ms"] / result["predict_best_ms"], 2)
     result["threads"] = torch.get_num_threads()
     return result
 
