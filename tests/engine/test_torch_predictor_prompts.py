@@ -101,3 +101,7 @@ def test_merged_prompt_tokens_decode_as_the_padded_ones(tiny_checkpoint) -> None
     reference_logits, reference_iou = decoder.decode(context, padded)  # all six tokens, nothing merged
     assert torch.allclose(logits, reference_logits, atol=1e-5 * reference_logits.abs().max().item())
     assert torch.allclose(iou, reference_iou, atol=1e-5)
+    # six points leave no padding to merge: all six tokens, no biases
+    full = np.tile(np.array([[[10.0, 20.0]]], np.float32), (1, 6, 1))
+    tokens, bias = predictor.merged_prompt_tokens(full, np.ones((1, 6), np.float32))
+    assert tokens.shape[1] == 6 and bias is None
