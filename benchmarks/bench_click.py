@@ -17,7 +17,9 @@ each one, so every stage meets the caches as the previous one left them:
 same rounds. The baseline, ``baseline_module_click_ms``, is the same click through the ``MaskDecoder``
 ``nn.Module`` (float32, all six point tokens) and the same best-mask upsampling, also in every round.
 ``fixed_token_work_ms``: ``decode_tokens`` against a 4x4 image grid instead of 64x64, which leaves the
-work on the few prompt tokens (plus a negligible image part). Medians in ms; prints one JSON document.
+work on the few prompt tokens (plus a negligible image part). Then, on new images: ``prepare_decoding``
+(the decoder's per-image work, which the app does when an image is set), the first click after it, and
+the first click on an image whose decoder was not prepared. Medians in ms; prints one JSON document.
 """
 
 from __future__ import annotations
@@ -108,6 +110,17 @@ def worker(model_name: str, backend: str, rounds: int) -> dict:
     stages.clear()
     for _ in range(rounds):
         one_round()
+    # the first click on each new image: the app calls prepare_decoding when the image is set
+    for index in range(rounds):
+        fresh = np.random.default_rng(index + 1).standard_normal(embedding.shape).astype(np.float32)
+        predictor.set_embedding(fresh, SIZE)
+        timed("new_image_prepare_decoding_ms", predictor.prepare_decoding)
+        timed("new_image_first_click_ms", lambda: predictor.predict(point, label, multimask_output=False))
+        predictor.set_embedding(fresh + 1.0, SIZE)
+        timed(
+            "new_image_first_click_unprepared_ms",
+            lambda: predictor.predict(point, label, multimask_output=False),
+        )
     result = {name: _median(values) for name, values in stages.items()}
     parts = ["prompt_tokens", "transformer", "heads", "upscaling", "best_mask_1080p"]
     result["sum_of_stages_to_best_mask"] = round(sum(result[name] for name in parts), 2)

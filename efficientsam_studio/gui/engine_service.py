@@ -164,6 +164,9 @@ class EngineWorker(QObject):
         self.encode_started.emit(request_id, key)
         try:
             self._predictor.set_image(image)
+            prepare = getattr(self._predictor, "prepare_decoding", None)
+            if prepare is not None:  # the decoder's per-image work, before the first click needs it
+                prepare()
         except Exception as exc:
             self._image_key = None
             self.failed.emit(request_id, _describe(exc))

@@ -105,3 +105,22 @@ def test_merged_prompt_tokens_decode_as_the_padded_ones(tiny_checkpoint) -> None
     full = np.tile(np.array([[[10.0, 20.0]]], np.float32), (1, 6, 1))
     tokens, bias = predictor.merged_prompt_tokens(full, np.ones((1, 6), np.float32))
     assert tokens.shape[1] == 6 and bias is None
+
+
+def test_prepare_decoding_does_the_per_image_work_before_the_first_prompt(
+    tiny_checkpoint, monkeypatch
+) -> None:
+    predictor = load_predictor("tiny", checkpoint=tiny_checkpoint, device="cpu", backend="torch")
+    decoder = predictor.fast_decoder
+    calls = []
+    original = decoder.prepare
+    monkeypatch.setattr(decoder, "prepare", lambda embedding: calls.append(1) or original(embedding))
+    image = np.random.default_rng(4).integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    predictor.set_image(image)
+    predictor.prepare_decoding()
+    assert len(calls) == 1
+    masks, _, _ = predictor.predict(np.array([[20.0, 20.0]]), np.array([1]))
+    assert len(calls) == 1 and masks.shape == (3, 40, 50)  # the prompt found the context ready
+    predictor.set_image(image[::-1].copy())  # another image: its own context
+    predictor.prepare_decoding()
+    assert len(calls) == 2
