@@ -134,6 +134,7 @@ class FastMaskDecoder:
         self.num_mask_tokens = decoder.num_mask_tokens
         pe = image_pe.detach().float().flatten(2)[0]  # (D, hw)
         self.pe = pe.transpose(0, 1).contiguous()  # (hw, D) float32
+        self.pe_t = pe.contiguous()  # (D, hw), for the first layer's per-image products
         # bfloat16: the positional terms of the per-prompt attentions come from their key (token-to-image)
         # or query (image-to-token) projections of pe, computed once per model
         self._pe_proj: dict[torch.nn.Linear, torch.Tensor] = {}
@@ -152,6 +153,15 @@ class FastMaskDecoder:
             per_prompt += [layer.cross_attn_token_to_image, layer.cross_attn_image_to_token]
         self._scaled_q = {attn: _scaled_query_projection(attn) for attn in per_prompt}
         self._output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight]).detach()
+        # the first layer's token-to-image key and image-to-token query projections of x + pe, scaled,
+        # as one (2 C, D) weight and (2 C, 1) bias
+        first = self.layers[0]
+        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+        kq = [
+            (p.weight.detach() * _scale(a), p.bias.detach() * _scale(a))
+            for a, p in ((t2i, t2i.k_proj), (i2t, i2t.q_proj))
+        ]
+        self._first_kq = (torch.cat([w for w, _ in kq]), torch.cat([b for _, b in kq])[:, None])
 
     def _add_pe_projection(self, attn: DecoderAttention, proj: torch.nn.Linear) -> None:
         """Stores ``(H, d, hw)``: ``proj``'s weight (without bias) applied to the positional encoding, per
@@ -164,6 +174,8 @@ class FastMaskDecoder:
     def to(self, device: torch.device | str) -> FastMaskDecoder:
         """Moves the copied tensors to ``device`` (the module itself is moved by its owner)."""
         self.pe = self.pe.to(device)
+        self.pe_t = self.pe_t.to(device)
+        self._first_kq = tuple(t.to(device) for t in self._first_kq)
         self._pe_proj = {proj: t.to(device) for proj, t in self._pe_proj.items()}
         self.outputs.to(device)
         self._self_qkv = [(w.to(device), b.to(device)) for w, b in self._self_qkv]
@@ -173,19 +185,25 @@ class FastMaskDecoder:
 
     @inference
     def prepare(self, embedding: torch.Tensor) -> ImageContext:
-        """``(1, D, h, w)`` image embedding -> the per-image context used by :meth:`decode`."""
+        """``(1, D, h, w)`` image embedding -> the per-image context used by :meth:`decode`.
+
+        The first layer's image projections are taken on the embedding's own ``(D, hw)`` layout,
+        ``W x``, so the per-head ``(H, d, hw)`` results need no transpose; the token-to-image keys and
+        the image-to-token queries (both of ``x + pe``) are one product."""
         _, d, h, w = embedding.shape
-        keys = embedding.detach().reshape(d, h * w).transpose(0, 1).float()  # (hw, D)
-        keys_pe = keys + self.pe
-        first = self.layers[0]
-        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
-        t2i_k = _heads(t2i.k_proj(keys_pe), t2i.num_heads) * _scale(t2i)
-        i2t_q = _heads(i2t.q_proj(keys_pe), i2t.num_heads) * _scale(i2t)
+        channels = embedding.detach().reshape(d, h * w).float()  # (D, hw)
+        weight, bias = self._first_kq
+        kq = torch.addmm(bias, weight, channels + self.pe_t)  # (2 C, hw), scaled
+        t2i = self.layers[0].cross_attn_token_to_image
+        heads = t2i.num_heads
+        head_dim = t2i.internal_dim // heads
+        t2i_kt, i2t_qt = kq.reshape(2, heads, head_dim, h * w).unbind(0)
+        values = torch.addmm(t2i.v_proj.bias.detach()[:, None], t2i.v_proj.weight.detach(), channels)
         return ImageContext(
-            keys=keys.to(self.dtype).contiguous(),
-            t2i_kt=t2i_k.transpose(1, 2).contiguous(),
-            t2i_v=_heads(t2i.v_proj(keys), t2i.num_heads).contiguous(),
-            i2t_qt=i2t_q.transpose(1, 2).to(self.dtype).contiguous(),
+            keys=channels.t().to(self.dtype).contiguous(),
+            t2i_kt=t2i_kt,
+            t2i_v=values.reshape(heads, head_dim, h * w).transpose(1, 2).contiguous(),
+            i2t_qt=i2t_qt.to(self.dtype).contiguous(),
             size=(h, w),
         )
 
