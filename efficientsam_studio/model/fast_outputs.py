@@ -67,23 +67,29 @@ class MaskOutputs:
     def _heads_weights(self, mask_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The IoU head and the hypernetwork MLPs of ``mask_ids``, stacked layer by layer for batched
         products: ``[(weight (1+K, in, out), bias (1+K, 1, out)), ...]``. The IoU head's last layer is
-        padded with zero columns to the hypernetworks' width (its first columns are the IoU)."""
-        if mask_ids not in self._stacked_heads:
-            dec = self.decoder
-            mlps = [dec.iou_prediction_head, *(dec.output_hypernetworks_mlps[i] for i in mask_ids)]
-            linears = [[*(seq[0] for seq in mlp.layers), mlp.fc] for mlp in mlps]
-            width = max(layers[-1].out_features for layers in linears)
-            stacked = []
-            for depth in range(len(linears[0])):
-                weights, biases = [], []
-                for layers in linears:
-                    weight, bias = layers[depth].weight.detach(), layers[depth].bias.detach()
-                    pad = width - weight.shape[0] if depth == len(layers) - 1 else 0
-                    weights.append(F.pad(weight, (0, 0, 0, pad)).transpose(0, 1))
-                    biases.append(F.pad(bias, (0, pad))[None])
-                stacked.append((torch.stack(weights), torch.stack(biases)))
+        padded with zero columns to the hypernetworks' width (its first columns are the IoU).
+
+        Kept per ``mask_ids`` in eager mode; while exporting they are built in the graph and not kept
+        (the tracer's tensors must not outlive the trace)."""
+        cached = self._stacked_heads.get(mask_ids)
+        if cached is not None:
+            return cached
+        dec = self.decoder
+        mlps = [dec.iou_prediction_head, *(dec.output_hypernetworks_mlps[i] for i in mask_ids)]
+        linears = [[*(seq[0] for seq in mlp.layers), mlp.fc] for mlp in mlps]
+        width = max(layers[-1].out_features for layers in linears)
+        stacked = []
+        for depth in range(len(linears[0])):
+            weights, biases = [], []
+            for layers in linears:
+                weight, bias = layers[depth].weight.detach(), layers[depth].bias.detach()
+                pad = width - weight.shape[0] if depth == len(layers) - 1 else 0
+                weights.append(F.pad(weight, (0, 0, 0, pad)).transpose(0, 1))
+                biases.append(F.pad(bias, (0, pad))[None])
+            stacked.append((torch.stack(weights), torch.stack(biases)))
+        if not is_exporting():
             self._stacked_heads[mask_ids] = stacked
-        return self._stacked_heads[mask_ids]
+        return stacked
 
     def _stackable_heads(self) -> bool:
         """Whether the IoU head and the hypernetwork MLPs have the same depth, hidden widths and

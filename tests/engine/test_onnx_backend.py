@@ -214,3 +214,28 @@ def test_onnx_backend_runs_without_importing_torch(tiny_export, image, tmp_path)
         "shape": [3, 90, 140],
         "batch": [2, 3, 90, 140],
     }
+
+
+def test_exporting_the_decoder_leaves_its_eager_form_intact(tmp_path) -> None:
+    """Weights built while tracing (the tracer's fake tensors) must not stay cached in the decoder."""
+    import torch
+
+    from efficientsam_studio.engine.onnx_export import DecoderGraph, export_decoder
+    from efficientsam_studio.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    example = (
+        torch.randn(1, 256, 64, 64),
+        torch.tensor([[[50.0, 30.0], [10.0, 10.0]], [[5.0, 6.0], [-1.0, -1.0]]]),
+        torch.tensor([[1.0, 0.0], [1.0, -1.0]]),
+        torch.tensor([60, 90]),
+    )
+    with torch.no_grad():
+        expected = DecoderGraph(model)(*example)
+    graph = DecoderGraph(model)
+    export_decoder(graph, example, tmp_path / "decoder.onnx")
+    with torch.no_grad():
+        logits, iou = graph(*example)
+    assert type(logits) is torch.Tensor
+    assert torch.allclose(logits, expected[0]) and torch.allclose(iou, expected[1])
