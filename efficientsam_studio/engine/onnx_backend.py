@@ -3,8 +3,10 @@
 It runs two kinds of encoder/decoder pairs, recognised by their input names:
 
 - this project's export (``efsam-studio export-onnx``, contracts in ``onnx_export``): encoder input
-  ``images`` (RGB 0..255 resized to 1024x1024 here with OpenCV), decoder inputs ``image_embeddings``,
-  ``point_coords (Q, N, 2)``, ``point_labels (Q, N)``, ``orig_im_size``; Q prompts per call.
+  ``images`` (RGB 0..255 resized to 1024x1024 here with OpenCV); the decoder's per-image context from
+  ``<model>_context.onnx`` beside the decoder, computed once per image (format 2; format 1 decoders take
+  ``image_embeddings`` and prepare it on every call), then decoder inputs ``point_coords (Q, N, 2)``,
+  ``point_labels (Q, N)``, ``orig_im_size``; Q prompts per call.
 - the published pair (``efficient_sam_vitt_encoder.onnx`` / ``_decoder.onnx``): encoder input
   ``batched_images (B, 3, H, W)`` in [0, 1] at the original size (resize and normalisation inside);
   decoder inputs ``image_embeddings``, ``batched_point_coords (1, 1, N, 2)``, ``batched_point_labels
@@ -187,7 +189,38 @@ class OnnxPredictor(NumpyPredictor):
                 "efsam-studio export-onnx or the published efficient_sam_*_encoder/decoder.onnx"
             )
         self._dec_outputs = [o.name for o in self.decoder.get_outputs()]
+        # format 2: the decoder takes the per-image context, which its own graph computes
+        self.context_graph = None
+        if self.kind == "export" and "image_embeddings" not in dec_inputs:
+            context_path = context_beside(self.decoder_path)
+            if not context_path.is_file():
+                raise OnnxModelError(
+                    f"{self.decoder_path} needs its per-image context graph {context_path.name} beside it; "
+                    "export the model again with efsam-studio export-onnx"
+                )
+            self.context_graph = make_session(context_path, providers, threads)
+        self._context: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
         super().__init__(name, decode_chunk=16 if self.kind == "export" else 1)
+
+    def prepare_decoding(self) -> None:
+        """Compute the decoder's per-image context of the current image now (format 2 exports), so the
+        first prompt does not wait for it."""
+        self._image_feeds()
+
+    def _image_feeds(self) -> dict[str, np.ndarray]:
+        """The decoder's image inputs for the current embedding (its context, made once per image)."""
+        embedding = self._embedding
+        if self.context_graph is None:
+            return {"image_embeddings": embedding}
+        if self._context is None or self._context[0] is not embedding:
+            names = [o.name for o in self.context_graph.get_outputs()]
+            outputs = self.context_graph.run(None, {"image_embeddings": embedding})
+            self._context = (embedding, dict(zip(names, outputs, strict=True)))
+        return self._context[1]
+
+    def reset_image(self) -> None:
+        super().reset_image()
+        self._context = None
 
     def _encode(self, image: np.ndarray) -> np.ndarray:
         if self.kind == "export":
@@ -203,7 +236,7 @@ class OnnxPredictor(NumpyPredictor):
             # only the columns some prompt uses: the graph decodes all padding as one token
             used = max(1, int((labels != -1).sum(axis=1).max())) if len(labels) else labels.shape[1]
             feed = {
-                "image_embeddings": self._embedding,
+                **self._image_feeds(),
                 "point_coords": np.ascontiguousarray(coords[:, :used], dtype=np.float32),
                 "point_labels": np.ascontiguousarray(labels[:, :used], dtype=np.float32),
                 "orig_im_size": size,
@@ -234,6 +267,11 @@ def export_dir_for(model: str, checkpoint: str | Path) -> Path:
     from efficientsam_studio.paths import weights_dir
 
     return weights_dir() / "onnx" / f"{model}-{file_checksum(checkpoint)[:16]}"
+
+
+def context_beside(decoder: Path) -> Path:
+    """The per-image context graph of an exported decoder: ``<model>_context.onnx`` beside it."""
+    return decoder.with_name(decoder.name.replace("_decoder.onnx", "_context.onnx"))
 
 
 def _decoder_beside(encoder: Path) -> Path:

@@ -10,17 +10,25 @@ Encoder ``<model>_encoder.onnx``
     node per block (ONNX Runtime's CPU kernel never materialises the 4096x4096 score matrix).
     output ``image_embeddings``: float32 ``(1, 256, 64, 64)``.
 
+Decoder context ``<model>_context.onnx`` (format 2)
+    input ``image_embeddings`` ``(1, 256, 64, 64)``; outputs the decoder's per-image context
+    (:meth:`~efficientsam_studio.model.fast_decoder.FastMaskDecoder.prepare`): ``image_tokens``
+    ``(4096, 256)``, ``first_layer_keys`` ``(H, d, 4096)``, ``first_layer_values`` ``(H, 4096, d)``,
+    ``first_layer_queries`` ``(H, d, 4096)``. Run once per image.
+
 Decoder ``<model>_decoder.onnx``
-    inputs ``image_embeddings`` ``(1, 256, 64, 64)``; ``point_coords`` float32 ``(Q, N, 2)``, ``(x, y)``
-    in original image pixels, -1 for padding; ``point_labels`` float32 ``(Q, N)`` (1 positive,
-    0 negative, 2/3 box corners, -1 padding); ``orig_im_size`` int64 ``(2,)`` = ``(H, W)``.
-    Q prompts and N points are dynamic; prompts are padded to 6 points (or cut to the first 6) inside.
+    inputs the four context tensors (format 2) or, in format 1 exports, ``image_embeddings``
+    ``(1, 256, 64, 64)`` with the per-image preparation inside the graph on every call;
+    ``point_coords`` float32 ``(Q, N, 2)``, ``(x, y)`` in original image pixels, -1 for padding;
+    ``point_labels`` float32 ``(Q, N)`` (1 positive, 0 negative, 2/3 box corners, -1 padding);
+    ``orig_im_size`` int64 ``(2,)`` = ``(H, W)``. Q prompts and N points are dynamic; prompts are padded
+    to 6 points (or cut to the first 6) inside.
     outputs ``low_res_logits`` float32 ``(Q, 3, 256, 256)`` and ``iou_predictions`` ``(Q, 3)``: the three
     multimask outputs in the model's order (unsorted). Upsampling to ``(H, W)`` happens outside, only
     for the masks that are returned (bicubic, see ``onnx_backend``).
     The graph computes the decoder in the inference form of
     :class:`~efficientsam_studio.model.fast_decoder.FastMaskDecoder` (same outputs as the module to
-    float32 rounding), its per-image preparation included, so each call is self-contained.
+    float32 rounding).
 
 Metadata (``metadata_props``): ``efsam.kind`` (encoder/decoder), ``efsam.model``, ``efsam.weights_sha256``
 (:func:`~efficientsam_studio.engine.cache.state_dict_checksum` of the weights), ``efsam.precision``
@@ -48,21 +56,31 @@ from torch import nn
 from efficientsam_studio.engine.cache import state_dict_checksum
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.model import PIXEL_MEAN, PIXEL_STD, EfficientSam, resize_pos_embed
-from efficientsam_studio.model.fast_decoder import FastMaskDecoder
+from efficientsam_studio.model.fast_decoder import FastMaskDecoder, ImageContext
 from efficientsam_studio.model.padding_tokens import padding_bias
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = "1"
-"""Version of the graph contracts above; the backend refuses files of another version."""
+EXPORT_FORMAT = "2"
+"""Version of the graph contracts above: 2 splits the decoder's per-image context into its own file;
+the backend also reads format 1 decoders (context inside the graph)."""
 OPSET = 20
 ENCODER_INPUT = "images"
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "orig_im_size")
+"""Inputs of a self-contained (format 1) decoder graph, :class:`DecoderGraph`."""
+CONTEXT_OUTPUTS = ("image_tokens", "first_layer_keys", "first_layer_values", "first_layer_queries")
+PROMPT_DECODER_INPUTS = (*CONTEXT_OUTPUTS, "point_coords", "point_labels", "orig_im_size")
+"""Inputs of the decoder graph that takes the context, :class:`PromptDecoderGraph` (format 2)."""
 DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
 
 
 class ExportError(StudioError):
     """The export failed or the exported graph does not agree with torch."""
+
+
+def context_file_name(model_name: str) -> str:
+    """The decoder context's file name of an export, e.g. ``vit_t_context.onnx``."""
+    return f"{model_name}_context.onnx"
 
 
 def export_file_names(model_name: str, precision: str = "fp32") -> tuple[str, str]:
@@ -204,6 +222,17 @@ class DecoderGraph(nn.Module):
         point_labels: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        context = self.decoder.prepare(image_embeddings)
+        return self.decode_prompts(context, point_coords, point_labels, orig_im_size)
+
+    def decode_prompts(
+        self,
+        context: ImageContext,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        orig_im_size: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompts against a prepared image context -> ``(low_res_logits, iou_predictions)``."""
         # The padding points of a prompt are identical tokens: decoded as one, whose attention logits
         # carry log(number of padding points) (see model/padding_tokens.py). The given points (at most
         # 6) keep their slots, those given as padding (label -1) get -inf; one padding token follows.
@@ -216,8 +245,39 @@ class DecoderGraph(nn.Module):
             torch.cat([coords[:, :n], pad_coords], dim=1), torch.cat([labels[:, :n], pad_labels], dim=1)
         )
         bias = padding_bias(labels[:, :n] != -1, (labels == -1).sum(dim=1, keepdim=True))
-        context = self.decoder.prepare(image_embeddings)
         return self.decoder.decode(context, tokens, multimask_output=True, prompt_bias=bias)
+
+
+class ContextGraph(nn.Module):
+    """Image embedding -> the decoder's per-image context (format 2's ``<model>_context.onnx``)."""
+
+    def __init__(self, decoder_graph: DecoderGraph) -> None:
+        super().__init__()
+        self.decoder = decoder_graph.decoder  # not a module: the weights it reads become constants
+
+    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        context = self.decoder.prepare(image_embeddings)
+        return context.keys, context.t2i_kt, context.t2i_v, context.i2t_qt
+
+
+class PromptDecoderGraph(DecoderGraph):
+    """The decoder graph of format 2: the image context (``CONTEXT_OUTPUTS``) and prompts in."""
+
+    def forward(  # type: ignore[override]
+        self,
+        image_tokens: torch.Tensor,
+        first_layer_keys: torch.Tensor,
+        first_layer_values: torch.Tensor,
+        first_layer_queries: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        orig_im_size: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        side = int(round(image_tokens.shape[0] ** 0.5))
+        context = ImageContext(
+            image_tokens, first_layer_keys, first_layer_values, first_layer_queries, (side, side)
+        )
+        return self.decode_prompts(context, point_coords, point_labels, orig_im_size)
 
 
 # -- export ------------------------------------------------------------------------------------------
@@ -235,11 +295,13 @@ class ExportReport:
     seconds: float
     int8_encoder: Path | None = None
     int8_embedding_max_abs_diff: float | None = None
+    context: Path | None = None
 
     def lines(self) -> list[str]:
         out = [
             f"encoder: {self.encoder}",
             f"decoder: {self.decoder}",
+            *([f"decoder context: {self.context}"] if self.context is not None else []),
             f"agreement with torch (max abs diff): embedding {self.encoder_max_abs_diff:.2e}, "
             f"low-res logits {self.logits_max_abs_diff:.2e}, IoU {self.iou_max_abs_diff:.2e}",
         ]
@@ -287,14 +349,17 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
 def export_decoder(graph: DecoderGraph, example: tuple[torch.Tensor, ...], path: Path) -> None:
     """Write ``graph`` to ``path`` (no metadata, no check), with the prompt and point counts dynamic.
 
-    ``example`` holds one set of the four decoder inputs (their values do not matter, only their
-    dtypes and the shape of ``image_embeddings``).
+    ``example`` holds one set of the graph's inputs (their values do not matter, only their dtypes and
+    the shapes of the image inputs): the four of ``DECODER_INPUTS``, or for a
+    :class:`PromptDecoderGraph` the seven of ``PROMPT_DECODER_INPUTS``.
     """
     prompts = torch.export.Dim("prompts", min=1, max=4096)
     points = torch.export.Dim("points", min=1, max=64)
-    dynamic = (None, {0: prompts, 1: points}, {0: prompts, 1: points}, None)
+    names = PROMPT_DECODER_INPUTS if isinstance(graph, PromptDecoderGraph) else DECODER_INPUTS
+    image_inputs = len(names) - 3
+    dynamic = (*([None] * image_inputs), {0: prompts, 1: points}, {0: prompts, 1: points}, None)
     with torch.no_grad():
-        _export(graph, example, path, DECODER_INPUTS, DECODER_OUTPUTS, dynamic)
+        _export(graph, example, path, names, DECODER_OUTPUTS, dynamic)
 
 
 def _session(path: Path):
@@ -313,9 +378,10 @@ def export_onnx(
     check: bool = True,
     seed: int = 0,
 ) -> ExportReport:
-    """Write ``<model_name>_encoder.onnx`` and ``<model_name>_decoder.onnx`` into ``out_dir``.
+    """Write ``<model_name>_encoder.onnx``, ``<model_name>_context.onnx`` and ``<model_name>_decoder.onnx``
+    into ``out_dir`` (format 2, see the module docstring).
 
-    Both are run in ONNX Runtime right after export on a random image and two prompt sets and compared
+    They are run in ONNX Runtime right after export on a random image and two prompt sets and compared
     with the torch model (differences in the report; :class:`ExportError` when they exceed 1e-3).
     ``quantize="int8"`` also writes ``<model_name>_encoder.int8.onnx``. Files are written under temporary
     names and renamed when complete.
@@ -334,8 +400,10 @@ def export_onnx(
     model = model.float().eval()
     weights = state_dict_checksum(model.state_dict())
     enc_name, dec_name = export_file_names(model_name)
-    enc_path, dec_path = out_dir / enc_name, out_dir / dec_name
+    ctx_name = context_file_name(model_name)
+    enc_path, dec_path, ctx_path = out_dir / enc_name, out_dir / dec_name, out_dir / ctx_name
     enc_tmp, dec_tmp = out_dir / f".{enc_name}.part", out_dir / f".{dec_name}.part"
+    ctx_tmp = out_dir / f".{ctx_name}.part"
 
     rng = np.random.default_rng(seed)
     size = model.img_size
@@ -345,7 +413,8 @@ def export_onnx(
     orig = torch.tensor([480, 720], dtype=torch.int64)
 
     encoder_graph = EncoderGraph(model)
-    decoder_graph = DecoderGraph(model)
+    decoder_graph = PromptDecoderGraph(model)
+    context_graph = ContextGraph(decoder_graph)
     with torch.no_grad():
         from efficientsam_studio.engine.preprocess import normalize
 
@@ -357,9 +426,14 @@ def export_onnx(
     try:
         with torch.no_grad():
             _export(encoder_graph, (image,), enc_tmp, [ENCODER_INPUT], ["image_embeddings"], None)
-            export_decoder(decoder_graph, (reference_embedding, coords, labels, orig), dec_tmp)
+            _export(
+                context_graph, (reference_embedding,), ctx_tmp, ["image_embeddings"], CONTEXT_OUTPUTS, None
+            )
+            context = context_graph(reference_embedding)
+            export_decoder(decoder_graph, (*context, coords, labels, orig), dec_tmp)
         common = {"efsam.model": model_name, "efsam.weights_sha256": weights, "efsam.format": EXPORT_FORMAT}
         _set_metadata(enc_tmp, {**common, "efsam.kind": "encoder", "efsam.precision": "fp32"})
+        _set_metadata(ctx_tmp, {**common, "efsam.kind": "decoder-context", "efsam.precision": "fp32"})
         _set_metadata(dec_tmp, {**common, "efsam.kind": "decoder", "efsam.precision": "fp32"})
 
         enc_diff = logit_diff = iou_diff = 0.0
@@ -367,8 +441,9 @@ def export_onnx(
         if check:
             embedding = _session(enc_tmp).run(None, {ENCODER_INPUT: image.numpy()})[0]
             enc_diff = float(np.abs(embedding - reference_embedding.numpy()).max())
+            onnx_context = _session(ctx_tmp).run(None, {"image_embeddings": reference_embedding.numpy()})
             feeds = {
-                "image_embeddings": reference_embedding.numpy(),
+                **dict(zip(CONTEXT_OUTPUTS, onnx_context, strict=True)),
                 "point_coords": coords.numpy(),
                 "point_labels": labels.numpy(),
                 "orig_im_size": orig.numpy(),
@@ -383,11 +458,12 @@ def export_onnx(
                     f"{logit_diff:.2e}, IoU {iou_diff:.2e}); nothing was written to {out_dir}"
                 )
         enc_tmp.replace(enc_path)
+        ctx_tmp.replace(ctx_path)
         dec_tmp.replace(dec_path)
     finally:
-        for leftover in (enc_tmp, dec_tmp):
+        for leftover in (enc_tmp, ctx_tmp, dec_tmp):
             leftover.unlink(missing_ok=True)
-    report = ExportReport(enc_path, dec_path, enc_diff, logit_diff, iou_diff, 0.0)
+    report = ExportReport(enc_path, dec_path, enc_diff, logit_diff, iou_diff, 0.0, context=ctx_path)
     if quantize == "int8":
         int8_path = out_dir / export_file_names(model_name, "int8")[0]
         report.int8_encoder = quantize_encoder_int8(enc_path, int8_path)

@@ -239,3 +239,59 @@ def test_exporting_the_decoder_leaves_its_eager_form_intact(tmp_path) -> None:
         logits, iou = graph(*example)
     assert type(logits) is torch.Tensor
     assert torch.allclose(logits, expected[0]) and torch.allclose(iou, expected[1])
+
+
+def test_the_decoder_context_is_made_once_per_image(tiny_export, image) -> None:
+    predictor = OnnxPredictor(
+        tiny_export / "tiny_encoder.onnx", tiny_export / "tiny_decoder.onnx", device="cpu"
+    )
+    assert predictor.context_graph is not None  # a format 2 export: context in its own graph
+    runs = []
+    graph_run = predictor.context_graph.run
+    predictor.context_graph.run = lambda *args: runs.append(1) or graph_run(*args)
+    predictor.set_image(image)
+    predictor.prepare_decoding()
+    for prompt in PROMPTS:
+        predictor.predict(**prompt)
+    assert len(runs) == 1
+    predictor.set_image(image[::-1].copy())
+    predictor.predict(**PROMPTS[0])
+    assert len(runs) == 2
+
+
+def test_a_self_contained_decoder_of_format_1_still_loads(tiny_checkpoint, tiny_export, image, tmp_path):
+    """Exports made before the context had its own graph: the decoder takes the image embedding."""
+    import shutil
+
+    import torch
+
+    from efficientsam_studio.engine.onnx_export import DecoderGraph, export_decoder
+    from efficientsam_studio.model import load_model
+
+    shutil.copy(tiny_export / "tiny_encoder.onnx", tmp_path / "tiny_encoder.onnx")
+    example = (
+        torch.randn(1, 256, 64, 64),
+        torch.tensor([[[50.0, 30.0], [10.0, 10.0]], [[5.0, 6.0], [-1.0, -1.0]]]),
+        torch.tensor([[1.0, 0.0], [1.0, -1.0]]),
+        torch.tensor([90, 140]),
+    )
+    export_decoder(DecoderGraph(load_model("tiny", tiny_checkpoint)), example, tmp_path / "tiny_decoder.onnx")
+    old = OnnxPredictor(tmp_path / "tiny_encoder.onnx", tmp_path / "tiny_decoder.onnx", device="cpu")
+    new = OnnxPredictor(tiny_export / "tiny_encoder.onnx", tiny_export / "tiny_decoder.onnx", device="cpu")
+    assert old.context_graph is None and new.context_graph is not None
+    old.set_image(image)
+    new.set_image(image)
+    for prompt in PROMPTS:
+        _, old_scores, old_logits = old.predict(**prompt)
+        _, new_scores, new_logits = new.predict(**prompt)
+        assert np.abs(old_logits - new_logits).max() < 1e-4 * max(1.0, np.abs(new_logits).max())
+        assert np.abs(old_scores - new_scores).max() < 1e-4
+
+
+def test_a_format_2_decoder_without_its_context_is_refused(tiny_export, tmp_path) -> None:
+    import shutil
+
+    for name in ("tiny_encoder.onnx", "tiny_decoder.onnx"):
+        shutil.copy(tiny_export / name, tmp_path / name)
+    with pytest.raises(OnnxModelError, match="tiny_context.onnx"):
+        OnnxPredictor(tmp_path / "tiny_encoder.onnx", tmp_path / "tiny_decoder.onnx", device="cpu")
