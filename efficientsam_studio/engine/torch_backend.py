@@ -96,12 +96,9 @@ class TorchPredictor(BasePredictor):
     def prompt_tokens(self, coords: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts ``coords (Q, N, 2)`` in original pixels, ``labels (Q, N)`` -> tokens ``(Q, 6, D)`` and
         which of them are padding, ``(Q, 6)`` bool."""
-        with torch.inference_mode():
-            points = torch.from_numpy(coords).to(self.device)
-            points = to_model_space(points, self.original_size, self.model.img_size)
-            point_labels = torch.from_numpy(labels).to(self.device)
-            points, point_labels = self.model.pad_prompts(points[None], point_labels[None])
-            return self.model.prompt_encoder(points[0], point_labels[0]), point_labels[0] == PADDING
+        coords, labels = self._padded(coords, labels)
+        padding = torch.from_numpy(labels == PADDING).to(self.device)
+        return self._encode_points(coords, labels), padding
 
     def merged_prompt_tokens(
         self, coords: np.ndarray, labels: np.ndarray
@@ -109,22 +106,30 @@ class TorchPredictor(BasePredictor):
         """Like :meth:`prompt_tokens`, with the padding points merged into one token (planned on the host,
         see ``padding_tokens.merge_plan``, and only the tokens kept are encoded): ``(Q, n, D)`` and their
         attention biases ``(Q, n)``, or the ``(Q, 6, D)`` tokens and None when merging saves nothing."""
-        missing = self.max_points - labels.shape[1]
-        if missing > 0:  # padded as the model pads
-            coords = np.pad(coords, ((0, 0), (0, missing), (0, 0)), constant_values=-1.0)
-            labels = np.pad(labels, ((0, 0), (0, missing)), constant_values=PADDING)
+        coords, labels = self._padded(coords, labels)
         plan = merge_plan(labels == PADDING)
-        bias = None
-        if plan is not None:
-            kept, planned = plan
-            columns = [*range(kept), labels.shape[1] - 1]
-            coords, labels = coords[:, columns], labels[:, columns]
-            bias = torch.from_numpy(planned).to(self.device)
+        if plan is None:
+            return self._encode_points(coords, labels), None
+        kept, bias = plan
+        columns = [*range(kept), labels.shape[1] - 1]
+        tokens = self._encode_points(coords[:, columns], labels[:, columns])
+        return tokens, torch.from_numpy(bias).to(self.device)
+
+    def _padded(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point lists padded to the model's 6 points with coordinate -1 and label -1, as it pads them."""
+        missing = self.max_points - labels.shape[1]
+        if missing <= 0:
+            return coords, labels
+        coords = np.pad(coords, ((0, 0), (0, missing), (0, 0)), constant_values=-1.0)
+        return coords, np.pad(labels, ((0, 0), (0, missing)), constant_values=PADDING)
+
+    def _encode_points(self, coords: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+        """``coords (Q, n, 2)`` pixels (-1: padding) and ``labels (Q, n)`` -> tokens ``(Q, n, D)``."""
         with torch.inference_mode():
             points = torch.from_numpy(np.ascontiguousarray(coords)).to(self.device)
             points = to_model_space(points, self.original_size, self.model.img_size)
             point_labels = torch.from_numpy(np.ascontiguousarray(labels)).to(self.device)
-            return self.model.prompt_encoder(points, point_labels), bias
+            return self.model.prompt_encoder(points, point_labels)
 
     def encode_image(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> embedding ``(1, 256, 64, 64)`` on the device (no state change)."""
