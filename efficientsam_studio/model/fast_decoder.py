@@ -94,10 +94,10 @@ def _merged_projections(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Ten
     return weight, torch.cat([proj.bias.detach() for proj in projections])
 
 
-def _scaled_query_projection(attn: DecoderAttention) -> tuple[torch.Tensor, torch.Tensor]:
-    """An attention's query projection with its logit scale ``1 / sqrt(d)`` folded in: weight, bias."""
+def _scaled_projection(attn: DecoderAttention, proj: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of ``attn``'s projections with its logit scale ``1 / sqrt(d)`` folded in: weight, bias."""
     scale = _scale(attn)
-    return attn.q_proj.weight.detach() * scale, attn.q_proj.bias.detach() * scale
+    return proj.weight.detach() * scale, proj.bias.detach() * scale
 
 
 def _fold_query_projection(
@@ -134,7 +134,7 @@ class FastMaskDecoder:
         self.num_mask_tokens = decoder.num_mask_tokens
         pe = image_pe.detach().float().flatten(2)[0]  # (D, hw)
         self.pe = pe.transpose(0, 1).contiguous()  # (hw, D) float32
-        self.pe_t = pe.contiguous()  # (D, hw), for the first layer's per-image products
+        self.pe_t = pe.contiguous()  # (D, hw), for the products taken on the embedding's own layout
         # bfloat16: the positional terms of the per-prompt attentions come from their key (token-to-image)
         # or query (image-to-token) projections of pe, computed once per model
         self._pe_proj: dict[torch.nn.Linear, torch.Tensor] = {}
@@ -151,17 +151,14 @@ class FastMaskDecoder:
         per_prompt = [self.final_attn]
         for layer in self.layers[1:]:
             per_prompt += [layer.cross_attn_token_to_image, layer.cross_attn_image_to_token]
-        self._scaled_q = {attn: _scaled_query_projection(attn) for attn in per_prompt}
+        self._scaled_q = {attn: _scaled_projection(attn, attn.q_proj) for attn in per_prompt}
         self._output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight]).detach()
         # the first layer's token-to-image key and image-to-token query projections of x + pe, scaled,
         # as one (2 C, D) weight and (2 C, 1) bias
         first = self.layers[0]
         t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
-        kq = [
-            (p.weight.detach() * _scale(a), p.bias.detach() * _scale(a))
-            for a, p in ((t2i, t2i.k_proj), (i2t, i2t.q_proj))
-        ]
-        self._first_kq = (torch.cat([w for w, _ in kq]), torch.cat([b for _, b in kq])[:, None])
+        (wk, bk), (wq, bq) = _scaled_projection(t2i, t2i.k_proj), _scaled_projection(i2t, i2t.q_proj)
+        self._first_kq = (torch.cat([wk, wq]), torch.cat([bk, bq])[:, None])
 
     def _add_pe_projection(self, attn: DecoderAttention, proj: torch.nn.Linear) -> None:
         """Stores ``(H, d, hw)``: ``proj``'s weight (without bias) applied to the positional encoding, per
@@ -169,7 +166,7 @@ class FastMaskDecoder:
         heads = attn.num_heads
         weight = proj.weight.detach().float().reshape(heads, attn.internal_dim // heads, -1)  # (H, d, D)
         scale = _scale(attn) if proj is attn.q_proj else 1.0
-        self._pe_proj[proj] = ((weight @ self.pe.transpose(0, 1)) * scale).to(self.dtype).contiguous()
+        self._pe_proj[proj] = ((weight @ self.pe_t) * scale).to(self.dtype).contiguous()
 
     def to(self, device: torch.device | str) -> FastMaskDecoder:
         """Moves the copied tensors to ``device`` (the module itself is moved by its owner)."""
