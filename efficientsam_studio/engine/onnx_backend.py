@@ -199,6 +199,7 @@ class OnnxPredictor(NumpyPredictor):
                     "export the model again with efsam-studio export-onnx"
                 )
             self.context_graph = make_session(context_path, providers, threads)
+            self._context_names = [o.name for o in self.context_graph.get_outputs()]
         self._context: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
         super().__init__(name, decode_chunk=16 if self.kind == "export" else 1)
 
@@ -213,9 +214,8 @@ class OnnxPredictor(NumpyPredictor):
         if self.context_graph is None:
             return {"image_embeddings": embedding}
         if self._context is None or self._context[0] is not embedding:
-            names = [o.name for o in self.context_graph.get_outputs()]
             outputs = self.context_graph.run(None, {"image_embeddings": embedding})
-            self._context = (embedding, dict(zip(names, outputs, strict=True)))
+            self._context = (embedding, dict(zip(self._context_names, outputs, strict=True)))
         return self._context[1]
 
     def reset_image(self) -> None:
