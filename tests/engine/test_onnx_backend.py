@@ -225,12 +225,7 @@ def test_exporting_the_decoder_leaves_its_eager_form_intact(tmp_path) -> None:
 
     torch.manual_seed(0)
     model = build_model("tiny").eval()
-    example = (
-        torch.randn(1, 256, 64, 64),
-        torch.tensor([[[50.0, 30.0], [10.0, 10.0]], [[5.0, 6.0], [-1.0, -1.0]]]),
-        torch.tensor([[1.0, 0.0], [1.0, -1.0]]),
-        torch.tensor([60, 90]),
-    )
+    example = _decoder_example((60, 90))
     with torch.no_grad():
         expected = DecoderGraph(model)(*example)
     graph = DecoderGraph(model)
@@ -263,18 +258,11 @@ def test_a_self_contained_decoder_of_format_1_still_loads(tiny_checkpoint, tiny_
     """Exports made before the context had its own graph: the decoder takes the image embedding."""
     import shutil
 
-    import torch
-
     from efficientsam_studio.engine.onnx_export import DecoderGraph, export_decoder
     from efficientsam_studio.model import load_model
 
     shutil.copy(tiny_export / "tiny_encoder.onnx", tmp_path / "tiny_encoder.onnx")
-    example = (
-        torch.randn(1, 256, 64, 64),
-        torch.tensor([[[50.0, 30.0], [10.0, 10.0]], [[5.0, 6.0], [-1.0, -1.0]]]),
-        torch.tensor([[1.0, 0.0], [1.0, -1.0]]),
-        torch.tensor([90, 140]),
-    )
+    example = _decoder_example((90, 140))
     export_decoder(DecoderGraph(load_model("tiny", tiny_checkpoint)), example, tmp_path / "tiny_decoder.onnx")
     old = OnnxPredictor(tmp_path / "tiny_encoder.onnx", tmp_path / "tiny_decoder.onnx", device="cpu")
     new = OnnxPredictor(tiny_export / "tiny_encoder.onnx", tiny_export / "tiny_decoder.onnx", device="cpu")
@@ -295,3 +283,15 @@ def test_a_format_2_decoder_without_its_context_is_refused(tiny_export, tmp_path
         shutil.copy(tiny_export / name, tmp_path / name)
     with pytest.raises(OnnxModelError, match="tiny_context.onnx"):
         OnnxPredictor(tmp_path / "tiny_encoder.onnx", tmp_path / "tiny_decoder.onnx", device="cpu")
+
+
+def _decoder_example(size: tuple[int, int]) -> tuple:
+    """One set of the self-contained decoder graph's inputs: two prompts of up to two points."""
+    import torch
+
+    return (
+        torch.randn(1, 256, 64, 64),
+        torch.tensor([[[50.0, 30.0], [10.0, 10.0]], [[5.0, 6.0], [-1.0, -1.0]]]),
+        torch.tensor([[1.0, 0.0], [1.0, -1.0]]),
+        torch.tensor(size),
+    )
