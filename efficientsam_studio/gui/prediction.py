@@ -58,14 +58,19 @@ class Prediction:
         return cls(image_key, np.asarray(scores)[order], [None] * len(order), logits, original_size)
 
     def mask(self, index: int) -> np.ndarray:
-        """Candidate ``index`` as bool (H, W)."""
+        """Candidate ``index`` as bool (H, W). The upsampling runs outside the lock, so the GUI thread
+        never waits for the worker's work on another candidate; if both threads make the same one at
+        once, the first stored is kept."""
         with self._lock:
             mask = self._masks[index]
-            if mask is None:
-                assert self._logits is not None and self._size is not None
-                mask = masks_from_logits(self._logits[index], self._size)
-                self._masks[index] = mask
+        if mask is not None:
             return mask
+        assert self._logits is not None and self._size is not None
+        made = masks_from_logits(self._logits[index], self._size)
+        with self._lock:
+            if self._masks[index] is None:
+                self._masks[index] = made
+            return self._masks[index]
 
     @property
     def made(self) -> list[bool]:
