@@ -56,6 +56,7 @@ from efficientsam_studio.engine.cache import state_dict_checksum
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.model import EfficientSam
 
+from .onnx_backend import context_beside
 from .onnx_graphs import (
     ContextGraph,
     DecoderGraph,
@@ -81,11 +82,6 @@ DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
 
 class ExportError(StudioError):
     """The export failed or the exported graph does not agree with torch."""
-
-
-def context_file_name(model_name: str) -> str:
-    """The decoder context's file name of an export, e.g. ``vit_t_context.onnx``."""
-    return f"{model_name}_context.onnx"
 
 
 def export_file_names(model_name: str, precision: str = "fp32") -> tuple[str, str]:
@@ -212,8 +208,9 @@ def export_onnx(
     model = model.float().eval()
     weights = state_dict_checksum(model.state_dict())
     enc_name, dec_name = export_file_names(model_name)
-    ctx_name = context_file_name(model_name)
-    enc_path, dec_path, ctx_path = out_dir / enc_name, out_dir / dec_name, out_dir / ctx_name
+    enc_path, dec_path = out_dir / enc_name, out_dir / dec_name
+    ctx_path = context_beside(dec_path)  # where the backend looks for it
+    ctx_name = ctx_path.name
     enc_tmp, dec_tmp = out_dir / f".{enc_name}.part", out_dir / f".{dec_name}.part"
     ctx_tmp = out_dir / f".{ctx_name}.part"
 

@@ -200,10 +200,8 @@ class PromptDecoderGraph(DecoderGraph):
         point_labels: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        side = int(round(image_tokens.shape[0] ** 0.5))
-        context = ImageContext(
-            image_tokens, first_layer_keys, first_layer_values, first_layer_queries, (side, side)
-        )
+        grid = tuple(self.model.prompt_encoder.image_embedding_size)
+        context = ImageContext(image_tokens, first_layer_keys, first_layer_values, first_layer_queries, grid)
         return self.decode_prompts(context, point_coords, point_labels, orig_im_size)
 
 
