@@ -266,12 +266,10 @@ class CachedPredictor:
         with self._lock:
             if self.cache.contains(cache_key):
                 return "memory" if cache_key in self.cache.memory else "disk"
-            current = self._current
-            source = self.set_image(image, key=cache_key.image)
-            if current is not None:
-                self.predictor.set_embedding(*current)
-                self._current = current
-            return source
+            # encoded beside the current image, which stays installed (with its decoder preparation)
+            embedding = embedding_to_numpy(self.predictor.encode_image(image))
+            self.cache.put(cache_key, embedding, (int(image.shape[0]), int(image.shape[1])))
+            return "computed"
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped predictor's ``predict`` on the current image (serialised with ``cache_image``)."""

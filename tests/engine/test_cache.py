@@ -36,10 +36,13 @@ class FakeEncoderPredictor:
         self.image_size = None
         self.model_key = f"fake:{seed}:fp32"
 
-    def set_image(self, image: np.ndarray) -> None:
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
         self.encodes += 1
         rng = np.random.default_rng(int(image.sum()) + 1000 * self.seed)
-        self.embedding = rng.standard_normal(EMB_SHAPE).astype(np.float32)
+        return rng.standard_normal(EMB_SHAPE).astype(np.float32)
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.embedding = self.encode_image(image)
         self.image_size = image.shape[:2]
 
     def get_image_embedding(self) -> np.ndarray:
