@@ -16,8 +16,9 @@ from efficientsam_studio.model.padding_tokens import merge_plan
 
 from .allocator import tune_allocator
 from .base import BasePredictor
+from .point_encoding import HostPointEncoder
 from .preprocess import preprocess_image
-from .prompts import PADDING, to_model_space
+from .prompts import PADDING
 
 
 class TorchPredictor(BasePredictor):
@@ -42,6 +43,7 @@ class TorchPredictor(BasePredictor):
         self.model = model.to(self.device).eval()
         tune_allocator()
         self._fast_decoder: FastMaskDecoder | None = None
+        self._point_encoder: HostPointEncoder | None = None
         self._fast_versions: tuple[int, ...] = ()
         self._watched: list[torch.Tensor] | None = None
         self._context: tuple[torch.Tensor, ImageContext] | None = None
@@ -51,19 +53,33 @@ class TorchPredictor(BasePredictor):
     def fast_decoder(self) -> FastMaskDecoder:
         """The inference decoder. It holds copies of some weights, so it is rebuilt when the model's
         parameters or buffers change in place (``load_state_dict``, an optimiser step)."""
+        return self._current_weights()[0]
+
+    @property
+    def point_encoder(self) -> HostPointEncoder:
+        """The prompt encoder's function on the host; its weight copies are rebuilt as the decoder's."""
+        return self._current_weights()[1]
+
+    def _current_weights(self) -> tuple[FastMaskDecoder, HostPointEncoder]:
         versions = self._weight_versions()
         if self._fast_decoder is None or versions != self._fast_versions:
-            pe = self.model.prompt_encoder.get_dense_pe()
-            self._fast_decoder = FastMaskDecoder(self.model.mask_decoder, pe, self.decoder_dtype).to(
-                self.device
-            )
+            encoder = self.model.prompt_encoder
+            self._fast_decoder = FastMaskDecoder(
+                self.model.mask_decoder, encoder.get_dense_pe(), self.decoder_dtype
+            ).to(self.device)
+            self._point_encoder = HostPointEncoder(encoder, self.model.img_size)
             self._fast_versions = versions
             self._context = None
-        return self._fast_decoder
+        return self._fast_decoder, self._point_encoder
 
     def _weight_versions(self) -> tuple[int, ...]:
-        if self._watched is None:  # the decoder's weights and the positional encoding's matrix
-            self._watched = [*self.model.mask_decoder.parameters(), *self.model.prompt_encoder.buffers()]
+        if self._watched is None:  # the decoder's and the prompt encoder's weights, the positional matrix
+            encoder = self.model.prompt_encoder
+            self._watched = [
+                *self.model.mask_decoder.parameters(),
+                *encoder.parameters(),
+                *encoder.buffers(),
+            ]
         try:
             return tuple(t._version for t in self._watched)
         except RuntimeError:  # weights made under torch.inference_mode have no version counter (and
@@ -125,11 +141,8 @@ class TorchPredictor(BasePredictor):
 
     def _encode_points(self, coords: np.ndarray, labels: np.ndarray) -> torch.Tensor:
         """``coords (Q, n, 2)`` pixels (-1: padding) and ``labels (Q, n)`` -> tokens ``(Q, n, D)``."""
-        with torch.inference_mode():
-            points = torch.from_numpy(np.ascontiguousarray(coords)).to(self.device)
-            points = to_model_space(points, self.original_size, self.model.img_size)
-            point_labels = torch.from_numpy(np.ascontiguousarray(labels)).to(self.device)
-            return self.model.prompt_encoder(points, point_labels)
+        tokens = self.point_encoder.encode(coords, labels, self._require_image())
+        return torch.from_numpy(tokens).to(self.device)
 
     def encode_image(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> embedding ``(1, 256, 64, 64)`` on the device (no state change)."""
