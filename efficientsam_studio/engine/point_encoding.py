@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .prompts import PADDING
-
 if TYPE_CHECKING:
     from efficientsam_studio.model.prompt_encoder import PromptEncoder
 
@@ -32,15 +30,9 @@ class HostPointEncoder:
         self.input_size = tuple(int(v) for v in encoder.input_image_size)
         matrix = encoder.pe_layer.positional_encoding_gaussian_matrix
         self.matrix = matrix.detach().float().cpu().numpy().copy()  # (2, C/2)
-        # label -> learned embedding added to the positional encoding (label 0 adds none)
-        tables = {
-            PADDING: encoder.invalid_points,
-            1: encoder.point_embeddings,
-            2: encoder.bbox_top_left_embeddings,
-            3: encoder.bbox_bottom_right_embeddings,
-        }
-        self.learned = {
-            label: t.weight.detach().float().cpu().numpy()[0].copy() for label, t in tables.items()
+        self.learned = {  # label -> learned embedding added to the positional encoding
+            label: table.weight.detach().float().cpu().numpy()[0].copy()
+            for label, table in encoder.label_embeddings().items()
         }
 
     def encode(self, coords: np.ndarray, labels: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:

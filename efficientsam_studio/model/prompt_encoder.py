@@ -72,15 +72,18 @@ class PromptEncoder(nn.Module):
         """Positional encoding of the image embedding grid, ``(1, embed_dim, h, w)``."""
         return self.pe_layer.grid(self.image_embedding_size).unsqueeze(0)
 
+    def label_embeddings(self) -> dict[int, nn.Embedding]:
+        """Label -> the learned embedding added to a point's positional encoding (label 0 adds none)."""
+        return {
+            -1: self.invalid_points,
+            1: self.point_embeddings,
+            2: self.bbox_top_left_embeddings,
+            3: self.bbox_bottom_right_embeddings,
+        }
+
     def forward(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``coords (B, N, 2)`` in input pixels (shifted here by +0.5 to pixel centres), ``labels (B, N)``."""
         embedding = self.pe_layer.forward_with_coords(coords + 0.5, self.input_image_size)
-        learned = (
-            (labels == -1, self.invalid_points),
-            (labels == 1, self.point_embeddings),
-            (labels == 2, self.bbox_top_left_embeddings),
-            (labels == 3, self.bbox_bottom_right_embeddings),
-        )
-        for selected, table in learned:
-            embedding = embedding + table.weight[:, None, :] * selected[..., None]
+        for label, table in self.label_embeddings().items():
+            embedding = embedding + table.weight[:, None, :] * (labels == label)[..., None]
         return embedding
