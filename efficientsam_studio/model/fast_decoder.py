@@ -39,8 +39,9 @@ is the slower there).
 
 In float32 the outputs agree with :class:`MaskDecoder` to rounding (see
 ``tests/model/test_fast_decoder.py``). ``dtype=torch.bfloat16`` runs the image-sized products in
-bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs), with the prompt tokens in float32 and
-softmaxes and normalisation statistics computed in float32 (from bfloat16 logits and image tokens).
+bfloat16 (AMX on recent Intel CPUs, tensor cores on GPUs), and the token MLPs with bfloat16 weights
+(``token_mlp.py``); the prompt tokens stay in float32 between the steps, and softmaxes and normalisation
+statistics are computed in float32 (from bfloat16 logits and image tokens).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from .fast_outputs import MaskOutputs, output_rows
 from .inference_tracing import inference, is_exporting
 from .mask_decoder import MaskDecoder
 from .padding_tokens import merge_padding
+from .token_mlp import TransposedTokenMLP
 from .transformer import DecoderAttention, TwoWayAttentionBlock
 
 __all__ = ["FastMaskDecoder", "ImageContext", "merge_padding"]
@@ -147,6 +149,11 @@ class FastMaskDecoder:
         self.outputs = MaskOutputs(decoder, dtype)
         # the three projections of a token self-attention read the same tokens: one product
         self._self_qkv = [_merged_projections(layer.self_attn) for layer in self.layers]
+        # bfloat16: the token MLPs with bfloat16 weights, tokens as columns (see token_mlp.py)
+        self._token_mlps: list[TransposedTokenMLP | None] = [
+            TransposedTokenMLP.from_mlp(layer.mlp, dtype) if dtype != torch.float32 else None
+            for layer in self.layers
+        ]
         # query projections with the logit scale folded in, for the attentions that project per prompt
         per_prompt = [self.final_attn]
         for layer in self.layers[1:]:
@@ -176,6 +183,7 @@ class FastMaskDecoder:
         self._pe_proj = {proj: t.to(device) for proj, t in self._pe_proj.items()}
         self.outputs.to(device)
         self._self_qkv = [(w.to(device), b.to(device)) for w, b in self._self_qkv]
+        self._token_mlps = [None if mlp is None else mlp.to(device) for mlp in self._token_mlps]
         self._scaled_q = {attn: (w.to(device), b.to(device)) for attn, (w, b) in self._scaled_q.items()}
         self._output_tokens = self._output_tokens.to(device)
         return self
@@ -401,7 +409,10 @@ class FastMaskDecoder:
             else:
                 attn = self._token_to_image(t2i, queries + query_pe, keys, keys_pe)
             queries = layer.norm2(queries + attn)
-            queries = layer.norm3(queries + layer.mlp(queries))
+            mlp = self._token_mlps[index]
+            if mlp is None or is_exporting():
+                mlp = layer.mlp
+            queries = layer.norm3(queries + mlp(queries))
             keys = self._image_to_token_update(
                 layer.cross_attn_image_to_token,
                 layer.norm4,
