@@ -225,7 +225,6 @@ class CachedPredictor:
         self.cache = cache if cache is not None else EmbeddingCache.default()
         self.model_key = model_key or predictor_model_key(predictor)
         self._lock = threading.RLock()
-        self._current: tuple[np.ndarray, tuple[int, int]] | None = None
 
     def key_for(self, image: np.ndarray | None = None, key: str | None = None) -> CacheKey:
         """The cache key of an image (``key``: a precomputed :func:`image_hash`, which skips hashing)."""
@@ -248,13 +247,9 @@ class CachedPredictor:
             if hit is not None:
                 embedding, size, source = hit
                 self.predictor.set_embedding(embedding, size)
-                self._current = (embedding, size)
                 return source
             self.predictor.set_image(image)
-            embedding = embedding_to_numpy(self.predictor.get_image_embedding())
-            size = (int(image.shape[0]), int(image.shape[1]))
-            self.cache.put(cache_key, embedding, size)
-            self._current = (embedding, size)
+            self._store(cache_key, self.predictor.get_image_embedding(), image)
             return "computed"
 
     def cache_image(self, image: np.ndarray, key: str | None = None) -> str:
@@ -267,9 +262,11 @@ class CachedPredictor:
             if self.cache.contains(cache_key):
                 return "memory" if cache_key in self.cache.memory else "disk"
             # encoded beside the current image, which stays installed (with its decoder preparation)
-            embedding = embedding_to_numpy(self.predictor.encode_image(image))
-            self.cache.put(cache_key, embedding, (int(image.shape[0]), int(image.shape[1])))
+            self._store(cache_key, self.predictor.encode_image(image), image)
             return "computed"
+
+    def _store(self, cache_key: CacheKey, embedding: Any, image: np.ndarray) -> None:
+        self.cache.put(cache_key, embedding_to_numpy(embedding), (int(image.shape[0]), int(image.shape[1])))
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped predictor's ``predict`` on the current image (serialised with ``cache_image``)."""
@@ -287,7 +284,6 @@ class CachedPredictor:
     def set_embedding(self, embedding: np.ndarray, image_size: tuple[int, int]) -> None:
         with self._lock:
             self.predictor.set_embedding(embedding, image_size)
-            self._current = (embedding_to_numpy(embedding), (int(image_size[0]), int(image_size[1])))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.predictor, name)
