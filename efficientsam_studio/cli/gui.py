@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from efficientsam_studio.engine.loader import BACKEND_CHOICES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint", metavar="FILE", help="weights file (.pt, or an ONNX encoder with --backend onnx)"
     )
-    p.add_argument("--backend", choices=("auto", "torch", "onnx"), help="inference backend")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, help="inference backend")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="inference device")
     p.add_argument(
         "--smoke-test",

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from efficientsam_studio.cli.segment import DEVICE_CHOICES, MODEL_CHOICES
+from efficientsam_studio.cli.segment import BACKEND_CHOICES, BACKEND_HELP, DEVICE_CHOICES, MODEL_CHOICES
 from efficientsam_studio.errors import StudioError
 
 PROJECT_SUFFIX = ".efsam.json"
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=MODEL_CHOICES, default="vit_t", help="model (default: vit_t)")
     p.add_argument("--checkpoint", type=Path, metavar="PATH",
                    help="checkpoint file (default: the installed weights of --model)")
-    p.add_argument("--backend", default="auto", help="inference backend: auto (default), torch, onnx")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.add_argument("--overwrite", action="store_true", help="label again images that are already labelled")
     p.add_argument("--replace-manual", action="store_true",

@@ -19,11 +19,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from efficientsam_studio.engine.loader import BACKEND_CHOICES
 from efficientsam_studio.errors import StudioError
 
 MODEL_CHOICES = ("vit_t", "vit_s", "tiny")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-BACKEND_CHOICES = ("auto", "torch", "onnx", "onnx-int8", "torch-bf16")
 BACKEND_HELP = "inference backend (default: auto = torch where installed, else ONNX Runtime)"
 
 

@@ -91,7 +91,7 @@ class ModelController(QObject):
     def use_file(self, path: str) -> None:
         """Use a checkpoint or ONNX file from now on (saved in the settings) and load it."""
         self.settings.checkpoint = path
-        if looks_like_onnx(path):
+        if looks_like_onnx(path) and not self.settings.backend.startswith("onnx"):
             self.settings.backend = "onnx"
         save_settings(self.settings)
         self.load()

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from efficientsam_studio.engine.loader import BACKEND_CHOICES
 from efficientsam_studio.paths import config_dir
 
 MODELS = ("vit_t", "vit_s", "tiny")
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = BACKEND_CHOICES
 DEVICES = ("auto", "cpu", "cuda")
 POLYGON_MODES = ("largest", "all", "all_with_holes")
 

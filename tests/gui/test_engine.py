@@ -155,3 +155,13 @@ def test_picking_a_checkpoint_file_loads_it_and_is_remembered(qtbot, make_window
     window.model.use_file(str(tiny_checkpoint))
     qtbot.waitUntil(lambda: window.engine.info is not None, timeout=30_000)
     assert load_settings().checkpoint == str(tiny_checkpoint)
+
+
+def test_picking_an_onnx_file_switches_to_an_onnx_backend_keeping_int8(qtbot, make_window, tmp_path):
+    encoder = tmp_path / "vit_t_encoder.onnx"
+    encoder.write_bytes(b"not a model")  # the load fails in the worker; the choice of backend is what counts
+    for before, after in (("torch", "onnx"), ("torch-bf16", "onnx"), ("onnx-int8", "onnx-int8")):
+        window = make_window(settings=StudioSettings(model="vit_t", backend=before), load=False)
+        window.model.use_file(str(encoder))
+        assert (window.model.settings.backend, load_settings().backend) == (after, after)
+        qtbot.waitUntil(lambda w=window: not w.engine.is_loading, timeout=30_000)

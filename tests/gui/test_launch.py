@@ -22,6 +22,24 @@ def test_gui_subcommand_options():
     assert (args.path, args.model, args.backend, args.device) == ("photos", "tiny", "onnx", "cpu")
 
 
+def test_every_backend_of_the_engine_is_offered(qtbot, efsam_home):
+    """The lower-precision backends are reachable from the app, not only from the engine."""
+    for backend in ("torch-bf16", "onnx-int8"):
+        assert build_parser().parse_args(["gui", "--backend", backend]).backend == backend
+        label = ["label", "photos", "--out", "p", "--everything", "--backend", backend]
+        assert build_parser().parse_args(label).backend == backend
+    dialog = SettingsDialog(StudioSettings(backend="torch-bf16"))
+    qtbot.addWidget(dialog)
+    offered = [dialog.backend.itemText(i) for i in range(dialog.backend.count())]
+    assert set(offered) == {"auto", "torch", "onnx", "torch-bf16", "onnx-int8"}
+    assert dialog.values().backend == "torch-bf16"
+    tip = dialog.backend.itemData(offered.index("torch-bf16"), Qt.ItemDataRole.ToolTipRole)
+    assert "AMX" in tip
+    save_settings(dialog.values())
+    assert load_settings().backend == "torch-bf16"
+    assert StudioSettings(backend="fast").validated().backend == "auto"
+
+
 def test_settings_persist_under_efsam_home(efsam_home, qtbot):
     save_settings(StudioSettings(model="vit_s", cache_mb=512, polygon_mode="largest", autosave_seconds=5))
     assert settings_path().is_relative_to(efsam_home)

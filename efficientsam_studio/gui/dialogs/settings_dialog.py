@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from efficientsam_studio.engine.loader import BACKEND_DESCRIPTIONS
 from efficientsam_studio.gui.settings import BACKENDS, DEVICES, MODELS, POLYGON_MODES, StudioSettings
 
 
@@ -41,6 +43,11 @@ class SettingsDialog(QDialog):
         row.addWidget(self.checkpoint, 1)
         row.addWidget(browse)
         self.backend = _combo(BACKENDS, settings.backend)
+        for index, name in enumerate(BACKENDS):
+            self.backend.setItemData(index, BACKEND_DESCRIPTIONS.get(name, ""), Qt.ItemDataRole.ToolTipRole)
+        self.backend.setToolTip(
+            "torch-bf16 and onnx-int8 are faster and move the masks slightly; hover an entry for details"
+        )
         self.device = _combo(DEVICES, settings.device)
         self.cache_mb = QSpinBox(minimum=0, maximum=65536, value=settings.cache_mb, suffix=" MiB")
         self.polygon_mode = _combo(POLYGON_MODES, settings.polygon_mode)
