@@ -119,7 +119,13 @@ class BatchJob:
             self.prompts_by_image, self.unmatched = prompts.match(records)
             without = [r for r in todo if r.id not in self.prompts_by_image]
             todo = [r for r in todo if r.id in self.prompts_by_image]
-            skipped.extend((r, f"no {mode} for this image in {prompts.source}") for r in without)
+            low = prompts.images_below_min_score(records)
+            skipped.extend(
+                (r, f"its {low[r.id]} boxes in {prompts.source} all score below the minimum")
+                if r.id in low
+                else (r, f"no {mode} for this image in {prompts.source}")
+                for r in without
+            )
         self.todo: list[ImageRecord] = todo
         self.skipped: list[tuple[ImageRecord, str]] = skipped
 

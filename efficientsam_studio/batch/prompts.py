@@ -9,7 +9,7 @@ name, then stem (for keys without an extension), then a numeric stem equal to th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -86,6 +86,8 @@ class PromptSet:
         key_kind: what the keys are: ``"path"`` (relative path or file name), ``"stem"`` or ``"id"``.
         categories: category names in the order the file defines or first uses them.
         source: the file or folder read.
+        below_min_score: image keys whose boxes were all left out for their scores (see
+            :func:`~.prompts_io.read_box_prompts`), with how many each had; they are not in ``by_key``.
     """
 
     kind: Literal["boxes", "points"]
@@ -93,6 +95,7 @@ class PromptSet:
     key_kind: KeyKind = "path"
     categories: list[str] = field(default_factory=list)
     source: Path | None = None
+    below_min_score: dict[str, int] = field(default_factory=dict)
 
     def add(self, key: str, prompt: Prompt) -> None:
         self.by_key.setdefault(key, []).append(prompt)
@@ -103,12 +106,30 @@ class PromptSet:
     def prompt_count(self) -> int:
         return sum(len(v) for v in self.by_key.values())
 
+    def images_below_min_score(self, images: Sequence[ImageRecord]) -> dict[int, int]:
+        """Image id -> number of boxes left out, for the images whose boxes all scored too low."""
+        keys_by_image, _ = self._keys_by_image(self.below_min_score, images)
+        return {
+            image_id: sum(self.below_min_score[k] for k in keys) for image_id, keys in keys_by_image.items()
+        }
+
     def match(self, images: Sequence[ImageRecord]) -> tuple[dict[int, list[Prompt]], list[str]]:
         """Prompts per image id, and the keys that fit no image (see the module docstring for the rules).
 
         Raises:
             PromptFileError: a key fits several images (give relative paths in the file to tell them apart).
         """
+        keys_by_image, unmatched = self._keys_by_image(self.by_key, images)
+        matched = {
+            image_id: [p for key in keys for p in self.by_key[key]]
+            for image_id, keys in keys_by_image.items()
+        }
+        return matched, unmatched
+
+    def _keys_by_image(
+        self, keys: Iterable[str], images: Sequence[ImageRecord]
+    ) -> tuple[dict[int, list[str]], list[str]]:
+        """The image id each key names (keys in their order), and the keys that fit no image."""
         by_path = {img.path: img for img in images}
         by_name: dict[str, list[ImageRecord]] = {}
         by_stem: dict[str, list[ImageRecord]] = {}
@@ -119,9 +140,9 @@ class PromptSet:
             by_stem.setdefault(pure.stem, []).append(img)
             if pure.stem.isdigit():
                 by_number.setdefault(int(pure.stem), []).append(img)
-        matched: dict[int, list[Prompt]] = {}
+        matched: dict[int, list[str]] = {}
         unmatched: list[str] = []
-        for key, prompts in self.by_key.items():
+        for key in keys:
             pure = PurePosixPath(key.replace("\\", "/").removeprefix("./"))
             candidates: list[ImageRecord] = []
             if self.key_kind == "id":
@@ -141,5 +162,5 @@ class PromptSet:
                     f"{self.source}: image {key!r} fits several images of the project ({paths}); "
                     "name images by their path relative to the image folder"
                 )
-            matched.setdefault(candidates[0].id, []).extend(prompts)
+            matched.setdefault(candidates[0].id, []).append(key)
         return matched, unmatched

@@ -49,7 +49,9 @@ def read_box_prompts(
     Args:
         path: a JSON or CSV file, or a YOLO label folder.
         images_json: COCO file mapping the image ids of detection results to file names (and category names).
-        min_score: boxes with a score below this are left out (boxes without a score are kept).
+        min_score: boxes with a score below this are left out (boxes without a score are kept); an
+            image whose boxes are all left out is not in ``by_key`` but in ``below_min_score``, so a run
+            skips it instead of labelling it empty.
 
     Raises:
         PromptFileError: naming the file, the line or entry, and the field at fault.
@@ -75,8 +77,13 @@ def read_box_prompts(
             )
     if min_score > 0:
         for key in list(prompts.by_key):
-            kept = [p for p in prompts.by_key[key] if p.score is None or p.score >= min_score]
-            prompts.by_key[key] = kept
+            boxes = prompts.by_key[key]
+            kept = [p for p in boxes if p.score is None or p.score >= min_score]
+            if kept or not boxes:
+                prompts.by_key[key] = kept
+            else:  # not a labelled-empty image: the run leaves it for a later run with a lower minimum
+                del prompts.by_key[key]
+                prompts.below_min_score[key] = len(boxes)
     return prompts
 
 
@@ -326,8 +333,11 @@ def _point_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         for image, items in data.items():
             if not isinstance(items, list):
                 raise PromptFileError(f"{path}: the points of {image!r} must be a list")
-            out.extend((f"{path} {image!r}[{i}]", {**item, "image": image}) for i, item in enumerate(items)
-                       if isinstance(item, dict))
+            out.extend(
+                (f"{path} {image!r}[{i}]", {**item, "image": image})
+                for i, item in enumerate(items)
+                if isinstance(item, dict)
+            )
         return out
     if isinstance(data, list):
         return [(f"{path}[{i}]", item) for i, item in enumerate(data) if isinstance(item, dict)]
@@ -366,8 +376,11 @@ def read_point_prompts(path: str | Path) -> PromptSet:
                 f"{group['where']}: object {object_id!r} of image {image!r} has no positive point (label 1)"
             )
         prompt = PointPrompt(
-            tuple(group["points"]), tuple(group["labels"]), group["category"] or DEFAULT_CATEGORY,
-            object_id, group["where"],
+            tuple(group["points"]),
+            tuple(group["labels"]),
+            group["category"] or DEFAULT_CATEGORY,
+            object_id,
+            group["where"],
         )
         prompts.add(image, prompt)
     return prompts

@@ -18,6 +18,7 @@ from efficientsam_studio.batch import (
     BoxPrompt,
     PointPrompt,
     PromptSet,
+    read_box_prompts,
     run_batch,
 )
 from efficientsam_studio.engine.automatic import AutomaticMaskParams
@@ -270,3 +271,24 @@ def test_prompts_of_the_wrong_kind_or_missing_are_refused(project):
         run_batch(project, mode="points", predictor=ShapesPredictor(), prompts=_box_prompts())
     with pytest.raises(BatchError, match="unknown batch mode"):
         run_batch(project, mode="all", predictor=ShapesPredictor())
+
+
+def test_an_image_whose_boxes_all_score_below_the_minimum_is_left_for_a_later_run(project, tmp_path):
+    rows = ["image,x0,y0,x1,y1,label,score"]
+    for name, objects in SCENES.items():
+        score = 0.3 if name == "img2.png" else 0.9
+        rows += [f"{name},{x0},{y0},{x1},{y1},{label},{score}" for label, _, (x0, y0, x1, y1) in objects]
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    summary = run_batch(
+        project, mode="boxes", predictor=ShapesPredictor(), prompts=read_box_prompts(csv, min_score=0.5)
+    )
+    record = project.document.image_by_path("img2.png")
+    assert summary.labelled == 2 and record.status == ImageStatus.UNLABELLED
+    assert not project.document.instances_of(record.id)
+    ((path, reason),) = summary.skipped
+    assert path == "img2.png" and "1 boxes" in reason and "below the minimum" in reason
+    again = run_batch(
+        project, mode="boxes", predictor=ShapesPredictor(), prompts=read_box_prompts(csv, min_score=0.2)
+    )
+    assert again.labelled == 1 and len(project.document.instances_of(record.id)) == 1

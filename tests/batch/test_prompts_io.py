@@ -39,7 +39,8 @@ def test_coco_detections_map_image_ids_through_the_images_file(tmp_path):
     assert box.box == (10, 20, 40, 60) and box.category == "dog" and box.score == pytest.approx(0.9)
     assert matched[3][0].category == "cat"
     filtered = read_box_prompts(dets, images_json=images, min_score=0.5)
-    assert filtered.match(RECORDS)[0][3] == []  # listed in the file, but no confident box
+    assert 3 not in filtered.match(RECORDS)[0]  # listed in the file, but no confident box
+    assert filtered.images_below_min_score(RECORDS) == {3: 1}
 
 
 def test_coco_detections_without_an_images_file_match_numeric_file_stems(tmp_path):
