@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from efficientsam_studio.engine.loader import BACKEND_CHOICES
 
@@ -30,7 +34,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def display_problem(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why Qt could not open a window here, or None: on Linux without an X11 or Wayland display and no
+    other Qt platform chosen, Qt would abort the process instead of raising an error."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    chosen = environ.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if chosen and chosen not in ("xcb", "wayland"):
+        return None  # offscreen, vnc, eglfs, ...: no display needed
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display to open the app on (neither DISPLAY nor WAYLAND_DISPLAY is set); run it in a desktop "
+        "session, or on a headless machine under a virtual display: xvfb-run efsam-studio ..."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    from efficientsam_studio.errors import StudioError
+
+    if args.path is not None and not Path(args.path).expanduser().exists():
+        raise StudioError(f"{args.path} does not exist: give a folder of images, an image or a project file")
+    problem = display_problem()
+    if problem is not None:
+        raise StudioError(problem)
     from efficientsam_studio.gui.app import LaunchOptions, run_app
 
     options = LaunchOptions(
