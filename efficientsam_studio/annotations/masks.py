@@ -94,6 +94,61 @@ def to_compressed(rle: RLE) -> RLE:
             "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
+def run_lengths(rle: RLE) -> list[int]:
+    """The runs of an RLE: alternating background and foreground pixel counts, background first, in
+    column-major order (a list ``counts`` is returned as it is).
+
+    A ``counts`` string is read as pycocotools reads it (6 bits per character from ``'0'``, five of
+    value and a continuation bit, the last character of a run sign-extended, runs after the third
+    stored as the difference to the run two before). pycocotools reads any string without a check and
+    decodes a bad one to garbage or fails later, so this raises ValueError for a character outside
+    ``'0'`` to ``'o'``, a string that ends inside a run, or a negative run.
+    """
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return list(counts)
+    if isinstance(counts, bytes):
+        counts = counts.decode("latin-1")
+    runs: list[int] = []
+    value = shift = 0
+    for position, char in enumerate(counts):
+        code = ord(char) - 48
+        if not 0 <= code < 64:
+            raise ValueError(f"character {char!r} at position {position} is not an RLE digit ('0' to 'o')")
+        value |= (code & 0x1F) << shift
+        shift += 5
+        if code & 0x20:
+            continue
+        if code & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise ValueError(f"run {len(runs)} (ending at position {position}) is negative ({value})")
+        runs.append(value)
+        value = shift = 0
+    if shift:
+        raise ValueError("the string ends inside a run")
+    return runs
+
+
+def check_rle(rle: RLE, height: int, width: int) -> None:
+    """Raise ValueError unless ``rle`` describes a mask of shape ``(height, width)``: ``size`` is
+    ``[height, width]`` and the runs (:func:`run_lengths`) are non-negative integers that cover exactly
+    ``height * width`` pixels. Every function of this module can then read it."""
+    size = rle.get("size")
+    if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
+        raise ValueError(f"size {size} differs from [{height}, {width}]")
+    counts = rle.get("counts")
+    if not isinstance(counts, (str, bytes, list)):
+        raise ValueError("counts must be a string (compressed RLE) or a list of integers (uncompressed RLE)")
+    runs = run_lengths(rle)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in runs):
+        raise ValueError("the runs must be non-negative integers")
+    if sum(runs) != height * width:
+        raise ValueError(f"the runs cover {sum(runs)} pixels, not height x width = {height * width}")
+
+
 def decode(rle: RLE) -> np.ndarray:
     """Decode a (compressed or uncompressed) RLE to a ``bool`` mask of shape ``(H, W)``."""
     return coco_mask.decode(_to_pycoco(rle)).astype(bool, order="C")
@@ -189,13 +244,30 @@ def mask_to_polygons(mask: np.ndarray, mode: PolygonMode = "all", tolerance: flo
     return rings
 
 
+def check_polygon(polygon: Ring | np.ndarray | Sequence[float], height: int, width: int) -> None:
+    """Raise ValueError for a ring pycocotools cannot rasterise on a ``(height, width)`` image: points not
+    finite, or farther outside the image than its own width / height (its rasteriser takes memory in
+    proportion to the length of the edges and overflows on huge coordinates)."""
+    points = polygon.points if isinstance(polygon, Ring) else np.asarray(polygon, np.float64).reshape(-1, 2)
+    if not np.isfinite(points).all():
+        raise ValueError("the coordinates must be finite numbers")
+    x, y = points[:, 0], points[:, 1]
+    if len(points) and (x.min() < -width or x.max() > 2 * width or y.min() < -height or y.max() > 2 * height):
+        raise ValueError(f"a point lies far outside the {width}x{height} image (more than the image's "
+                         "width or height beyond its border)")
+
+
 def polygons_to_rle(polygons: Sequence[Ring | np.ndarray | Sequence[float]], height: int, width: int) -> RLE:
     """Rasterise rings (``Ring``, ``(N, 2)`` arrays or flat ``[x0, y0, ...]`` lists) with pycocotools.
 
     Outer rings are united; each hole ring (``Ring.hole``) is cut out of its parent before the union.
+    Points may lie outside the image (what lies outside is cut off) but not farther than the image's
+    width / height beyond its border, and must be finite (ValueError otherwise).
     """
     rings = [p if isinstance(p, Ring) else Ring(np.asarray(p, dtype=np.float64).reshape(-1, 2))
              for p in polygons]
+    for ring in rings:
+        check_polygon(ring, height, width)
     if not rings:
         return encode(np.zeros((height, width), dtype=bool))
     holes: dict[int, list[Ring]] = {}

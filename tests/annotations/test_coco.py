@@ -155,6 +155,11 @@ def test_import_uncompressed_rle_and_bbox_only(tmp_path):
     assert "not in the project folder" in report.summary()
 
 
+def small_rle() -> dict:
+    """A valid compressed RLE of a 10 x 10 mask (not the size of the images in these files)."""
+    return masks.encode(disk(5, 5, 3, shape=(10, 10)))
+
+
 def good_file() -> dict:
     return {
         "images": [{"id": 1, "file_name": "a.png", "width": W, "height": H}],
@@ -177,6 +182,20 @@ def good_file() -> dict:
          "annotation id 42 .*segmentation.size.*differs"),
         (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": [5, 3]}),
          "annotation id 42 .*cover 8 pixels"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": "zzzz!!"}),
+         r"annotation id 42 .*segmentation.counts.*not a valid RLE.*'z' at position 0"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": "0:P"}),
+         "annotation id 42 .*segmentation.counts.*not a valid RLE.*ends inside a run"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": ""}),
+         "annotation id 42 .*segmentation.counts.*cover 0 pixels"),
+        (lambda d: d["annotations"][0].update(segmentation={"size": [H, W], "counts": small_rle()["counts"]}),
+         f"annotation id 42 .*segmentation.counts.*the runs cover 100 pixels, not height x width = {H * W}"),
+        (lambda d: d["annotations"][0].update(segmentation=small_rle()),
+         r"annotation id 42 .*segmentation.size.*\[10, 10\] differs from the image's"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 1, float("nan"), 1, 20, 20]]),
+         r"annotation id 42 .*segmentation\[0\].*finite"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 1, 1e12, 1, 20, 20]]),
+         r"annotation id 42 .*segmentation\[0\].*far outside the 64x48 image"),
         (lambda d: d["annotations"][0].update(image_id=9), "annotation id 42 .*image 9 is not in 'images'"),
         (lambda d: d["annotations"][0].update(category_id=9), "annotation id 42 .*category 9"),
         (lambda d: d["annotations"][0].pop("image_id"), "annotation id 42 .*'image_id' is missing"),
@@ -230,3 +249,38 @@ def test_removed_category_disappears_from_the_export_and_comes_back_on_undo(doc)
     stack.undo()
     data, _ = coco_dict(doc)
     assert [c["name"] for c in data["categories"]] == ["cell", "dog"] and len(data["annotations"]) == 4
+
+
+def test_compressed_runs_are_read_as_pycocotools_reads_them():
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1), (7, 3), (48, 64), (300, 451)):
+        for density in (0.0, 0.02, 0.5, 1.0):
+            mask = rng.random(shape) < density
+            flat = mask.flatten(order="F")
+            changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+            bounds = np.concatenate([[0], changes, [flat.size]])
+            expected = ([0] if flat[0] else []) + np.diff(bounds).tolist()
+            assert masks.run_lengths(masks.encode(mask)) == expected
+    assert masks.run_lengths({"size": [2, 2], "counts": [1, 2, 1]}) == [1, 2, 1]
+
+
+@pytest.mark.parametrize("counts", ["zzzz!!", "0:P", "", "04", [5, 3], [2, -1, 3]])
+def test_check_rle_refuses_runs_that_do_not_describe_the_image(counts):
+    with pytest.raises(ValueError):
+        masks.check_rle({"size": [H, W], "counts": counts}, H, W)
+
+
+def test_check_rle_accepts_what_encode_writes_and_refuses_another_size():
+    rle = masks.encode(disk(20, 20, 8))
+    masks.check_rle(rle, H, W)
+    with pytest.raises(ValueError, match=r"size \[48, 64\] differs from \[64, 48\]"):
+        masks.check_rle(rle, W, H)
+
+
+def test_a_refused_rle_leaves_the_project_exportable(doc, tmp_path):
+    data = good_file()
+    data["annotations"][0]["segmentation"] = {"size": [H, W], "counts": "zzzz!!"}
+    with pytest.raises(FormatError):
+        import_coco(doc, data)
+    export_coco(doc, tmp_path / "coco.json", polygons="never")
+    export_png_masks(doc, tmp_path / "png")

@@ -15,6 +15,7 @@ from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.labelme import export_labelme, import_labelme
 
 from .conftest import H, W, disk
+from .shared_stems import shared_stem_document
 
 
 @pytest.fixture
@@ -135,3 +136,57 @@ def test_bad_json_is_reported_with_its_line(folder):
     (folder / "a.json").write_text("{\n\n oops")
     with pytest.raises(FormatError, match=r"a.json is not valid JSON \(line 3"):
         import_labelme(Document(), folder, image_root=folder)
+
+
+def test_images_that_share_a_stem_get_their_own_labelme_files(tmp_path):
+    root = tmp_path / "project"
+    document = shared_stem_document(root)
+    out = tmp_path / "labelme"
+    report = export_labelme(document, out, image_root=root)
+    assert sorted(p.relative_to(out).as_posix() for p in report.files) == ["a/x_jpg.json", "a/x_png.json",
+                                                                           "b.json"]
+    assert json.loads((out / "a" / "x_jpg.json").read_text())["imagePath"] == "../../project/a/x.jpg"
+    assert report.renamed == [("a/x.png", "a/x_png"), ("a/x.jpg", "a/x_jpg")]
+    target = same_images(document)
+    assert import_labelme(target, out, image_root=root).instances_added == 3
+    for image in document.images:
+        (original,), (imported,) = document.instances_of(image.id), target.instances_of(image.id)
+        assert document.category(original.category_id).name == target.category(imported.category_id).name
+        assert masks.boundary_distance(original.mask(), imported.mask()) <= 2.0
+
+
+def mask_png(height, width):
+    ok, png = cv2.imencode(".png", np.ones((height, width), np.uint8))
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+@pytest.mark.parametrize(
+    "shapes, size, message",
+    [
+        ([shape("x", "mask", [[-5, 2], [4, 11]], mask=mask_png(10, 10))], (H, W),
+         r"shapes\[0\]: the mask at \[-5, 2\]-\[4, 11\] is not inside the 64x48 image"),
+        ([shape("x", "mask", [[60, 40], [69, 49]], mask=mask_png(10, 10))], (H, W),
+         r"shapes\[0\]: the mask at \[60, 40\]-\[69, 49\] is not inside"),
+        ([shape("x", "mask", [[2, 2], [5, 5]], mask=mask_png(10, 10))], (H, W),
+         r"shapes\[0\]: field 'mask' is 10x10 pixels but 'points' span 4x4"),
+        ([shape("x", "circle", [[10, 10], [float("nan"), 12]])], (H, W),
+         r"shapes\[0\]: field 'points' must hold .*finite"),
+        ([shape("x", "polygon", [[1, 1], [1e12, 1], [20, 20]])], (H, W),
+         r"shapes\[0\]: .*far outside the 64x48 image"),
+        ([shape("x", "polygon", [[1, 1], [9, 1], [9, 9]])], (0, W), "field 'imageHeight' must be positive"),
+    ],
+)
+def test_bad_mask_shapes_and_sizes_are_refused_before_anything_is_added(folder, shapes, size, message):
+    labelme_file(folder / "a.json", shapes, size=size)
+    document = Document()
+    with pytest.raises(FormatError, match=message):
+        import_labelme(document, folder, image_root=folder)
+    assert document.images == [] and document.categories == []
+
+
+def test_a_mask_shape_that_fills_the_image_corner_is_imported(folder):
+    labelme_file(folder / "a.json", [shape("x", "mask", [[W - 10, H - 10], [W - 1, H - 1]],
+                                           mask=mask_png(10, 10))])
+    document = Document()
+    assert import_labelme(document, folder, image_root=folder).instances_added == 1
+    assert next(document.iter_instances()).bbox == (W - 10.0, H - 10.0, 10.0, 10.0)

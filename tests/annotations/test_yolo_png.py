@@ -10,13 +10,15 @@ import pytest
 
 from efficientsam_studio.annotations import commands as C
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import ImageStatus
+from efficientsam_studio.annotations.document import Document, ImageStatus
+from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.coco import coco_dict
 from efficientsam_studio.annotations.formats.labelme import export_labelme
 from efficientsam_studio.annotations.formats.png_masks import export_png_masks
 from efficientsam_studio.annotations.formats.yolo import export_yolo
 
 from .conftest import H, W
+from .shared_stems import shared_stem_document
 
 
 @pytest.fixture
@@ -83,3 +85,46 @@ def test_exporters_report_progress_per_image(doc, folder, tmp_path):
         calls: list[tuple[int, int]] = []
         export(lambda done, total, seen=calls: seen.append((done, total)))
         assert calls == [(1, 2), (2, 2)]
+
+
+def test_yolo_export_of_no_labelled_image_is_an_empty_dataset(tmp_path):
+    out = tmp_path / "empty"
+    report = export_yolo(Document(), out, image_root=tmp_path)
+    assert (out / "images.txt").read_text() == "" and "nc: 0" in (out / "data.yaml").read_text()
+    assert report.images == 0 and report.instances == 0
+
+
+def test_yolo_gives_images_that_share_a_stem_their_own_image_and_label_names(tmp_path):
+    document = shared_stem_document(tmp_path / "project")
+    out = tmp_path / "yolo"
+    report = export_yolo(document, out, image_root=tmp_path / "project", images="copy")
+    listed = (out / "images.txt").read_text().splitlines()
+    assert listed == ["images/a/x_png.png", "images/a/x_jpg.jpg", "images/b.png"]
+    for image, expected_class in zip(listed, ("0", "1", "0"), strict=True):
+        assert (out / image).is_file()
+        label = (out / image.replace("images/", "labels/", 1)).with_suffix(".txt")
+        assert [line.split()[0] for line in label.read_text().splitlines()] == [expected_class]
+    assert not (out / "labels" / "a" / "x.txt").exists()
+    assert report.renamed == [("a/x.png", "a/x_png"), ("a/x.jpg", "a/x_jpg")]
+    assert "a/x.png -> a/x_png" in report.summary() and "3 instances on 3 images" in report.summary()
+
+
+def test_yolo_without_images_refuses_images_that_share_a_stem(tmp_path):
+    document = shared_stem_document(tmp_path / "project")
+    out = tmp_path / "yolo"
+    with pytest.raises(FormatError, match=r"a/x\.png, a/x\.jpg.*a/x\.txt.*link.*copy"):
+        export_yolo(document, out, image_root=tmp_path / "project", images="none")
+    assert not out.exists()
+
+
+def test_png_masks_of_images_that_share_a_stem_go_to_their_own_files(tmp_path):
+    document = shared_stem_document(tmp_path / "project")
+    out = tmp_path / "masks"
+    report = export_png_masks(document, out)
+    for name, category_index in (("a/x_png.png", 1), ("a/x_jpg.png", 2), ("b.png", 1)):
+        semantic = cv2.imread(str(out / "semantic" / name), cv2.IMREAD_UNCHANGED)
+        assert set(np.unique(semantic)) == {0, category_index}
+        assert (out / "instances" / name).is_file() and (out / "semantic_colour" / name).is_file()
+    assert not (out / "semantic" / "a" / "x.png").exists()
+    assert report.renamed == [("a/x.png", "a/x_png"), ("a/x.jpg", "a/x_jpg")]
+

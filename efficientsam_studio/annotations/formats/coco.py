@@ -10,7 +10,9 @@ Extra keys per annotation: ``score`` (predicted IoU of AI masks) and ``attribute
 
 Import: polygons, compressed and uncompressed RLE, ``iscrowd``. Categories are matched by name
 (new names are added); images by relative path, then by file name. The whole file is checked before
-anything is added, and a malformed file raises :class:`FormatError` naming the field and annotation id.
+anything is added, and a malformed file raises :class:`FormatError` naming the field and annotation id:
+among them an RLE that is not the image's size, whose ``counts`` string is not valid, or whose runs do not
+cover exactly height x width pixels, and polygon points that are not finite or lie far outside the image.
 Annotations without a segmentation (boxes only) or with an empty mask are skipped and reported.
 """
 
@@ -156,6 +158,10 @@ def _segmentation_rle(raw: dict, image: dict, source: str, where: str) -> dict |
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon)):
                 raise _fail(source, f"{where}: field 'segmentation[{n}]'",
                             "a polygon must be a list of at least 6 numbers (x0, y0, x1, y1, ...)")
+            try:
+                masks.check_polygon(polygon, height, width)
+            except ValueError as exc:
+                raise _fail(source, f"{where}: field 'segmentation[{n}]'", str(exc)) from None
         return masks.polygons_to_rle(segmentation, height, width)
     if isinstance(segmentation, dict):
         size = segmentation.get("size")
@@ -166,20 +172,17 @@ def _segmentation_rle(raw: dict, image: dict, source: str, where: str) -> dict |
         if size != [height, width]:
             raise _fail(source, f"{where}: field 'segmentation.size'",
                         f"{size} differs from the image's [height, width] [{height}, {width}]")
-        if isinstance(counts, list):
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
-                raise _fail(source, f"{where}: field 'segmentation.counts'",
-                            "must hold non-negative integers")
-            if sum(counts) != height * width:
-                raise _fail(source, f"{where}: field 'segmentation.counts'",
-                            f"the runs cover {sum(counts)} pixels, not height x width = {height * width}")
-        elif not isinstance(counts, str):
+        if isinstance(counts, list) and not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise _fail(source, f"{where}: field 'segmentation.counts'", "must hold non-negative integers")
+        if not isinstance(counts, (str, list)):
             raise _fail(source, f"{where}: field 'segmentation.counts'",
                         "must be a string (compressed RLE) or a list of integers (uncompressed RLE)")
         try:
-            return masks.to_compressed({"size": size, "counts": counts})
-        except Exception as exc:  # pycocotools raises plain exceptions on bad strings
-            raise _fail(source, f"{where}: field 'segmentation.counts'", f"not a valid RLE ({exc})") from None
+            masks.check_rle({"size": size, "counts": counts}, height, width)
+        except ValueError as exc:
+            raise _fail(source, f"{where}: field 'segmentation.counts'", f"not a valid RLE: {exc}") from None
+        return masks.to_compressed({"size": size, "counts": counts})
     raise _fail(source, f"{where}: field 'segmentation'", "must be a list of polygons or an RLE object")
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from efficientsam_studio.annotations import masks
@@ -19,7 +20,9 @@ POLYGON_POLICIES: tuple[str, ...] = ("auto", "always", "never")
 @dataclass
 class ExportReport:
     """What an export wrote. ``skipped``: ``(instance id, reason)``; ``holes_lost`` / ``parts_split``:
-    ids of instances whose holes could not be written / whose parts became separate polygons."""
+    ids of instances whose holes could not be written / whose parts became separate polygons;
+    ``renamed``: ``(image path, output name)`` of images written under another name than their stem
+    because another image shares it (see :func:`output_names`)."""
 
     files: list[Path] = field(default_factory=list)
     images: int = 0
@@ -29,6 +32,7 @@ class ExportReport:
     skipped: list[tuple[int, str]] = field(default_factory=list)
     holes_lost: list[int] = field(default_factory=list)
     parts_split: list[int] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for a status bar or the command line."""
@@ -42,6 +46,11 @@ class ExportReport:
         if self.holes_lost:
             text += (f"; holes could not be written for {len(self.holes_lost)} instances "
                      "(the format has no holes)")
+        if self.renamed:
+            listed = ", ".join(f"{path} -> {name}" for path, name in self.renamed[:5])
+            more = " ..." if len(self.renamed) > 5 else ""
+            text += (f"; outputs of {len(self.renamed)} images renamed, as another image has the same name "
+                     f"without extension ({listed}{more})")
         return text
 
 
@@ -136,3 +145,46 @@ def with_progress(images: Sequence[ImageRecord], progress: Progress | None) -> I
         yield image
         if progress is not None:
             progress(done, total)
+
+
+def _stem(image: ImageRecord) -> str:
+    return PurePosixPath(image.path).with_suffix("").as_posix()
+
+
+def shared_stems(images: Sequence[ImageRecord]) -> list[list[ImageRecord]]:
+    """Groups of images whose relative paths without suffix are the same, ignoring case as the file
+    systems of Windows and macOS do (``a/x.png`` and ``a/X.jpg``); in the order of ``images``."""
+    groups: dict[str, list[ImageRecord]] = defaultdict(list)
+    for image in images:
+        groups[_stem(image).casefold()].append(image)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def output_names(images: Sequence[ImageRecord], report: ExportReport) -> dict[int, str]:
+    """The name (relative path without suffix) under which each image's output files are written, by
+    image id: ``sub/x`` for ``sub/x.png``, made distinct where images share a stem.
+
+    Formats that write one file per image named after its stem (labelme, YOLO, PNG masks) would write
+    both such images' labels to one file. Every image of a group found by :func:`shared_stems` is named
+    ``<stem>_<extension>`` instead (``sub/x_png``, ``sub/x_jpg``; none of them keeps the bare stem, so a
+    reader that pairs by stem finds no file rather than the wrong one), with ``_2``, ``_3``... added
+    while the name is taken (ignoring case). Renamed images are recorded in ``report.renamed``.
+    """
+    shared = {image.id for group in shared_stems(images) for image in group}
+    taken = {_stem(image).casefold() for image in images}
+    names: dict[int, str] = {}
+    for image in images:
+        stem = _stem(image)
+        if image.id not in shared:
+            names[image.id] = stem
+            continue
+        suffix = PurePosixPath(image.path).suffix[1:]
+        base = f"{stem}_{suffix}" if suffix else stem
+        name, number = base, 1
+        while name.casefold() in taken:
+            number += 1
+            name = f"{base}_{number}"
+        taken.add(name.casefold())
+        names[image.id] = name
+        report.renamed.append((image.path, name))
+    return names

@@ -14,11 +14,16 @@ Export (``polygons``):
 ``score`` (predicted IoU) and non-empty ``attributes`` ride along as extra shape keys, which labelme keeps.
 A JSON is written for every labelled image (with instances, or marked done), at the image's
 relative path with ``.json`` under ``out``; ``imagePath`` is relative to the JSON and ``imageData`` null.
+Images that share that name (``a/x.png`` and ``a/x.jpg``) get distinct ones (``a/x_png.json``,
+``a/x_jpg.json``; :func:`~.common.output_names`, listed in ``ExportReport.renamed``); each file still
+names its own image in ``imagePath``.
 
 Import: ``polygon``, ``rectangle``, ``circle`` and ``mask`` shapes; shapes with the same label and
 ``group_id`` are united into one instance. Other shape types (point, line, linestrip) are skipped and
 reported. JSON files that are not labelme files (no ``shapes``) are skipped; a labelme file with a bad
-field raises :class:`FormatError` naming the file and shape, before anything is added.
+field raises :class:`FormatError` naming the file and shape, before anything is added: among them points
+that are not finite or lie far outside the image, and a ``mask`` shape not inside the image or whose PNG
+is not the size of the box its points span.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from efficientsam_studio.annotations.formats.common import (
     check_policy,
     exportable_instances,
     images_to_export,
+    output_names,
     with_progress,
 )
 from efficientsam_studio.annotations.storage import atomic_write
@@ -103,14 +109,16 @@ def export_labelme(
     check_policy(polygons, tolerance)
     out, root = Path(out), Path(image_root)
     report = ExportReport()
-    for image in with_progress(images_to_export(document, image_ids), progress):
+    chosen = images_to_export(document, image_ids)
+    names = output_names(chosen, report)
+    for image in with_progress(chosen, progress):
         instances = exportable_instances(document, image.id, report)
         shapes = []
         for instance in instances:
             shapes += instance_shapes(instance, document.category(instance.category_id).name, polygons,
                                       tolerance, report)
             report.instances += 1
-        target = out / Path(image.path).with_suffix(".json")
+        target = out / f"{names[image.id]}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
                 "imagePath": Path(os.path.relpath(root / image.path, target.parent)).as_posix(),
@@ -123,7 +131,11 @@ def export_labelme(
 
 
 # --------------------------------------------------------------------------------------------- import
-def _points(shape: dict, file: Path, where: str, least: int, exact: bool = False) -> np.ndarray:
+def _points(
+    shape: dict, size: tuple[int, int], file: Path, where: str, least: int, exact: bool = False
+) -> np.ndarray:
+    """The shape's points as a float ``(N, 2)`` array, checked: finite, and not farther outside the
+    ``size = (height, width)`` image than its own size (see :func:`masks.check_polygon`)."""
     points = shape.get("points")
     valid = isinstance(points, list) and all(
         isinstance(p, (list, tuple)) and len(p) == 2
@@ -131,26 +143,38 @@ def _points(shape: dict, file: Path, where: str, least: int, exact: bool = False
     if not valid or len(points) < least or (exact and len(points) != least):
         need = f"exactly {least}" if exact else f"at least {least}"
         raise FormatError(f"labelme file {file}: {where}: field 'points' must hold {need} [x, y] pairs")
-    return np.asarray(points, dtype=np.float64)
+    array = np.asarray(points, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise FormatError(f"labelme file {file}: {where}: field 'points' must hold finite numbers")
+    try:
+        masks.check_polygon(array, *size)
+    except ValueError as exc:
+        raise FormatError(f"labelme file {file}: {where}: field 'points': {exc}") from None
+    return array
 
 
 def shape_to_mask(shape: dict, height: int, width: int, file: Path, where: str) -> np.ndarray | None:
-    """Rasterise one labelme shape to a ``bool (height, width)`` mask; None for unsupported types."""
+    """Rasterise one labelme shape to a ``bool (height, width)`` mask; None for unsupported types.
+
+    A ``mask`` shape must lie inside the image, its PNG as large as the box its two points span (both
+    corner pixels included), as labelme itself requires; otherwise FormatError.
+    """
     kind = shape.get("shape_type") or "polygon"
+    size = (height, width)
     if kind == "polygon":
-        return masks.polygons_to_mask([_points(shape, file, where, 3) + 0.5], height, width)
+        return masks.polygons_to_mask([_points(shape, size, file, where, 3) + 0.5], height, width)
     canvas = np.zeros((height, width), np.uint8)
     if kind == "rectangle":
-        (x0, y0), (x1, y1) = np.rint(_points(shape, file, where, 2, exact=True)).astype(int)
+        (x0, y0), (x1, y1) = np.rint(_points(shape, size, file, where, 2, exact=True)).astype(int)
         cv2.rectangle(canvas, (min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1)), 1, -1)
         return canvas.astype(bool)
     if kind == "circle":
-        (cx, cy), (px, py) = _points(shape, file, where, 2, exact=True)
+        (cx, cy), (px, py) = _points(shape, size, file, where, 2, exact=True)
         radius = int(round(float(np.hypot(px - cx, py - cy))))
         cv2.circle(canvas, (int(round(cx)), int(round(cy))), radius, 1, -1)
         return canvas.astype(bool)
     if kind == "mask":
-        (x0, y0), _ = np.rint(_points(shape, file, where, 2, exact=True)).astype(int)
+        (x0, y0), (x1, y1) = np.rint(_points(shape, size, file, where, 2, exact=True)).astype(int).tolist()
         data = shape.get("mask")
         crop = None
         if isinstance(data, str):
@@ -161,9 +185,13 @@ def shape_to_mask(shape: dict, height: int, width: int, file: Path, where: str) 
         if crop is None:
             raise FormatError(f"labelme file {file}: {where}: field 'mask' is not a base64 PNG image")
         crop = crop.any(axis=2) if crop.ndim == 3 else crop != 0
-        h = max(0, min(crop.shape[0], height - y0))
-        w = max(0, min(crop.shape[1], width - x0))
-        canvas[y0:y0 + h, x0:x0 + w] = crop[:h, :w]
+        if crop.shape != (y1 - y0 + 1, x1 - x0 + 1):
+            raise FormatError(f"labelme file {file}: {where}: field 'mask' is {crop.shape[1]}x"
+                              f"{crop.shape[0]} pixels but 'points' span {x1 - x0 + 1}x{y1 - y0 + 1}")
+        if x0 < 0 or y0 < 0 or x1 >= width or y1 >= height:
+            raise FormatError(f"labelme file {file}: {where}: the mask at [{x0}, {y0}]-[{x1}, {y1}] is not "
+                              f"inside the {width}x{height} image")
+        canvas[y0:y1 + 1, x0:x1 + 1] = crop
         return canvas.astype(bool)
     return None
 
@@ -189,6 +217,9 @@ def _read(file: Path) -> dict | None:
     for key, kind in (("shapes", list), ("imagePath", str), ("imageHeight", int), ("imageWidth", int)):
         if not isinstance(data.get(key), kind):
             raise FormatError(f"labelme file {file}: field '{key}' is missing or not a {kind.__name__}")
+    for key in ("imageHeight", "imageWidth"):
+        if data[key] <= 0:
+            raise FormatError(f"labelme file {file}: field '{key}' must be positive; got {data[key]}")
     for n, shape in enumerate(data["shapes"]):
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
             raise FormatError(f"labelme file {file}: shapes[{n}]: field 'label' is missing or empty")

@@ -9,6 +9,10 @@ Writes under ``out``::
     categories.json                [{"index", "id", "name", "colour"}] (index 0 = "background")
     instances.json                 {"<relative path>": [{"index", "id", "category_id", "score"}]}
 
+``<relative path>`` is the image's without its extension; images that share it (``a/x.png`` and
+``a/x.jpg``) are written under distinct names (``a/x_png.png``, ``a/x_jpg.png``;
+:func:`~.common.output_names`, listed in ``ExportReport.renamed``).
+
 Where instances overlap, the one higher in the z-order wins. The semantic PNG stores plain indices (no
 palette), so OpenCV, Pillow and numpy readers all get the class index; the palette lives in
 ``categories.json`` and the colour images. More than 255 categories or 65,535 instances on one image do
@@ -31,6 +35,7 @@ from efficientsam_studio.annotations.formats.common import (
     Progress,
     exportable_instances,
     images_to_export,
+    output_names,
     with_progress,
 )
 
@@ -65,7 +70,9 @@ def export_png_masks(
         palette[n + 1] = _bgr(category.colour)
     report = ExportReport()
     listing: dict[str, list[dict]] = {}
-    for image in with_progress(images_to_export(document, image_ids), progress):
+    chosen = images_to_export(document, image_ids)
+    names = output_names(chosen, report)
+    for image in with_progress(chosen, progress):
         instances = exportable_instances(document, image.id, report)
         if len(instances) > 65535:
             raise FormatError(f"image {image.path} has {len(instances)} instances; a 16-bit PNG holds 65,535")
@@ -80,7 +87,7 @@ def export_png_masks(
                             "score": instance.score})
             report.instances += 1
             report.rle += 1
-        name = Path(image.path).with_suffix(".png")
+        name = f"{names[image.id]}.png"
         for folder, data in (("semantic", semantic), ("semantic_colour", palette[semantic]),
                              ("instances", labels)):
             _write_png(out / folder / name, data)

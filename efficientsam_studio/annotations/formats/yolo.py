@@ -2,16 +2,22 @@
 
 Writes under ``out``::
 
-    images/<relative path>    the labelled images (hard links, or copies where links fail; ``images="none"``
+    images/<name>.<ext>       the labelled images (hard links, or copies where links fail; ``images="none"``
                               leaves them out and lists the project's own files instead)
-    labels/<relative path>.txt  one line per polygon: ``class x1 y1 x2 y2 ...``, coordinates divided by the
+    labels/<name>.txt         one line per polygon: ``class x1 y1 x2 y2 ...``, coordinates divided by the
                               image width / height (0..1); ``class`` is the category's position (0-based)
     images.txt                the image paths, relative to ``out`` (absolute with ``images="none"``)
     data.yaml                 ``path``, ``train`` / ``val`` (= images.txt), ``nc`` and ``names``
 
+``<name>`` is the image's relative path without its extension. YOLO pairs an image with the label file of
+the same name, so images that share one (``a/x.png`` and ``a/x.jpg``) are placed and labelled under
+distinct names (``a/x_png``, ``a/x_jpg``; :func:`~.common.output_names`, listed in
+``ExportReport.renamed``); with ``images="none"`` the project's files keep their names and such images
+raise :class:`FormatError` before anything is written.
+
 Each part of an object becomes its own line (YOLO has no object grouping) and holes are lost: both are
 reported (``ExportReport.parts_split`` / ``holes_lost``). A labelled image without instances gets an empty
-label file (a negative example).
+label file (a negative example); an export without labelled images is a valid empty dataset.
 """
 
 from __future__ import annotations
@@ -19,17 +25,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import Document
+from efficientsam_studio.annotations.document import Document, ImageRecord
+from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
     Progress,
     check_policy,
     exportable_instances,
     images_to_export,
+    output_names,
+    shared_stems,
     with_progress,
 )
 from efficientsam_studio.annotations.storage import atomic_write
@@ -50,6 +59,19 @@ def _place_image(source: Path, target: Path, mode: ImageMode) -> None:
     shutil.copy2(source, target)
 
 
+def _refuse_shared_stems(groups: list[list[ImageRecord]]) -> FormatError:
+    """The error for images that would share a label file when they keep their own names."""
+    listed = "; ".join(
+        f"{', '.join(image.path for image in group)} "
+        f"(labels/{PurePosixPath(group[0].path).with_suffix('.txt').as_posix()})"
+        for group in groups[:5]) + (" ..." if len(groups) > 5 else "")
+    return FormatError(
+        f"YOLO pairs each image with the label file of the same name, and these images would share one: "
+        f"{listed}. With images 'none' the images keep their own names; export with images 'link' or "
+        f"'copy' (command line: --images link or --images copy), which places them under distinct names, "
+        f"or rename the image files.")
+
+
 def export_yolo(
     document: Document,
     out: str | os.PathLike[str],
@@ -63,16 +85,22 @@ def export_yolo(
     """Write a YOLO segmentation dataset under ``out`` (see the module doc); ``image_root``: project folder.
 
     Images whose file is missing are written without an image (their labels are kept) and reported as
-    skipped-image entries (instance id 0).
+    skipped-image entries (instance id 0). With ``images="none"``, images that share a name without
+    extension raise :class:`FormatError` naming them, before anything is written.
     """
     check_policy("always", tolerance)
     if images not in ("link", "copy", "none"):
         raise ValueError(f"images must be 'link', 'copy' or 'none'; got {images!r}")
     out, root = Path(out), Path(image_root)
+    chosen = images_to_export(document, image_ids)
+    if images == "none" and (groups := shared_stems(chosen)):
+        raise _refuse_shared_stems(groups)
     report = ExportReport()
+    names = output_names(chosen, report)
     classes = {category.id: index for index, category in enumerate(document.categories)}
     listed = []
-    for image in with_progress(images_to_export(document, image_ids), progress):
+    out.mkdir(parents=True, exist_ok=True)
+    for image in with_progress(chosen, progress):
         lines = []
         for instance in exportable_instances(document, image.id, report):
             mask = instance.mask()
@@ -89,7 +117,7 @@ def export_yolo(
                 lines.append(f"{classes[instance.category_id]} {coords}")
             report.polygons += 1
             report.instances += 1
-        label = out / "labels" / Path(image.path).with_suffix(".txt")
+        label = out / "labels" / f"{names[image.id]}.txt"
         label.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(label, "".join(line + "\n" for line in lines).encode("ascii"), keep_backup=False)
         report.files.append(label)
@@ -97,8 +125,9 @@ def export_yolo(
         if images == "none":
             listed.append(source.resolve().as_posix())
         elif source.is_file():
-            _place_image(source, out / "images" / image.path, images)
-            listed.append(f"images/{image.path}")
+            placed = f"images/{names[image.id]}{PurePosixPath(image.path).suffix}"
+            _place_image(source, out / placed, images)
+            listed.append(placed)
         else:
             report.skipped.append((0, f"image file {image.path} is missing; its labels are written"))
         report.images += 1
