@@ -7,7 +7,12 @@ to requests that a newer request has superseded are dropped (on the worker befor
 when possible, and again on the GUI side), so a fast user never sees an old mask.
 
 When the worker is idle it encodes the next images of the list (``precompute``) through the
-engine's embedding cache (``CachedPredictor.cache_image``), so switching to them is instant.
+engine's embedding cache (``CachedPredictor.cache_image``), so switching to them is instant. The
+user's own requests (encoding the shown image, decoding prompts) always go first: a precompute job
+never starts while one of them is sent and not yet taken up by the worker, nor within
+``PRECOMPUTE_PAUSE_SECONDS`` after one ended (the user who just got an image or a mask is likely to
+click again, and the answer to ``image_ready`` is a prompt). An encode already under way, precompute
+or not, runs to its end: the encoder cannot be interrupted.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class EngineInfo:
     device: str
 
 
+PRECOMPUTE_PAUSE_SECONDS = 1.0  # a precompute job starts no sooner after a user request (module docstring)
+
 PredictorLoader = Callable[[EngineConfig], Any]
 ImageReader = Callable[[Path], np.ndarray]
 
@@ -103,6 +110,26 @@ class RequestTracker:
             return self._latest.get(kind) == request_id
 
 
+class PendingRequests:
+    """How many user requests the GUI has sent that the worker has not taken up yet (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def sent(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def taken(self) -> None:
+        with self._lock:
+            self._count = max(0, self._count - 1)
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return self._count > 0
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, StudioError):
         return str(exc)
@@ -110,7 +137,11 @@ def _describe(exc: BaseException) -> str:
 
 
 class EngineWorker(QObject):
-    """Runs in the worker thread. Its slots are called through queued signals only."""
+    """Runs in the worker thread. Its slots are called through queued signals only.
+
+    ``pending`` counts the user requests (``set_image``, ``predict``) sent to it and not yet taken up;
+    precompute jobs wait while it is non-zero and for ``pause_seconds`` after each user request.
+    """
 
     loaded = Signal(object)  # EngineInfo
     load_failed = Signal(str)
@@ -120,16 +151,28 @@ class EngineWorker(QObject):
     failed = Signal(int, str)  # request id, message
     precompute_progress = Signal(int, int)  # done, total
 
-    def __init__(self, tracker: RequestTracker, loader: PredictorLoader, reader: ImageReader) -> None:
+    def __init__(
+        self,
+        tracker: RequestTracker,
+        loader: PredictorLoader,
+        reader: ImageReader,
+        pending: PendingRequests | None = None,
+        pause_seconds: float = PRECOMPUTE_PAUSE_SECONDS,
+    ) -> None:
         super().__init__()
         self._tracker = tracker
         self._loader = loader
         self._reader = reader
+        self._pending = pending if pending is not None else PendingRequests()
+        self._pause_ms = max(0, int(pause_seconds * 1000))
         self._predictor: Any = None
         self._image_key: str | None = None
         self._queue: list[tuple[str, Path]] = []
         self._queue_total = 0
         self._queue_done = 0
+        self._next_job = QTimer(self)  # moves to the worker thread with its parent
+        self._next_job.setSingleShot(True)
+        self._next_job.timeout.connect(self._precompute_next)
 
     @Slot(object)
     def load(self, config: EngineConfig) -> None:
@@ -153,6 +196,13 @@ class EngineWorker(QObject):
 
     @Slot(int, str, object)
     def set_image(self, request_id: int, key: str, image: np.ndarray) -> None:
+        self._pending.taken()
+        try:
+            self._set_image(request_id, key, image)
+        finally:
+            self._schedule_precompute(self._pause_ms)
+
+    def _set_image(self, request_id: int, key: str, image: np.ndarray) -> None:
         if not self._tracker.is_current("image", request_id):
             return  # the user has moved on to another image already
         if self._predictor is None:
@@ -176,6 +226,13 @@ class EngineWorker(QObject):
 
     @Slot(int, str, object)
     def predict(self, request_id: int, key: str, kwargs: dict) -> None:
+        self._pending.taken()
+        try:
+            self._predict(request_id, key, kwargs)
+        finally:
+            self._schedule_precompute(self._pause_ms)
+
+    def _predict(self, request_id: int, key: str, kwargs: dict) -> None:
         if not self._tracker.is_current("predict", request_id):
             return  # a newer prompt is queued behind this one
         if self._predictor is None or self._image_key != key:
@@ -210,16 +267,25 @@ class EngineWorker(QObject):
 
     @Slot(object)
     def precompute(self, items: list[tuple[str, Path]]) -> None:
-        """Replace the background queue with ``items`` (image key, path), nearest first."""
+        """Replace the background queue with ``items`` (image key, path), nearest first; the first job
+        starts after the pause that follows a user request."""
         self._queue = list(items)
         self._queue_total = len(items)
         self._queue_done = 0
         if self._queue:
-            QTimer.singleShot(0, self._precompute_next)
+            self._schedule_precompute(self._pause_ms)
+        else:
+            self._next_job.stop()
+
+    def _schedule_precompute(self, delay_ms: int) -> None:
+        """Run the next precompute job after ``delay_ms`` (a later call restarts the wait)."""
+        if self._queue:
+            self._next_job.start(delay_ms)
 
     def _precompute_next(self) -> None:
-        # One image per turn of the worker's event loop, so queued user requests go first.
-        if not self._queue or self._predictor is None:
+        # One image per turn of the worker's event loop. While a user request is on its way the job
+        # waits: that request's slot schedules the next job when it ends.
+        if not self._queue or self._predictor is None or self._pending:
             return
         warm = getattr(self._predictor, "cache_image", None)
         if warm is None:
@@ -232,8 +298,7 @@ class EngineWorker(QObject):
             pass  # a bad file is reported when the user opens it; precompute is best effort
         self._queue_done += 1
         self.precompute_progress.emit(self._queue_done, self._queue_total)
-        if self._queue:
-            QTimer.singleShot(0, self._precompute_next)
+        self._schedule_precompute(0)
 
 
 class EngineService(QObject):
@@ -257,12 +322,14 @@ class EngineService(QObject):
         loader: PredictorLoader = default_loader,
         reader: ImageReader = default_reader,
         parent: QObject | None = None,
+        precompute_pause: float = PRECOMPUTE_PAUSE_SECONDS,
     ) -> None:
         super().__init__(parent)
         self._tracker = RequestTracker()
+        self._pending = PendingRequests()
         self._thread = QThread()
         self._thread.setObjectName("efsam-engine")
-        self._worker = EngineWorker(self._tracker, loader, reader)
+        self._worker = EngineWorker(self._tracker, loader, reader, self._pending, precompute_pause)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._do_load.connect(self._worker.load)
@@ -307,12 +374,14 @@ class EngineService(QObject):
         self._ready_key = None
         request_id = self._tracker.new("image")
         self._tracker.new("predict")  # prompts of the previous image are stale now
+        self._pending.sent()
         self._do_set_image.emit(request_id, key, image)
         return request_id
 
     def predict(self, key: str, kwargs: dict) -> int:
         """Decode prompts (``Predictor.predict`` keyword arguments) on image ``key``."""
         request_id = self._tracker.new("predict")
+        self._pending.sent()
         self._do_predict.emit(request_id, key, kwargs)
         return request_id
 
@@ -321,7 +390,7 @@ class EngineService(QObject):
         self._tracker.new("predict")
 
     def precompute(self, items: Sequence[tuple[str, Path]]) -> None:
-        """Encode these images (key, path) in the background when the worker is idle."""
+        """Encode these images (key, path) in the background when the worker is idle (module docstring)."""
         self._do_precompute.emit(list(items))
 
     def shutdown(self) -> None:

@@ -1,9 +1,9 @@
 """Showing the current image: pixels on the canvas, the instance overlay, and the engine's encoder.
 
-When the current image changes, the canvas is cleared and the file is decoded in the image loader's
-thread (``annotations.images.load_image`` plus the display pyramid); when it arrives it is shown and
-sent to the engine worker to encode, and the next ``ahead`` images of the list are queued for
-background encoding through the embedding cache.
+When the current image changes, the canvas is cleared, the engine's background queue is dropped, and
+the file is decoded in the image loader's thread (``annotations.images.load_image`` plus the display
+pyramid); when it arrives it is shown and sent to the engine worker to encode, and the next ``ahead``
+images of the list are queued for background encoding through the embedding cache.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class ImageController(QObject):
     def _on_image_changed(self, image_id: int) -> None:
         self.pixels = None
         self.shown_id = None
+        self.engine.precompute([])  # no background job starts while the user waits for the new image
         self.canvas.show_pyramid(None)
         self.layer.rebuild()
         if image_id != NONE:

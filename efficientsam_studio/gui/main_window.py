@@ -141,11 +141,13 @@ class MainWindow(QMainWindow):
         ws.session.error.connect(self.show_message)
         ws.images.status.connect(self.show_message)
         ws.autosave.failed.connect(self.show_message)
+        ws.autosave.saved.connect(self._update_title)
         ws.canvas.zoom_changed.connect(self.status.set_zoom)
         ws.canvas.cursor_moved.connect(self.status.set_position)
         for tool in ws.tools.values():
             tool.status.connect(self.show_message)
         ws.ai.model_needed.connect(self.model.offer_weights)
+        ws.ai.busy_changed.connect(self.status.set_waiting_for)
         ws.session.undo_stack.canUndoChanged.connect(self.actions["undo"].setEnabled)
         ws.session.undo_stack.canRedoChanged.connect(self.actions["redo"].setEnabled)
         self.actions["undo"].setEnabled(False)
@@ -178,6 +180,8 @@ class MainWindow(QMainWindow):
         ws.canvas.deleteLater()
         self.workspace = None
         self.tool = None
+        self.status.set_waiting_for("")
+        self._update_title()
         return True
 
     def _confirm_unsaved(self) -> bool:

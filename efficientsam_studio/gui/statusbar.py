@@ -13,10 +13,16 @@ class StudioStatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model_label = QLabel("Model: none")
+        self.busy_label = QLabel("")  # a busy bar draws no text, so the label says what runs
+        self.busy_label.hide()
         self.encoder = QProgressBar()
-        self.encoder.setMaximumWidth(140)
-        self.encoder.setTextVisible(True)
+        self.encoder.setMaximumWidth(100)
+        self.encoder.setMaximumHeight(14)
+        self.encoder.setTextVisible(False)
+        self.encoder.setRange(0, 0)
         self.encoder.hide()
+        self._encoding = False
+        self._waiting_for = ""
         self.precompute_label = QLabel("")
         self.zoom_label = QLabel("")
         self.position_label = QLabel("")
@@ -24,6 +30,7 @@ class StudioStatusBar(QStatusBar):
             self.position_label,
             self.zoom_label,
             self.precompute_label,
+            self.busy_label,
             self.encoder,
             self.model_label,
         ):
@@ -35,14 +42,26 @@ class StudioStatusBar(QStatusBar):
         else:
             self.model_label.setText(f"Model: {info.model} | backend: {info.backend} | device: {info.device}")
 
-    def set_encoding(self, busy: bool, text: str = "Encoding…") -> None:
-        """A busy bar while the encoder runs (its duration is not known in advance)."""
-        if busy:
-            self.encoder.setRange(0, 0)
-            self.encoder.setFormat(text)
-            self.encoder.show()
-        else:
-            self.encoder.hide()
+    def set_encoding(self, busy: bool) -> None:
+        """The engine encodes the shown image: a busy bar saying so (the duration is not known)."""
+        self._encoding = busy
+        self._show_busy()
+
+    def set_waiting_for(self, text: str) -> None:
+        """What the AI tool waits for ("Computing the mask…"), "" for nothing; the encoder goes first."""
+        self._waiting_for = text
+        self._show_busy()
+
+    @property
+    def busy_text(self) -> str:
+        """The busy indicator's text, "" while it is hidden."""
+        return "Encoding the image…" if self._encoding else self._waiting_for
+
+    def _show_busy(self) -> None:
+        text = self.busy_text
+        self.busy_label.setText(text)
+        self.busy_label.setVisible(bool(text))
+        self.encoder.setVisible(bool(text))
 
     def set_precompute(self, done: int, total: int) -> None:
         self.precompute_label.setText("" if done >= total else f"Precomputing {done}/{total}")

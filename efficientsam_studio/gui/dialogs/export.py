@@ -72,6 +72,9 @@ FORMATS: tuple[ExportFormat, ...] = (
 )
 
 
+MIN_DESTINATION_WIDTH, MAX_DESTINATION_WIDTH = 320, 900  # pixels of the destination field
+
+
 def _exporter(fmt: ExportFormat) -> Callable[..., ExportReport] | None:
     try:
         module = importlib.import_module(f"efficientsam_studio.annotations.formats.{fmt.module}")
@@ -113,6 +116,7 @@ class ExportDialog(QDialog):
             self.format.addItem(fmt.label, fmt.key)
         self.format.currentIndexChanged.connect(lambda _: self._suggest_destination())
         self.destination = QLineEdit()
+        self.destination.textChanged.connect(self._fit_destination)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -135,6 +139,14 @@ class ExportDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self._suggest_destination()
+
+    def _fit_destination(self, text: str) -> None:
+        """Widen the destination field to show the whole path (up to MAX_DESTINATION_WIDTH pixels; a
+        longer one scrolls), and give the full path as its tooltip."""
+        self.destination.setToolTip(text)
+        metrics = self.destination.fontMetrics()
+        wanted = metrics.horizontalAdvance(text) + 4 * metrics.averageCharWidth()  # frame and cursor
+        self.destination.setMinimumWidth(min(max(wanted, MIN_DESTINATION_WIDTH), MAX_DESTINATION_WIDTH))
 
     def _fmt(self) -> ExportFormat:
         return next(f for f in FORMATS if f.key == self.format.currentData())

@@ -5,7 +5,8 @@ box (a new box replaces the previous one). Keys (routed by the main window): Tab
 candidates best first, Enter accepts the shown candidate as an instance of the current category,
 Esc clears the prompts, Backspace removes the last prompt. Every prompt change is an undo step and
 sends one request to the engine worker; the preview changes when the answer arrives, and answers to
-superseded requests are dropped.
+superseded requests are dropped. Until the answer arrives the status text (and ``busy_changed``) says
+what the tool waits for: the encoder ("Encoding the image…") or the decoder ("Computing the mask…").
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from efficientsam_studio.gui.undo import AcceptCommand, PromptCommand
 
 DRAG_THRESHOLD = 5.0  # screen pixels before a press becomes a box
 PREVIEW_ALPHA = 140
+ENCODING_TEXT = "Encoding the image…"
+COMPUTING_TEXT = "Computing the mask…"
 
 
 class AiTool(Tool):
@@ -34,6 +37,7 @@ class AiTool(Tool):
     name = "ai"
     model_needed = Signal()  # the user prompted while no model is loaded
     candidates_changed = Signal()
+    busy_changed = Signal(str)  # what the tool waits for (ENCODING_TEXT or COMPUTING_TEXT), "" for nothing
 
     def __init__(self, canvas: CanvasView, session: Session, engine: EngineService) -> None:
         super().__init__(canvas, session)
@@ -148,8 +152,6 @@ class AiTool(Tool):
         self._waiting = True
         if self.engine.is_ready_for(key):
             self.engine.predict(key, self.prompts.predict_kwargs())
-        else:
-            self.status.emit("Encoding the image… the mask appears when it is done.")
         self._show_candidate()
 
     # ----- engine answers -----
@@ -160,12 +162,14 @@ class AiTool(Tool):
         self._markers.clear()
         self.canvas.set_preview(None, QColor())
         self.candidates_changed.emit()
+        self.busy_changed.emit("")
 
     def _on_image_ready(self, key: str) -> None:
         image_id = self.session.current_image_id
         if image_id is not None and key == self.session.image_key(image_id) and not self.prompts.is_empty():
             self._waiting = True
             self.engine.predict(key, self.prompts.predict_kwargs())
+            self._report()
 
     def _on_prediction(self, prediction: Prediction) -> None:
         image_id = self.session.current_image_id
@@ -178,6 +182,7 @@ class AiTool(Tool):
 
     def _on_failed(self, message: str) -> None:
         self._waiting = False
+        self.busy_changed.emit("")
         self.status.emit(f"The model failed: {message}")
 
     # ----- candidates -----
@@ -185,6 +190,13 @@ class AiTool(Tool):
     def waiting(self) -> bool:
         """True while an answer for the current prompts is outstanding."""
         return self._waiting
+
+    def waiting_for(self) -> str:
+        """What the outstanding answer waits for: ENCODING_TEXT, COMPUTING_TEXT, or "" when none is."""
+        image_id = self.session.current_image_id
+        if not self._waiting or image_id is None:
+            return ""
+        return COMPUTING_TEXT if self.engine.is_ready_for(self.session.image_key(image_id)) else ENCODING_TEXT
 
     def cycle(self) -> bool:
         """Show the next candidate mask (wrapping around); candidates are sorted best first."""
@@ -227,17 +239,26 @@ class AiTool(Tool):
         else:
             self.canvas.set_preview(prediction.mask(self.candidate), self.category_colour(PREVIEW_ALPHA))
         self.candidates_changed.emit()
+        self._report()
+
+    def _report(self) -> None:
+        self.busy_changed.emit(self.waiting_for())
         self.status.emit(self.describe())
 
     def describe(self) -> str:
         """Status text: candidate number and predicted IoU (or what the tool waits for), point limit."""
         parts = []
+        waiting_for = self.waiting_for()
         if self.prediction is not None:
             scores = self.prediction.scores
             parts.append(
                 f"Candidate {self.candidate + 1}/{len(scores)}, predicted IoU {scores[self.candidate]:.2f} "
                 "(Tab: next, Enter: accept, Esc: clear)"
             )
+        elif waiting_for == ENCODING_TEXT:
+            parts.append(f"{ENCODING_TEXT} the mask appears when it is done.")
+        elif waiting_for:
+            parts.append(waiting_for)
         elif self.prompts.is_empty():
             parts.append("Click: positive point, right-click or Shift+click: negative point, drag: box")
         limit = self.prompts.limit_message()

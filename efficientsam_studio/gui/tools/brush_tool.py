@@ -54,16 +54,23 @@ class BrushTool(Tool):
 
     def activate(self) -> None:
         super().activate()
+        self.status.emit(self.describe())
+
+    def describe(self) -> str:
+        """Status text: what a stroke does and the current size."""
         what = (
             "Erase from the selected instance"
             if self.erase
             else "Paint on the selected instance (or a new one)"
         )
-        self.status.emit(f"{what}; size {self.size} px ([ and ] change it)")
+        return f"{what}; size {self.size} px ([ and ] change it)"
 
     def set_size(self, size: int) -> None:
+        """Set the stroke diameter (clamped to 1-500 image pixels); the active tool's status follows."""
         self.size = int(min(max(size, MIN_SIZE), MAX_SIZE))
         self.size_changed.emit(self.size)
+        if self.active:
+            self.status.emit(self.describe())
 
     def press(self, pos: QPointF, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:

@@ -4,10 +4,12 @@ Drawing: each left click adds a vertex; a double click on the last vertex or Ent
 and adds it as a manual instance of the current category; Backspace removes the last vertex; Esc drops
 the drawing.
 Editing: with an instance selected and no drawing under way, its outline is shown as rings of
-vertex handles (traced by the annotation core with the polygon mode and simplification of the
-settings); drag a handle to move a vertex or Shift+click it to delete it, and the mask is rebuilt
-from the rings (holes included) as one undo step. Coordinates are image pixels in COCO's convention
-(pixel centres at +0.5).
+vertex handles (traced by the annotation core with the polygon mode and the simplification tolerance
+of the settings, as exports trace it); drag a handle to move a vertex or Shift+click it to delete it,
+as one undo step. Only the pixels between the ring's traced and edited outline change: the rest of the
+mask, other parts and holes included, keeps its pixels. A mask of many parts and holes (a noisy model
+answer) gets handles on its largest rings only, at most ``MAX_HANDLES`` in all, so the canvas stays
+fast and the handles usable. Coordinates are image pixels in COCO's convention (pixel centres at +0.5).
 """
 
 from __future__ import annotations
@@ -25,6 +27,33 @@ from efficientsam_studio.gui.tools.base import Tool
 
 HANDLE_RADIUS = 4.0  # screen pixels
 GRAB_DISTANCE = 8.0  # screen pixels
+MAX_HANDLES = 2000  # vertex handles shown at once
+
+
+def ring_area(points: np.ndarray) -> float:
+    """Area enclosed by a ring of ``(N, 2)`` points (shoelace formula), in square pixels."""
+    x, y = points[:, 0], points[:, 1]
+    return abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2
+
+
+def rings_with_handles(rings: list[masks.Ring], budget: int = MAX_HANDLES) -> list[int]:
+    """Indices (ascending) of the rings that get vertex handles: the largest rings by area first, each
+    whole or not at all, while their vertices fit in ``budget``."""
+    chosen, used = [], 0
+    for index in sorted(range(len(rings)), key=lambda i: -ring_area(rings[i].points)):
+        count = len(rings[index].points)
+        if used + count <= budget:
+            chosen.append(index)
+            used += count
+    return sorted(chosen)
+
+
+def ring_family(rings: list[masks.Ring], index: int) -> list[masks.Ring]:
+    """The outer ring that ring ``index`` is or belongs to, then that ring's holes (parent renumbered 0)."""
+    ring = rings[index]
+    outer = ring.parent if ring.hole and ring.parent is not None else index
+    holes = [r for r in rings if r.hole and r.parent == outer]
+    return [masks.Ring(rings[outer].points), *(masks.Ring(h.points, True, 0) for h in holes)]
 
 
 class PolygonTool(Tool):
@@ -40,8 +69,9 @@ class PolygonTool(Tool):
         self._path_item = QGraphicsPathItem()
         self._path_item.setZValue(15)
         canvas.scene().addItem(self._path_item)
-        self._rings: list[masks.Ring] = []
-        self._handles: list[QGraphicsEllipseItem] = []
+        self._traced: list[masks.Ring] = []  # the selected instance's outline as traced
+        self._rings: list[masks.Ring] = []  # the same, with the user's edits
+        self._handles: dict[tuple[int, int], QGraphicsEllipseItem] = {}  # (ring, vertex) -> handle
         self._drag: tuple[int, int] | None = None  # ring index, vertex index
         self._hover: QPointF | None = None
         session.selection_changed.connect(lambda _: self._refresh_handles())
@@ -50,11 +80,11 @@ class PolygonTool(Tool):
 
     def activate(self) -> None:
         super().activate()
-        self._refresh_handles()
         self.status.emit(
             "Click to add vertices, double-click the last one or press Enter to close; drag a vertex of the "
             "selected instance to move it, Shift+click to delete it."
         )
+        self._refresh_handles()  # after the help text: a capped outline says so
 
     def deactivate(self) -> None:
         super().deactivate()
@@ -80,7 +110,7 @@ class PolygonTool(Tool):
         if self._drag is not None:
             ring, vertex = self._drag
             self._rings[ring].points[vertex] = (pos.x(), pos.y())
-            self._handles_for_ring_moved(ring, vertex, pos)
+            self._handles[ring, vertex].setPos(pos)
             return
         self._hover = pos
         if self.vertices:
@@ -89,8 +119,9 @@ class PolygonTool(Tool):
     def release(self, pos: QPointF, event: QMouseEvent) -> None:
         if self._drag is None:
             return
+        ring, _ = self._drag
         self._drag = None
-        self._apply_edit()
+        self._apply_edit(ring)
 
     def double_click(self, pos: QPointF, event: QMouseEvent) -> None:
         """A double click on the last vertex closes the polygon; elsewhere it is a quick second click."""
@@ -159,12 +190,20 @@ class PolygonTool(Tool):
         instance = self.session.selected_instance
         if not self.active or instance is None:
             return
-        self._rings = masks.mask_to_polygons(instance.mask(), self.polygon_mode, self.tolerance)
-        for ring_index, ring in enumerate(self._rings):
-            for vertex_index, (x, y) in enumerate(ring.points):
-                self._handles.append(self._make_handle(QPointF(x, y), ring_index, vertex_index))
+        self._traced = masks.mask_to_polygons(instance.mask(), self.polygon_mode, self.tolerance)
+        self._rings = [masks.Ring(r.points.copy(), r.hole, r.parent) for r in self._traced]
+        editable = rings_with_handles(self._rings, MAX_HANDLES)
+        for ring_index in editable:
+            for vertex_index, (x, y) in enumerate(self._rings[ring_index].points):
+                self._handles[ring_index, vertex_index] = self._make_handle(QPointF(x, y))
+        if len(editable) < len(self._rings):
+            self.status.emit(
+                f"Vertices are shown on the {len(editable)} largest of the {len(self._rings)} outlines of "
+                f"this mask (at most {MAX_HANDLES}); the others keep their pixels. A larger simplification "
+                "(Settings) gives fewer vertices."
+            )
 
-    def _make_handle(self, pos: QPointF, ring: int, vertex: int) -> QGraphicsEllipseItem:
+    def _make_handle(self, pos: QPointF) -> QGraphicsEllipseItem:
         r = HANDLE_RADIUS
         item = QGraphicsEllipseItem(QRectF(-r, -r, 2 * r, 2 * r))
         item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
@@ -172,27 +211,21 @@ class PolygonTool(Tool):
         item.setBrush(QBrush(QColor("white")))
         item.setPen(QPen(QColor(20, 20, 20), 1))
         item.setZValue(16)
-        item.setData(0, (ring, vertex))
         self.canvas.scene().addItem(item)
         return item
 
     def _clear_handles(self) -> None:
-        for item in self._handles:
+        for item in self._handles.values():
             self.canvas.scene().removeItem(item)
-        self._handles = []
+        self._handles = {}
 
     def _handle_at(self, pos: QPointF) -> tuple[int, int] | None:
         best, best_distance = None, GRAB_DISTANCE
-        for item in self._handles:
+        for key, item in self._handles.items():
             distance = self.screen_distance(item.pos(), pos)
             if distance <= best_distance:
-                best, best_distance = item.data(0), distance
+                best, best_distance = key, distance
         return best
-
-    def _handles_for_ring_moved(self, ring: int, vertex: int, pos: QPointF) -> None:
-        for item in self._handles:
-            if item.data(0) == (ring, vertex):
-                item.setPos(pos)
 
     def remove_vertex(self, ring: int, vertex: int) -> bool:
         """Delete one vertex of the selected instance's outline (a ring keeps at least 3)."""
@@ -203,21 +236,30 @@ class PolygonTool(Tool):
         self._rings[ring] = masks.Ring(
             np.delete(points, vertex, axis=0), self._rings[ring].hole, self._rings[ring].parent
         )
-        self._apply_edit()
+        self._apply_edit(ring)
         return True
 
-    def _apply_edit(self) -> None:
+    def _apply_edit(self, ring: int) -> None:
+        """Change the pixels between ring ``ring``'s traced and edited outline (its outer ring with its
+        holes rasterised before and after), as one undo step."""
         instance = self.session.selected_instance
         image = self.session.current_image
         if instance is None or image is None:
             return
-        mask = masks.polygons_to_mask(self._rings, image.height, image.width)
+        before = masks.polygons_to_mask(ring_family(self._traced, ring), image.height, image.width)
+        after = masks.polygons_to_mask(ring_family(self._rings, ring), image.height, image.width)
+        old = instance.mask()
+        mask = (old & ~(before & ~after)) | (after & ~before)
         if not mask.any():
             self.status.emit("That edit would leave the instance empty; delete it instead (Del).")
             self._refresh_handles()
             return
-        self.session.push(UpdateInstance(self.session.document, instance.id, mask=mask, text="Move vertex"))
-        self._refresh_handles()
+        if np.array_equal(mask, old):
+            self._refresh_handles()
+            return
+        update = UpdateInstance(self.session.document, instance.id, mask=mask, text="Move vertex")
+        if not self.session.push(update):  # a pushed edit refreshes the handles through document_changed
+            self._refresh_handles()
 
     @property
     def handle_count(self) -> int:
