@@ -52,7 +52,8 @@ class CorruptProjectError(ProjectError):
         if backup_path is not None:
             message += (
                 f"\nThe last good version is kept in {backup_path}: the app offers to continue from it "
-                "when you open the project (command line: --recover). The damaged file is kept aside."
+                "when you open the project, keeping the damaged file aside; on the command line, label and "
+                "import continue from it with --recover, and export --recover exports it."
             )
         else:
             message += "\nNo backup (.bak) exists for this project."

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ from efficientsam_studio.annotations.schema import (
     document_from_dict,
     document_to_dict,
 )
-from efficientsam_studio.annotations.storage import ProjectLock, atomic_write, backup_path
-from efficientsam_studio.errors import ImageLoadError
+from efficientsam_studio.annotations.storage import ProjectLock, atomic_write, backup_path, lock_path
+from efficientsam_studio.errors import ImageLoadError, os_error_reason
 
 PROJECT_SUFFIX = ".efsam.json"
 
@@ -64,6 +65,17 @@ def find_project_file(folder: Path) -> Path | None:
         names = ", ".join(p.name for p in found)
         raise ProjectError(f"{folder} holds several projects ({names}); open one of the files directly")
     return found[0] if found else None
+
+
+def protected_files(path: str | Path, images: Iterable[str | Path] = ()) -> dict[Path, str]:
+    """The files no output may replace, by resolved path, each with what it is: the project file
+    ``path``, its backup and its lock file, and the given image files."""
+    path = Path(path)
+    files = {Path(image).resolve(): f"the image {image} of the project" for image in images}
+    files[path.resolve()] = f"the project file {path}"
+    files[backup_path(path).resolve()] = f"the backup {backup_path(path)} of the project"
+    files[lock_path(path).resolve()] = f"the lock file {lock_path(path)} of the project"
+    return files
 
 
 def encode_project(document: Document, settings: dict[str, Any] | None = None) -> bytes:
@@ -133,7 +145,9 @@ class Project:
     Use as a context manager (``with Project.open(path) as project:``) or call :meth:`close`, which
     releases the lock (it does not save). ``settings`` is a free JSON dict saved with the project (the
     app keeps e.g. ``recursive`` scanning there). ``missing_images`` lists the images of the document whose
-    files are absent from the folder (found by :meth:`scan`); they stay in the document.
+    files are absent from the folder (found by :meth:`scan`); they stay in the document. After an open
+    with ``recover``, ``recovered_from`` is the backup the document was read from and ``damaged_copy``
+    where the damaged file was kept (None when the project was opened read-only).
     """
 
     def __init__(self, path: Path, document: Document, settings: dict[str, Any], lock: ProjectLock | None):
@@ -143,6 +157,7 @@ class Project:
         self._lock = lock
         self.missing_images: list[ImageRecord] = []
         self.recovered_from: Path | None = None
+        self.damaged_copy: Path | None = None
         self._keep_backup = True
 
     # ----------------------------------------------------------------- opening
@@ -213,12 +228,24 @@ class Project:
             if not recover or exc.backup_path is None:
                 raise
             backup = exc.backup_path
-        document, settings = decode_project(backup, backup.read_bytes())
+        try:
+            raw = backup.read_bytes()
+        except OSError as exc:
+            raise ProjectError(f"cannot read the backup {backup}: {os_error_reason(exc)}") from None
+        document, settings = decode_project(backup, raw)
         project = cls(path, document, settings, lock)
         project.recovered_from = backup
         if lock is not None:
             stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-            shutil.copy2(path, path.with_name(f"{path.name}.corrupt-{stamp}"))
+            damaged = path.with_name(f"{path.name}.corrupt-{stamp}")
+            try:
+                shutil.copy2(path, damaged)
+            except OSError as exc:
+                raise ProjectError(
+                    f"cannot keep the damaged project file aside as {damaged}: {os_error_reason(exc)}; "
+                    "nothing was changed"
+                ) from None
+            project.damaged_copy = damaged
             project._keep_backup = False  # the .bak is the good version: do not replace it with the damage
             document.revision += 1  # the file on disk is not this document: the next autosave writes it
         return project

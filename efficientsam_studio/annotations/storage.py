@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
 import json
 import os
 import shutil
@@ -21,7 +20,8 @@ import socket
 import time
 from pathlib import Path
 
-from efficientsam_studio.annotations.errors import ProjectLockedError, SaveError
+from efficientsam_studio.annotations.errors import ProjectError, ProjectLockedError, SaveError
+from efficientsam_studio.errors import os_error_reason
 
 # an unreadable lock file younger than this may be one that another process is still writing
 _FRESH_LOCK_SECONDS = 5.0
@@ -77,10 +77,12 @@ def atomic_write(path: Path, data: bytes, *, keep_backup: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see the module doc); keep the old file as ``<file>.bak``.
 
     On any failure (disk full, permission, a crash simulated by a raising ``os.replace``) the file under
-    ``path`` is the previous version, the temporary file is removed and :class:`SaveError` is raised.
+    ``path`` is the previous version, the temporary file is removed and :class:`SaveError` is raised; its
+    message names the file and the cause (the error number's meaning and what to do about it).
     """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    existed = path.exists()
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
         try:
@@ -88,18 +90,38 @@ def atomic_write(path: Path, data: bytes, *, keep_backup: bool = True) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        if keep_backup and path.exists():
+        if keep_backup and existed:
             _keep_backup(path)
         os.replace(temporary, path)
         _fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise SaveError(
-            f"could not save {path}: {reason}. The previous version of the file is unchanged and your "
-            "changes are still open; free some space or choose another location, then save again."
-        ) from exc
+        kept = "; the previous version of the file is unchanged" if existed else ""
+        raise SaveError(f"could not write {path}: {os_error_reason(exc)}{kept}") from exc
+
+
+def output_problem(path: Path, *, folder: bool) -> str | None:
+    """Why ``path`` cannot be written as an output file (``folder``: as an output folder), or None.
+
+    Writes nothing. Reported: a file where a folder is needed or a folder where a file is; a file on the
+    way (``notes.txt/out``); a nearest existing folder in which files cannot be created (``os.access``,
+    which a privileged process passes: the write itself then reports what remains).
+    """
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder, not a file"
+    base = path if folder else path.parent
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    if base.exists() and not base.is_dir():
+        return f"{base} is a file, not a folder"
+    if not os.access(base, os.W_OK | os.X_OK):
+        return f"cannot create files in {base} (it is read-only, or you lack permission to write there)"
+    return None
 
 
 def _windows_pid_alive(pid: int) -> bool:
@@ -145,7 +167,11 @@ class ProjectLock:
         self.held = False
 
     def acquire(self) -> None:
-        """Create the lock file or raise :class:`ProjectLockedError` naming the holder."""
+        """Create the lock file or raise :class:`ProjectLockedError` naming the holder.
+
+        A lock file that cannot be created or written (a read-only folder, a full disk) raises
+        :class:`ProjectError` naming the lock file and the cause; no partial lock file is left.
+        """
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -153,16 +179,29 @@ class ProjectLock:
                 if self._remove_if_stale():
                     continue
                 raise self._locked_error() from None
+            except OSError as exc:
+                raise self._unwritable_error(exc) from exc
             info = {"pid": os.getpid(), "hostname": socket.gethostname(),
                     "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
             try:
-                _write_all(fd, json.dumps(info).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                try:
+                    _write_all(fd, json.dumps(info).encode())
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise self._unwritable_error(exc) from exc
             self.held = True
             return
         raise self._locked_error()
+
+    def _unwritable_error(self, exc: OSError) -> ProjectError:
+        return ProjectError(
+            f"cannot open project {self.target} for writing: its lock file {self.path} cannot be written: "
+            f"{os_error_reason(exc)}"
+        )
 
     def holder(self) -> dict | None:
         """The lock file's content, or None when it is missing or unreadable."""

@@ -2,13 +2,20 @@
 
 PROJECT is a project file (``*.efsam.json``) or the folder holding one; it is read without taking the
 lock, so a project open in the app can be exported (its last saved version). By default the labelled
-images are exported (with instances, or marked done).
+images are exported (with instances, or marked done). An output that would replace the project file, its
+backup, its lock file or one of its images, or that cannot be written, is refused before anything is
+written.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from efficientsam_studio.annotations.document import Document
 
 FORMATS = ("coco", "labelme", "yolo", "masks")
 
@@ -37,11 +44,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def planned_files(document: Document, fmt: str, out: Path, image_ids: list[int] | None,
+                  images: str = "link") -> list[Path]:
+    """Every file an export in ``fmt`` to ``out`` writes (COCO: ``out`` is the file; otherwise a folder),
+    named as the exporters name them (:func:`~efficientsam_studio.annotations.formats.common.output_names`).
+
+    ``images``: the YOLO image mode (``none`` places no image beside the labels).
+    """
+    from efficientsam_studio.annotations.formats.common import ExportReport, images_to_export, output_names
+
+    if fmt == "coco":
+        return [out]
+    chosen = images_to_export(document, image_ids)
+    names = output_names(chosen, ExportReport())
+    if fmt == "labelme":
+        return [out / f"{names[image.id]}.json" for image in chosen]
+    if fmt == "yolo":
+        files = [out / "labels" / f"{names[image.id]}.txt" for image in chosen]
+        if images != "none":
+            files += [out / "images" / f"{names[image.id]}{Path(image.path).suffix}" for image in chosen]
+        return [*files, out / "images.txt", out / "data.yaml"]
+    files = [out / sub / f"{names[image.id]}.png" for image in chosen
+             for sub in ("semantic", "semantic_colour", "instances")]
+    return [*files, out / "categories.json", out / "instances.json"]
+
+
+def check_output(option: str, out: Path, *, folder: bool, targets: Iterable[Path],
+                 protected: dict[Path, str]) -> None:
+    """Refuse an output before anything is written: raise CommandError naming ``option`` and ``out`` when
+    one of ``targets`` would replace a file of ``protected`` (resolved path -> what it is, see
+    :func:`~efficientsam_studio.annotations.project.protected_files`), or when ``out`` cannot be written
+    as a file (or, with ``folder``, as a folder; see
+    :func:`~efficientsam_studio.annotations.storage.output_problem`)."""
+    from efficientsam_studio.annotations.storage import output_problem
+    from efficientsam_studio.cli.main import CommandError
+
+    if protected:
+        for target in targets:
+            what = protected.get(target.resolve())
+            if what is not None:
+                replaced = "" if target == out else f" (as {target})"
+                raise CommandError(f"{option} {out} would replace {what}{replaced}; choose another output")
+    problem = output_problem(out, folder=folder)
+    if problem is not None:
+        about_out = problem.startswith(f"{out} ")  # "--out a.txt is a file", not "--out a.txt: a.txt is ..."
+        raise CommandError(f"{option} {problem}" if about_out else f"{option} {out}: {problem}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Export the project; returns the exit status."""
     from tqdm import tqdm
 
-    from efficientsam_studio.annotations.project import Project
+    from efficientsam_studio.annotations.project import Project, protected_files
     from efficientsam_studio.cli.main import CommandError
 
     if args.tolerance < 0:
@@ -49,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project, read_only=True, scan=False, recover=args.recover)
     document = project.document
     image_ids = [image.id for image in document.images] if args.all_images else None
+    folder = args.format != "coco" or args.out.suffix.lower() != ".json"
+    out = args.out / "annotations.json" if args.format == "coco" and folder else args.out
+    targets = planned_files(document, args.format, out, image_ids, args.images)
+    protected = protected_files(project.path, (project.image_path(image) for image in document.images))
+    check_output("--out", args.out, folder=folder, targets=[args.out, *targets], protected=protected)
+    if out != args.out:
+        check_output("--out", out, folder=False, targets=(), protected={})
     bar = tqdm(desc=f"export {args.format}", unit="image", disable=None)  # hidden when not a terminal
 
     def progress(done: int, total: int) -> None:
@@ -58,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "coco":
         from efficientsam_studio.annotations.formats.coco import export_coco
 
-        out = args.out if args.out.suffix.lower() == ".json" else args.out / "annotations.json"
         report = export_coco(document, out, polygons=args.polygons, tolerance=args.tolerance,
                              image_ids=image_ids, progress=progress)
     elif args.format == "labelme":

@@ -1,7 +1,8 @@
 """``efsam-studio export-onnx``: write an ONNX encoder and decoder of a checkpoint, checked against torch.
 
 Without ``--out`` the files go into the weights store, where ``load_predictor(backend="onnx")`` and
-``backend="auto"`` find them for that checkpoint (see ``efficientsam_studio.engine.onnx_backend``).
+``backend="auto"`` find them for that checkpoint (see ``efficientsam_studio.engine.onnx_backend``). An
+output folder that cannot be written is reported before the model is loaded.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     if importlib.util.find_spec("torch") is None:
         raise StudioError("export-onnx needs torch: pip install 'efficientsam-studio[train]'")
+    from efficientsam_studio.annotations.storage import output_problem
+    from efficientsam_studio.cli.export_cmd import check_output
     from efficientsam_studio.engine.loader import resolve_checkpoint
     from efficientsam_studio.engine.onnx_backend import export_dir_for
     from efficientsam_studio.engine.onnx_export import export_onnx
@@ -47,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("torch").setLevel(logging.ERROR)
     checkpoint = resolve_checkpoint(args.model, args.checkpoint)
     out = args.out if args.out is not None else export_dir_for(args.model, checkpoint)
+    if args.out is not None:
+        check_output("--out", out, folder=True, targets=(), protected={})
+    elif (problem := output_problem(out, folder=True)) is not None:
+        raise StudioError(f"cannot write into the weights store: {problem}; give --out or set EFSAM_HOME")
     model = load_model(args.model, checkpoint, "cpu")
     print(f"exporting {args.model} from {checkpoint} to {out} ...", flush=True)
     report = export_onnx(model, args.model, out, quantize="int8" if args.int8 else None)

@@ -2,13 +2,18 @@
 
 PROJECT is a project file or a folder of images (a project is created there if it has none). Categories
 are matched by name; images by their path relative to the project folder. The project is locked while
-importing and saved atomically at the end; a malformed file changes nothing.
+importing and saved atomically at the end; a malformed file changes nothing. With ``--recover`` a
+damaged project file is kept aside and the import continues from its last good version (``.bak``).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from efficientsam_studio.annotations.project import Project
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def recovery_note(project: Project) -> str | None:
+    """What ``--recover`` did to an open project (None when its file was sound)."""
+    if project.recovered_from is None:
+        return None
+    kept = f"; the damaged file is kept as {project.damaged_copy}" if project.damaged_copy else ""
+    return f"{project.path} was damaged: continuing from its last good version {project.recovered_from}{kept}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Import into the project and save it; returns the exit status."""
     from efficientsam_studio.annotations.project import Project, find_project_file
@@ -36,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"created project {project.path} with {len(project.document.images)} images")
     else:
         project = Project.open(args.project, recover=args.recover)
+    note = recovery_note(project)
+    if note:
+        print(note)
     with project:
         if args.format == "coco":
             from efficientsam_studio.annotations.formats.coco import import_coco

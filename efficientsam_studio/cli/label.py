@@ -8,11 +8,13 @@ Modes (one of them):
 - ``--points FILE``: one mask per object of a CSV/JSON point file ``image,x,y,label[,object][,category]``.
 
 The project file lives in FOLDER (image paths are stored relative to it): ``--out NAME`` or
-``--out FOLDER/NAME.efsam.json``; an existing project is continued. Images already labelled (status done,
+``--out FOLDER/NAME.efsam.json``; an existing project is continued (with ``--recover``, from its last good
+version when its file is damaged; the damaged file is kept aside). Images already labelled (status done,
 needs review or skipped, or holding AI instances) are skipped unless ``--overwrite``; hand-made instances
 are kept unless ``--replace-manual``. Results are AI instances with status "needs review". The project is
 saved every ``--save-every`` images and at the end; Ctrl+C saves the finished images and stops (run the
-same command again to continue). ``--coco FILE`` also writes the labelled images as COCO.
+same command again to continue). ``--coco FILE`` also writes the labelled images as COCO (never over the
+project's files or images).
 
 Exit status: 0 when every image was labelled or skipped, 1 when some images failed (they are listed in the
 summary; the others are labelled and saved), 2 for a usage error, 130 when interrupted.
@@ -67,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replace-manual", action="store_true",
                    help="also replace hand-made instances of the images labelled (default: keep them)")
     p.add_argument("-r", "--recursive", action="store_true", help="new project: include subfolders")
+    p.add_argument("--recover", action="store_true",
+                   help="if the project file is damaged, continue from its last good version (.bak)")
     p.add_argument("--save-every", type=int, default=10, metavar="N", help="save every N images (default 10)")
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the embedding cache (efsam-studio precompute fills it)")
@@ -158,11 +162,40 @@ def _params(args: argparse.Namespace) -> Any:
     return params
 
 
-def _open_project(folder: Path, path: Path, recursive: bool) -> tuple[Any, Any]:
+def _check_outputs(args: argparse.Namespace, folder: Path, path: Path, prompts: Any) -> None:
+    """Refuse, before the model loads, what would fail later or destroy work: an image folder in which the
+    project cannot be written, a ``--coco`` file that would replace the project's files or an image, or
+    detection results whose image ids name none of the images (they need ``--images-json``)."""
+    from efficientsam_studio.annotations.images import list_images
+    from efficientsam_studio.annotations.project import protected_files
+    from efficientsam_studio.annotations.storage import output_problem
+    from efficientsam_studio.cli.export_cmd import check_output
+
+    problem = output_problem(folder, folder=True)
+    if problem is not None:
+        raise LabelError(f"the project cannot be written in the image folder: {problem}")
+    by_id = prompts is not None and prompts.key_kind == "id"
+    images = list_images(folder, recursive=True) if args.coco is not None or by_id else []
+    if args.coco is not None:
+        check_output("--coco", args.coco, folder=False, targets=[args.coco],
+                     protected=protected_files(path, images))
+    if by_id:
+        keys = [*prompts.by_key, *prompts.below_min_score]
+        numbers = {int(image.stem) for image in images if image.stem.isdigit()}
+        if keys and not any(key.isdigit() and int(key) in numbers for key in keys):
+            listed = ", ".join(keys[:10]) + (f" (+{len(keys) - 10} more)" if len(keys) > 10 else "")
+            raise LabelError(
+                f"--boxes {args.boxes} names images by COCO image id only ({listed}), and no image in "
+                f"{folder} is named by those numbers: give --images-json FILE, the COCO file the detections "
+                "were made for (its 'images' list gives each id's file_name)"
+            )
+
+
+def _open_project(folder: Path, path: Path, recursive: bool, recover: bool = False) -> tuple[Any, Any]:
     from efficientsam_studio.annotations.project import Project
 
     if path.exists():
-        project = Project.open(path, scan=False)
+        project = Project.open(path, scan=False, recover=recover)
     else:
         name = path.name.removesuffix(PROJECT_SUFFIX)
         project = Project.create(folder, name, recursive=recursive, scan=False)
@@ -213,6 +246,7 @@ class _Bar:
 
 def run(args: argparse.Namespace) -> int:
     from efficientsam_studio.batch import ImageFailure, run_batch
+    from efficientsam_studio.cli.import_cmd import recovery_note
 
     folder: Path = args.folder
     if not folder.is_dir():
@@ -220,12 +254,16 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_project_path(folder, args.out)
     params = _params(args)
     prompts = _read_prompts(args)
+    _check_outputs(args, folder, path, prompts)
     mode = "everything" if args.everything else "boxes" if args.boxes is not None else "points"
     predictor = _load_predictor(args)
     existed = path.exists()
-    project, report = _open_project(folder, path, args.recursive)
+    project, report = _open_project(folder, path, args.recursive, args.recover)
     bar = _Bar()
     try:
+        note = recovery_note(project)
+        if note:
+            print(note)
         if report.added and existed:
             print(f"{len(report.added)} new images added to {path.name}", file=sys.stderr)
         summary = run_batch(project, mode=mode, params=params, predictor=predictor, prompts=prompts,
@@ -244,6 +282,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"project: {path}")
     for line in summary.lines():
         print(line)
+    if prompts is not None and prompts.key_kind == "id" and summary.unmatched_prompts:
+        print("hint: the image ids of --boxes match only images named by their number (000000000042.jpg); "
+              "for the others give --images-json FILE, the COCO file the detections were made for")
     if summary.interrupted:
         return 130
     return 1 if summary.failed else 0

@@ -1,6 +1,8 @@
 """Entry point of ``efsam-studio``: dispatches to the subcommand modules of this package.
 
 ``efsam-studio [PATH]`` with no subcommand opens the desktop app (on a folder, an image or a project).
+A :class:`~efficientsam_studio.errors.StudioError` or an ``OSError`` (a file that could not be read or
+written) ends a command with a one-line message on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from efficientsam_studio import __version__
-from efficientsam_studio.errors import StudioError
+from efficientsam_studio.errors import StudioError, describe_os_error
 
 _NOT_COMMANDS = {"main", "common"}
 
@@ -58,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except StudioError as exc:
         print(f"efsam-studio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that could not be read or written: its path and the cause
+        print(f"efsam-studio {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"efsam-studio {args.command}: interrupted", file=sys.stderr)

@@ -3,13 +3,15 @@
 Resumable: images whose embedding is already cached (same pixels, same weights, same engine version)
 are skipped, so a run that was interrupted (Ctrl+C) continues where it stopped. Each entry is written
 atomically, so an interruption never leaves a corrupt entry. Unreadable images are reported and
-skipped. Exit status: 0 when every image is cached, 1 when some could not be read or stored,
-130 when interrupted.
+skipped. A cache folder that cannot be written is reported before any image is encoded. Exit status: 0
+when every image is cached, 1 when some could not be read or stored, 2 for a usage error, 130 when
+interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -32,6 +34,7 @@ class PrecomputeSummary:
     not_stored: int = 0
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     interrupted: bool = False
+    store_failure: str | None = None
 
     def lines(self) -> list[str]:
         out = [
@@ -41,8 +44,19 @@ class PrecomputeSummary:
         ]
         out += [f"  unreadable: {path}: {reason}" for path, reason in self.unreadable]
         if self.not_stored:
-            out.append("  some embeddings could not be written: check free space in the cache folder")
+            cause = f" ({self.store_failure})" if self.store_failure else ""
+            out.append(
+                f"  some embeddings could not be written to the cache{cause}: "
+                "fix the cache folder or choose another with --cache-dir"
+            )
         return out
+
+
+def _store_failure(warning: warnings.WarningMessage) -> str:
+    """The file and the cause of a cache write failure, from its ``CacheWriteWarning``."""
+    text = str(warning.message)
+    match = re.search(r"could not write (.+?); the embedding", text)
+    return f"could not write {match.group(1)}" if match else text
 
 
 def find_images(folder: Path, recursive: bool = False) -> list[Path]:
@@ -82,8 +96,10 @@ def precompute_images(
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", CacheWriteWarning)
                         predictor.set_image(image, key=key)
-                    if any(issubclass(w.category, CacheWriteWarning) for w in caught):
+                    failures = [w for w in caught if issubclass(w.category, CacheWriteWarning)]
+                    if failures:
                         summary.not_stored += 1
+                        summary.store_failure = summary.store_failure or _store_failure(failures[0])
                     else:
                         summary.computed += 1
             if progress is not None:
@@ -122,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from efficientsam_studio.annotations.images import load_image
+    from efficientsam_studio.annotations.storage import output_problem
     from efficientsam_studio.cli.main import CommandError
     from efficientsam_studio.engine import load_predictor
     from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache, MemoryCache
@@ -139,6 +156,11 @@ def run(args: argparse.Namespace) -> int:
         )
     max_bytes = DEFAULT_MAX_BYTES if args.max_cache_gb is None else int(args.max_cache_gb * 1e9)
     disk = DiskCache(args.cache_dir / "embeddings" if args.cache_dir else None, max_bytes=max_bytes)
+    problem = output_problem(disk.root, folder=True)
+    if problem is not None:
+        if args.cache_dir:
+            raise CommandError(f"--cache-dir {args.cache_dir}: {problem}")
+        raise CommandError(f"embedding cache {disk.root}: {problem}; choose another folder with --cache-dir")
     if disk.max_bytes < len(paths) * 2.2e6:
         print(
             f"note: {len(paths)} embeddings need about {len(paths) * 2.2e6 / 1e9:.1f} GB but the cache "

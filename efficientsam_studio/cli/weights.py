@@ -2,14 +2,17 @@
 
 - ``weights list``: every catalogue entry with its size, whether it is installed, and where.
 - ``weights download NAME``: download with a progress bar, resuming an interrupted download.
-- ``weights import PATH [--name NAME]``: check that a checkpoint loads, then install it.
+- ``weights import PATH [--name NAME]``: check that a torch checkpoint loads, then install it (an ONNX
+  file is not installed: the message says how to use it with the ONNX backend).
 - ``weights path NAME``: print the installed file(s), one per line (exit 1 when not installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -106,8 +109,20 @@ def _download(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from efficientsam_studio.engine import weights
+    from efficientsam_studio.errors import CheckpointError
 
-    target = weights.import_weights(args.path, name=args.name)
+    if Path(args.path).suffix.lower() == ".onnx":
+        raise CheckpointError(
+            f"{args.path} is an ONNX model, not a torch checkpoint; weights import installs torch "
+            f"checkpoints only. Use it where it is: --backend onnx --checkpoint {args.path} (label, segment, "
+            "precompute or gui), with its decoder (the same name with _decoder for _encoder) in the same "
+            "folder; or install the published ONNX files: efsam-studio weights download vit_t_onnx (or "
+            "vit_s_onnx)"
+        )
+    try:
+        target = weights.import_weights(args.path, name=args.name)
+    except CheckpointError as exc:  # the checkpoint reader speaks of --model; this command's flag is --name
+        raise CheckpointError(re.sub(r"--model (\w+)", r"--name \1", str(exc))) from exc
     name = args.name or next(
         n for n, e in weights.catalogue().items() if target.name == e.files[0].installed_name
     )

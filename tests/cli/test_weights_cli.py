@@ -102,3 +102,22 @@ def test_import_valid_and_invalid_files(capsys, tmp_path, home):
     err = capsys.readouterr().err
     assert str(bad) in err and "truncated or corrupt" in err
     assert not (home / "weights" / "efficient_sam_vits.pt").exists()
+
+
+def test_import_of_an_onnx_file_says_how_to_use_it(capsys, tmp_path, home):
+    encoder = tmp_path / "vit_t_encoder.onnx"
+    encoder.write_bytes(b"\x08\x07\x12\x07pytorch")
+    assert main(["weights", "import", str(encoder)]) == 2
+    err = capsys.readouterr().err
+    assert "ONNX" in err and f"--backend onnx --checkpoint {encoder}" in err
+    assert "corrupt" not in err
+    assert not (home / "weights").exists() or not list((home / "weights").iterdir())
+
+
+def test_import_under_the_wrong_name_suggests_the_name_option(capsys, tmp_path, home):
+    vit_t = tmp_path / "mine.pt"
+    torch.save({"model": build_model("vit_t").state_dict()}, vit_t)
+    assert main(["weights", "import", str(vit_t), "--name", "vit_s"]) == 2
+    err = capsys.readouterr().err
+    assert "--name vit_t" in err and "--model" not in err
+    assert not (home / "weights" / "efficient_sam_vits.pt").exists()

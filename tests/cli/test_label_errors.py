@@ -1,0 +1,186 @@
+"""``efsam-studio label``: a damaged project (--recover), outputs that must not be written, an unwritable
+folder, and detection results that name images by id only."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import cv2
+import pytest
+
+from efficientsam_studio.annotations.project import Project, load_document
+from efficientsam_studio.cli import label as label_cli
+from efficientsam_studio.cli.main import main
+from tests.batch.conftest import SCENES, scene_image
+from tests.batch.fake_predictor import ShapesPredictor
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, objects in SCENES.items():
+        cv2.imwrite(str(images / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
+    return images
+
+
+@pytest.fixture
+def boxes_csv(tmp_path: Path) -> Path:
+    lines = ["image,x0,y0,x1,y1,label,score"]
+    for name, objects in SCENES.items():
+        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
+    path = tmp_path / "boxes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> ShapesPredictor:
+    predictor = ShapesPredictor()
+    monkeypatch.setattr(label_cli, "_load_predictor", lambda args: predictor)
+    return predictor
+
+
+def _labelled_project(folder: Path, boxes_csv: Path) -> Path:
+    command = ["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--save-every", "1"]
+    assert main(command) == 0
+    return folder / "labels.efsam.json"
+
+
+def test_damaged_project_names_a_recover_option_that_label_has(folder, boxes_csv, fake_model, capsys):
+    path = _labelled_project(folder, boxes_csv)
+    path.write_text("{ damaged")
+    capsys.readouterr()
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "--recover" in err
+
+    rc = main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--recover"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "last good version" in out and ".corrupt-" in out
+    assert load_document(path).instance_count == 5  # the .bak's labels, saved over the damaged file
+    corrupt = list(folder.glob("labels.efsam.json.corrupt-*"))
+    assert len(corrupt) == 1 and corrupt[0].read_text() == "{ damaged"
+
+
+def test_recover_on_a_sound_project_changes_nothing(folder, boxes_csv, fake_model, capsys):
+    path = _labelled_project(folder, boxes_csv)
+    before = path.read_bytes()
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--recover"]) == 0
+    assert "last good version" not in capsys.readouterr().out
+    assert path.read_bytes() == before and not list(folder.glob("*.corrupt-*"))
+
+
+@pytest.mark.parametrize("suffix", ["", ".bak", ".lock"])
+def test_coco_output_never_replaces_the_project_files(folder, boxes_csv, fake_model, capsys, suffix):
+    path = _labelled_project(folder, boxes_csv)
+    before = path.read_bytes()
+    target = path.with_name(path.name + suffix)
+    rc = main(
+        [
+            "label",
+            str(folder),
+            "--out",
+            "labels",
+            "--boxes",
+            str(boxes_csv),
+            "--overwrite",
+            "--coco",
+            str(target),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and str(target) in err
+    assert path.read_bytes() == before  # refused before labelling: nothing was replaced
+    assert load_document(path).instance_count == 5
+
+
+def test_coco_output_in_a_missing_file_path_is_refused_before_labelling(
+    folder, boxes_csv, tmp_path, fake_model, capsys
+):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    rc = main(
+        [
+            "label",
+            str(folder),
+            "--out",
+            "labels",
+            "--boxes",
+            str(boxes_csv),
+            "--coco",
+            str(notes / "coco.json"),
+        ]
+    )
+    assert rc == 2 and "not a folder" in capsys.readouterr().err
+    assert fake_model.encodes == 0 and not (folder / "labels.efsam.json").exists()
+
+
+def test_a_read_only_image_folder_is_a_clear_error(folder, boxes_csv, fake_model, capsys, monkeypatch):
+    real_access = os.access
+
+    def access(path, mode, **kwargs):
+        if mode & os.W_OK and Path(path).resolve() == folder.resolve():
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 2
+    err = capsys.readouterr().err
+    assert str(folder) in err and "Traceback" not in err
+    assert fake_model.encodes == 0
+
+
+def test_a_lock_file_that_cannot_be_made_is_a_clear_error(folder, boxes_csv, fake_model, capsys, monkeypatch):
+    path = _labelled_project(folder, boxes_csv)
+    capsys.readouterr()
+    real_open = os.open
+
+    def refuse(target, *args, **kwargs):
+        if os.fspath(target).endswith(".lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(target))
+        return real_open(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}.lock" in err and "Permission denied" in err and "Traceback" not in err
+
+
+def test_detections_by_image_id_without_images_json_ask_for_it(folder, tmp_path, fake_model, capsys):
+    detections = tmp_path / "dets.json"
+    detections.write_text(
+        json.dumps(
+            [
+                {"image_id": 3, "category_id": 1, "bbox": [10, 10, 40, 30], "score": 0.9},
+                {"image_id": 4, "category_id": 1, "bbox": [10, 10, 40, 30], "score": 0.9},
+            ]
+        )
+    )
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(detections)]) == 2
+    err = capsys.readouterr().err
+    assert "--images-json" in err and "3, 4" in err
+    assert fake_model.encodes == 0 and not (folder / "labels.efsam.json").exists()
+
+
+def test_detections_partly_matched_by_number_hint_at_images_json(folder, tmp_path, fake_model, capsys):
+    cv2.imwrite(str(folder / "7.png"), cv2.cvtColor(scene_image(SCENES["img1.png"]), cv2.COLOR_RGB2BGR))
+    detections = tmp_path / "dets.json"
+    detections.write_text(
+        json.dumps(
+            [
+                {"image_id": 7, "category_id": 1, "bbox": [10, 10, 50, 40], "score": 0.9},
+                {"image_id": 8, "category_id": 1, "bbox": [10, 10, 40, 30], "score": 0.9},
+            ]
+        )
+    )
+    assert main(["label", str(folder), "--out", "labels", "--boxes", str(detections)]) == 0
+    out = capsys.readouterr().out
+    assert "1 labelled" in out and "--images-json" in out
+    with Project.open(folder / "labels.efsam.json") as project:
+        assert project.document.instance_count == 1
