@@ -229,8 +229,12 @@ class ProjectLock:
     def _locked_error(self) -> ProjectLockedError:
         info = self.holder() or {}
         if info.get("pid") == os.getpid() and info.get("hostname") == socket.gethostname():
-            who = "this program (the project is already open in it)"
-        elif info:
+            return ProjectLockedError(
+                f"project {self.target} is already open in this program (in another window): switch to "
+                "it, or close the project there first.",
+                self.path, info,
+            )
+        if info:
             who = f"process {info.get('pid')} on {info.get('hostname')}"
         else:
             who = "another process"

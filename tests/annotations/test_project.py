@@ -124,8 +124,9 @@ def test_failed_save_leaves_previous_file_intact_and_document_dirty(project, mon
 
 
 def test_second_open_is_refused_while_locked(project):
-    with pytest.raises(ProjectLockedError, match="already open in it"):
+    with pytest.raises(ProjectLockedError, match="already open in this program") as refused:
         Project.open(project.path)
+    assert "delete the lock file" not in str(refused.value)  # it is in use, right here
     with Project.open(project.path, read_only=True) as reader:
         with pytest.raises(ProjectError, match="read-only"):
             reader.save()

@@ -93,7 +93,7 @@ def test_import_into_a_locked_project_is_refused(project_path, tmp_path, capsys)
     main(["export", str(project_path), "--format", "coco", "--out", str(coco)])
     with Project.open(project_path):
         assert main(["import", str(project_path), "--format", "coco", "--from", str(coco)]) == 2
-    assert "is open in this program" in capsys.readouterr().err
+    assert "already open in this program" in capsys.readouterr().err
 
 
 def test_damaged_project_is_reported_and_recover_uses_the_backup(project_path, tmp_path, capsys):
