@@ -150,7 +150,8 @@ def test_second_instance_is_refused_clearly(qtbot, make_window, image_folder, me
     other = make_window(loader=lambda cfg: FakePredictor())
     assert not other.open_path(image_folder)
     kind, title, text = message_boxes.calls[-1]
-    assert kind == "critical" and title == "Project is open elsewhere" and "Close it there first" in text
+    assert kind == "critical" and title == "Project is open elsewhere" and "already open" in text
+    assert "delete the lock file" not in text
 
 
 def test_export_coco_loads_in_pycocotools(qtbot, make_window, image_folder, tmp_path):
