@@ -3,50 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
-import pytest
 from pycocotools.coco import COCO
 
 from efficientsam_studio.annotations.document import ImageStatus
 from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.cli import label as label_cli
 from efficientsam_studio.cli.main import main
-from tests.batch.conftest import SCENES, box_mask, scene_image
+from tests.batch.conftest import SCENES, box_mask
 from tests.batch.fake_predictor import ShapesPredictor
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
-
-
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
-    images = tmp_path / "images"
-    images.mkdir()
-    for name, objects in SCENES.items():
-        cv2.imwrite(str(images / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
-    return images
-
-
-@pytest.fixture
-def boxes_csv(tmp_path: Path) -> Path:
-    lines = ["image,x0,y0,x1,y1,label,score"]
-    for name, objects in SCENES.items():
-        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
-    path = tmp_path / "boxes.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> ShapesPredictor:
-    predictor = ShapesPredictor()
-    monkeypatch.setattr(label_cli, "_load_predictor", lambda args: predictor)
-    return predictor
 
 
 def test_boxes_mode_writes_the_project_and_a_coco_file(folder, boxes_csv, tmp_path, fake_model, capsys):

@@ -12,37 +12,8 @@ import cv2
 import pytest
 
 from efficientsam_studio.annotations.project import Project, load_document
-from efficientsam_studio.cli import label as label_cli
 from efficientsam_studio.cli.main import main
 from tests.batch.conftest import SCENES, scene_image
-from tests.batch.fake_predictor import ShapesPredictor
-
-
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
-    images = tmp_path / "images"
-    images.mkdir()
-    for name, objects in SCENES.items():
-        cv2.imwrite(str(images / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
-    return images
-
-
-@pytest.fixture
-def boxes_csv(tmp_path: Path) -> Path:
-    lines = ["image,x0,y0,x1,y1,label,score"]
-    for name, objects in SCENES.items():
-        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
-    path = tmp_path / "boxes.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> ShapesPredictor:
-    predictor = ShapesPredictor()
-    monkeypatch.setattr(label_cli, "_load_predictor", lambda args: predictor)
-    return predictor
 
 
 def _labelled_project(folder: Path, boxes_csv: Path) -> Path:
@@ -152,16 +123,16 @@ def test_a_lock_file_that_cannot_be_made_is_a_clear_error(folder, boxes_csv, fak
     assert f"{path}.lock" in err and "Permission denied" in err and "Traceback" not in err
 
 
+def _detections(tmp_path: Path, boxes: dict[int, list[int]]) -> Path:
+    """COCO detection results, one box of category 1 per image id."""
+    path = tmp_path / "dets.json"
+    rows = [{"image_id": i, "category_id": 1, "bbox": box, "score": 0.9} for i, box in boxes.items()]
+    path.write_text(json.dumps(rows))
+    return path
+
+
 def test_detections_by_image_id_without_images_json_ask_for_it(folder, tmp_path, fake_model, capsys):
-    detections = tmp_path / "dets.json"
-    detections.write_text(
-        json.dumps(
-            [
-                {"image_id": 3, "category_id": 1, "bbox": [10, 10, 40, 30], "score": 0.9},
-                {"image_id": 4, "category_id": 1, "bbox": [10, 10, 40, 30], "score": 0.9},
-            ]
-        )
-    )
+    detections = _detections(tmp_path, {3: [10, 10, 40, 30], 4: [10, 10, 40, 30]})
     assert main(["label", str(folder), "--out", "labels", "--boxes", str(detections)]) == 2
     err = capsys.readouterr().err
     assert "--images-json" in err and "3, 4" in err
@@ -170,15 +141,7 @@ def test_detections_by_image_id_without_images_json_ask_for_it(folder, tmp_path,
 
 def test_detections_partly_matched_by_number_hint_at_images_json(folder, tmp_path, fake_model, capsys):
     cv2.imwrite(str(folder / "7.png"), cv2.cvtColor(scene_image(SCENES["img1.png"]), cv2.COLOR_RGB2BGR))
-    detections = tmp_path / "dets.json"
-    detections.write_text(
-        json.dumps(
-            [
-                {"image_id": 7, "category_id": 1, "bbox": [10, 10, 50, 40], "score": 0.9},
-                {"image_id": 8, "category_id": 1, "bbox": [10, 10, 40, 30], "score": 0.9},
-            ]
-        )
-    )
+    detections = _detections(tmp_path, {7: [10, 10, 50, 40], 8: [10, 10, 40, 30]})
     assert main(["label", str(folder), "--out", "labels", "--boxes", str(detections)]) == 0
     out = capsys.readouterr().out
     assert "1 labelled" in out and "--images-json" in out

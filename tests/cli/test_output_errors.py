@@ -272,6 +272,13 @@ def test_export_onnx_to_an_unwritable_folder_is_refused(tiny_checkpoint, tmp_pat
 
 
 # ------------------------------------------------------------------------------------ precompute
+def _precompute_command(folder: Path, checkpoint: Path, cache: Path) -> list[str]:
+    return [
+        "precompute", str(folder), "--model", "tiny", "--checkpoint", str(checkpoint),
+        "--backend", "torch", "--device", "cpu", "--cache-dir", str(cache),
+    ]  # fmt: skip
+
+
 def test_precompute_checks_the_cache_folder_before_encoding(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -281,20 +288,7 @@ def test_precompute_checks_the_cache_folder_before_encoding(tmp_path, tiny_check
     _deny_access(monkeypatch, cache)
     encodes = []
     monkeypatch.setattr(TorchPredictor, "_encode", lambda self, image: encodes.append(1))
-    command = [
-        "precompute",
-        str(folder),
-        "--model",
-        "tiny",
-        "--checkpoint",
-        str(tiny_checkpoint),
-        "--backend",
-        "torch",
-        "--device",
-        "cpu",
-        "--cache-dir",
-        str(cache),
-    ]
+    command = _precompute_command(folder, tiny_checkpoint, cache)
     assert main(command) == 2
     err = capsys.readouterr().err
     _assert_one_line_error(err, str(cache))
@@ -315,20 +309,7 @@ def test_precompute_names_the_reason_an_embedding_was_not_stored(
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(cache_disk, "tempfile", types.SimpleNamespace(mkstemp=refuse))
-    command = [
-        "precompute",
-        str(folder),
-        "--model",
-        "tiny",
-        "--checkpoint",
-        str(tiny_checkpoint),
-        "--backend",
-        "torch",
-        "--device",
-        "cpu",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    ]
+    command = _precompute_command(folder, tiny_checkpoint, tmp_path / "cache")
     assert main(command) == 1
     out = capsys.readouterr().out
     assert "1 not stored" in out and "Input/output error" in out
