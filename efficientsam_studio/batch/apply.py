@@ -2,9 +2,9 @@
 
 Rules (the same for the command line and the GUI):
 
-- An image counts as *already labelled* when its status is ``done``, ``needs_review`` or ``skipped``, or
-  when it holds AI instances from an earlier run. Already-labelled images are left alone unless
-  ``overwrite``; then their AI instances are replaced.
+- An image counts as *already labelled* when its status is ``done``, ``needs_review`` or ``skipped``, when
+  someone is labelling it by hand (``in_progress``), or when it holds AI instances from an earlier run.
+  Already-labelled images are left alone unless ``overwrite``; then their AI instances are replaced.
 - Hand-made instances (source ``manual``) are never removed or changed unless ``replace_manual``; new AI
   instances are added on top of them.
 - Each result lands as one compound, undoable command (categories created as needed, old AI instances
@@ -28,7 +28,7 @@ from efficientsam_studio.annotations.commands import (
 from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
 from efficientsam_studio.batch.results import ImageResult
 
-LABELLED_STATUSES = (ImageStatus.DONE, ImageStatus.NEEDS_REVIEW, ImageStatus.SKIPPED)
+LABELLED_STATUSES = (ImageStatus.DONE, ImageStatus.NEEDS_REVIEW, ImageStatus.SKIPPED, ImageStatus.IN_PROGRESS)
 """Statuses that mark an image as already handled (left alone unless ``overwrite``)."""
 
 

@@ -115,7 +115,7 @@ def test_images_holding_ai_instances_count_as_labelled_whatever_their_status(pro
     run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts())
     doc = project.document
     record = doc.image_by_path("img2.png")
-    doc.replace_image(dataclasses.replace(record, status=ImageStatus.IN_PROGRESS))
+    doc.replace_image(dataclasses.replace(record, status=ImageStatus.UNLABELLED))
     summary = run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts())
     assert summary.labelled == 0
     assert "AI instances" in dict(summary.skipped)["img2.png"]
@@ -292,3 +292,18 @@ def test_an_image_whose_boxes_all_score_below_the_minimum_is_left_for_a_later_ru
         project, mode="boxes", predictor=ShapesPredictor(), prompts=read_box_prompts(csv, min_score=0.2)
     )
     assert again.labelled == 1 and len(project.document.instances_of(record.id)) == 1
+
+
+def test_an_image_labelled_by_hand_in_progress_is_left_alone_unless_overwrite(project):
+    from efficientsam_studio.annotations.commands import SetImageStatus
+
+    manual_id = _add_manual(project, "img1.png")
+    record = project.document.image_by_path("img1.png")
+    SetImageStatus(project.document, record.id, ImageStatus.IN_PROGRESS).do()
+    summary = run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts())
+    ((path, reason),) = summary.skipped
+    assert summary.labelled == 2 and path == "img1.png" and "in_progress" in reason
+    assert [i.id for i in project.document.instances_of(record.id)] == [manual_id]
+    params = BatchParams(overwrite=True)
+    run_batch(project, mode="boxes", params=params, predictor=ShapesPredictor(), prompts=_box_prompts())
+    assert [i.source for i in project.document.instances_of(record.id)] == ["manual", "ai", "ai"]
