@@ -58,10 +58,11 @@ def run_app(options: LaunchOptions) -> int:
         pass  # an incomplete installation only loses the window icon
     window = create_window(options)
     window.show()
-    # Ctrl+C or a termination request closes the window the normal way (the project is saved and
-    # unlocked); the timer lets Python run its signal handlers while Qt's event loop waits.
+    # Ctrl+C or a termination request closes the window the normal way (a running batch stops after
+    # its current image, the project is saved and unlocked); the timer lets Python run its signal
+    # handlers while Qt's event loop waits.
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: window.close())
+        signal.signal(number, lambda *_: window.request_quit())
     ticker = QTimer()
     ticker.start(250)
     ticker.timeout.connect(lambda: None)

@@ -206,7 +206,10 @@ class BatchDialog(QDialog):
         layout.addWidget(self.report)
         buttons = QHBoxLayout()
         self.start_button, self.cancel_button, self.close_button = (
-            QPushButton("Start"), QPushButton("Cancel"), QPushButton("Close"))
+            QPushButton("Start"),
+            QPushButton("Cancel"),
+            QPushButton("Close"),
+        )
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -314,8 +317,15 @@ class BatchDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for widget in (self.mode, self.prompt_row, self.images_json, self.overwrite, self.replace_manual,
-                       self.grid_box, self.min_score):
+        for widget in (
+            self.mode,
+            self.prompt_row,
+            self.images_json,
+            self.overwrite,
+            self.replace_manual,
+            self.grid_box,
+            self.min_score,
+        ):
             widget.setEnabled(not running)
         if not running:
             self._mode_changed()
@@ -376,8 +386,8 @@ class BatchDialog(QDialog):
         if summary is not None:
             summary.cancelled = cancelled
             summary.seconds = time.perf_counter() - self._started
-            if self.session.document.dirty:
-                self._save()
+            if self.session.document.dirty and self._save() is False:
+                summary.notes.append("the project could not be saved; the results are in the open project")
             self.report.setPlainText(str(summary))
             loaded = not any(n.startswith("the model could not be loaded") for n in summary.notes)
             self.status.setText("Cancelled" if cancelled else "Finished" if loaded else "Model not loaded")

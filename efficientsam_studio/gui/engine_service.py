@@ -325,6 +325,7 @@ class EngineService(QObject):
         precompute_pause: float = PRECOMPUTE_PAUSE_SECONDS,
     ) -> None:
         super().__init__(parent)
+        self.loader = loader  # also loads the batch dialog's own predictor
         self._tracker = RequestTracker()
         self._pending = PendingRequests()
         self._thread = QThread()

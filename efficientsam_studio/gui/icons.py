@@ -38,6 +38,7 @@ NAMES = {
     "in_progress": "mdi6.progress-clock",
     "skipped": "mdi6.skip-next-circle",
     "needs_review": "mdi6.alert-circle",
+    "unreadable": "mdi6.image-broken-variant",
 }
 
 

@@ -3,7 +3,8 @@
 When the current image changes, the canvas is cleared, the engine's background queue is dropped, and
 the file is decoded in the image loader's thread (``annotations.images.load_image`` plus the display
 pyramid); when it arrives it is shown and sent to the engine worker to encode, and the next ``ahead``
-images of the list are queued for background encoding through the embedding cache.
+images of the list are queued for background encoding through the embedding cache. ``load_result``
+tells whether each requested image could be read, so the file list can mark the unreadable ones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class ImageController(QObject):
     """See the module docstring. ``pixels`` is the current image (H, W, 3) uint8 RGB or None."""
 
     status = Signal(str)
+    load_result = Signal(int, str)  # image id, "" when it was read, else why it could not be
 
     def __init__(
         self, canvas: CanvasView, session: Session, engine: EngineService, layer: InstanceLayer, ahead: int
@@ -49,10 +51,12 @@ class ImageController(QObject):
             self.loader.request(image_id, self.session.image_path(image_id))
 
     def _on_failed(self, image_id: int, message: str) -> None:
+        self.load_result.emit(image_id, message)
         if image_id == self.session.current_image_id:
             self.status.emit(message)
 
     def _on_loaded(self, image_id: int, pixels: np.ndarray, pyramid: Pyramid) -> None:
+        self.load_result.emit(image_id, "")
         if image_id != self.session.current_image_id:
             return
         record = self.session.document.image(image_id)

@@ -2,13 +2,18 @@
 
 It holds no labelling logic of its own: tools edit through the :class:`Session`, the engine runs in
 :class:`EngineService`'s worker thread, and the annotation core saves and exports.
+
+Closing the window while the batch dialog runs asks whether to stop the run (a termination request,
+:meth:`MainWindow.request_quit`, stops it without asking): the run stops after the image it is working
+on, its finished images are saved, and the window then closes as usual.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
@@ -29,6 +34,9 @@ from efficientsam_studio.gui.statusbar import StudioStatusBar
 from efficientsam_studio.gui.tools.base import Tool
 from efficientsam_studio.gui.workspace import Workspace
 
+if TYPE_CHECKING:
+    from efficientsam_studio.gui.batch_dialog import BatchDialog
+
 
 class MainWindow(QMainWindow):
     """The studio's window; ``open_path`` loads a folder, an image or a project."""
@@ -44,6 +52,9 @@ class MainWindow(QMainWindow):
         self.model = ModelController(self.engine, settings, self)
         self.workspace: Workspace | None = None
         self.tool: Tool | None = None
+        self.batch_dialog: BatchDialog | None = None  # the open batch dialog
+        self._close_after_batch = False  # a close waits for the batch run to stop
+        self._quit_requested = False
         self.status = StudioStatusBar(self)
         self.setStatusBar(self.status)
         self.actions = build_actions(self, self._handlers())
@@ -69,8 +80,8 @@ class MainWindow(QMainWindow):
             "export": self.show_export,
             "settings": self.show_settings,
             "quit": self.close,
-            "undo": lambda: ws() and ws().session.undo_stack.undo(),
-            "redo": lambda: ws() and ws().session.undo_stack.redo(),
+            "undo": lambda: ws() and ws().session.undo(),
+            "redo": lambda: ws() and ws().session.redo(),
             "accept": lambda: self.tool and self.tool.accept(),
             "cycle": lambda: ws() and ws().ai.cycle(),
             "cancel": lambda: self.tool and self.tool.cancel(),
@@ -144,6 +155,7 @@ class MainWindow(QMainWindow):
         ws.autosave.saved.connect(self._update_title)
         ws.canvas.zoom_changed.connect(self.status.set_zoom)
         ws.canvas.cursor_moved.connect(self.status.set_position)
+        ws.canvas.cleared.connect(self.status.clear_view)
         for tool in ws.tools.values():
             tool.status.connect(self.show_message)
         ws.ai.model_needed.connect(self.model.offer_weights)
@@ -167,8 +179,13 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         if ws is None:
             return True
+        if self._batch_running():
+            self.show_message("A batch run is labelling this project; cancel it first.")
+            return False
         if not self._confirm_unsaved():
             return False
+        if self.batch_dialog is not None:
+            self.batch_dialog.reject()
         ws.autosave.stop()
         ws.images.shutdown()
         ws.session.close()
@@ -181,6 +198,7 @@ class MainWindow(QMainWindow):
         self.workspace = None
         self.tool = None
         self.status.set_waiting_for("")
+        self.status.clear_view()
         self._update_title()
         return True
 
@@ -260,11 +278,24 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         if ws is None:
             return
+        if self.batch_dialog is not None:
+            self.batch_dialog.raise_()
+            return
         from efficientsam_studio.gui.batch_dialog import BatchDialog
-        from efficientsam_studio.gui.engine_service import default_loader
 
-        config = self.model.config()
-        BatchDialog(ws.session, ws.project, lambda: default_loader(config), ws.autosave.save_now, self).exec()
+        config, loader = self.model.config(), self.engine.loader
+        dialog = BatchDialog(ws.session, ws.project, lambda: loader(config), ws.autosave.save_now, self)
+        dialog.finished.connect(lambda _result: self._batch_closed(dialog))
+        self.batch_dialog = dialog
+        dialog.open()
+
+    def _batch_closed(self, dialog: BatchDialog) -> None:
+        if self.batch_dialog is dialog:
+            self.batch_dialog = None
+        dialog.deleteLater()
+        if self._close_after_batch:
+            self._close_after_batch = False
+            QTimer.singleShot(0, self.close)
 
     def show_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
@@ -304,13 +335,49 @@ class MainWindow(QMainWindow):
         mark = " *" if ws.project.document.dirty else ""
         self.setWindowTitle(f"{ws.project.path.name}{mark} - EfficientSAM Studio")
 
+    def request_quit(self) -> None:
+        """Close for a termination request (Ctrl+C, SIGTERM): like :meth:`close`, but a running batch
+        is stopped without a question."""
+        self._quit_requested = True
+        try:
+            self.close()
+        finally:
+            self._quit_requested = False
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        """Close the project (through the unsaved-changes guard) and the engine. A running batch is
+        stopped first, once the user agrees: the window closes when the run has stopped and saved its
+        finished images."""
+        if self._batch_running():
+            event.ignore()
+            if not self._close_after_batch and (self._quit_requested or self._agree_to_stop_batch()):
+                if self._batch_running():  # it may have ended while the question was shown
+                    self._close_after_batch = True
+                    self.show_message("Stopping the batch run after the current image; closing then.")
+                    self.batch_dialog.reject()  # cancels; the dialog closes when the worker has stopped
+                else:
+                    QTimer.singleShot(0, self.close)
+            return
         if not self._close_workspace():
             event.ignore()
             return
         save_settings(self.settings)
         self.engine.shutdown()
         event.accept()
+
+    def _batch_running(self) -> bool:
+        return self.batch_dialog is not None and self.batch_dialog.running
+
+    def _agree_to_stop_batch(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Batch run in progress",
+            "A batch run is labelling images. Stop it after the current image and close?\n\n"
+            "The images it has finished are saved; run it again later to label the rest.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def action(self, key: str) -> QAction:
         return self.actions[key]

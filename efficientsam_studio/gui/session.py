@@ -2,19 +2,29 @@
 
 Panels and tools read this object and change the document only through :meth:`Session.push`, so
 every edit lands on the one ``QUndoStack``. Document changes are re-emitted as a Qt signal.
+:meth:`Session.undo` and :meth:`Session.redo` show the image a step belongs to before undoing or
+redoing it, so an edit never changes out of sight.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from efficientsam_studio.annotations.commands import Command
-from efficientsam_studio.annotations.document import Category, Change, Document, ImageRecord, Instance
+from efficientsam_studio.annotations.commands import AddInstance, Command, CompoundCommand, SetImageStatus
+from efficientsam_studio.annotations.document import (
+    Category,
+    Change,
+    Document,
+    ImageRecord,
+    ImageStatus,
+    Instance,
+)
 from efficientsam_studio.errors import StudioError
-from efficientsam_studio.gui.undo import CoreCommand
+from efficientsam_studio.gui.undo import CoreCommand, StudioCommand
 
 NONE = -1  # "no image / category / instance" in signals
 
@@ -38,22 +48,73 @@ class Session(QObject):
         self.current_category_id: int | None = document.categories[0].id if document.categories else None
         self.selected_instance_id: int | None = None
         self.hidden: set[int] = set()
+        self._touched: set[int] | None = None  # images changed by the step being pushed
         self._unsubscribe = document.subscribe(self._on_change)
 
     def close(self) -> None:
         self._unsubscribe()
 
     # ----- edits -----
-    def push(self, command: Command | QUndoCommand) -> bool:
-        """Apply an edit through the undo stack; a refused edit is reported by :attr:`error`."""
+    def push(self, command: Command | StudioCommand) -> bool:
+        """Apply an edit and put it on the undo stack; False, with the reason sent by :attr:`error`,
+        when the document refuses it (the refused edit does not enter the history).
+
+        The images the edit changed are recorded in the step (:attr:`StudioCommand.image_ids`)."""
+        step = command if isinstance(command, StudioCommand) else CoreCommand(command)
+        touched: set[int] = set()
+        self._touched = touched
         try:
-            self.undo_stack.push(command if isinstance(command, QUndoCommand) else CoreCommand(command))
+            step.apply_now()
         except StudioError as exc:
             self.error.emit(str(exc))
             return False
+        finally:
+            self._touched = None
+        step.image_ids = step.image_ids | touched
+        self.undo_stack.push(step)
         return True
 
+    def undo(self) -> bool:
+        """Undo the last step. A step that belongs to one image other than the current one makes that
+        image current first; a failure is reported by :attr:`error`."""
+        stack = self.undo_stack
+        if not stack.canUndo():
+            return False
+        return self._replay(stack.command(stack.index() - 1), stack.undo)
+
+    def redo(self) -> bool:
+        """Redo the last undone step, showing its image first as :meth:`undo` does."""
+        stack = self.undo_stack
+        if not stack.canRedo():
+            return False
+        return self._replay(stack.command(stack.index()), stack.redo)
+
+    def _replay(self, step: QUndoCommand, action: Callable[[], None]) -> bool:
+        image_ids = getattr(step, "image_ids", frozenset())
+        if len(image_ids) == 1 and self.current_image_id not in image_ids:
+            self.set_current_image(next(iter(image_ids)))
+        try:
+            action()
+        except StudioError as exc:
+            self.error.emit(str(getattr(step, "failure", None) or exc))
+            return False
+        return True
+
+    def labelling_step(self, add: AddInstance) -> Command:
+        """``add`` as the user's own labelling: on an unlabelled image the same undo step also marks
+        the image in progress."""
+        image = self.document.image(add.instance.image_id)
+        if image.status != ImageStatus.UNLABELLED:
+            return add
+        status = SetImageStatus(self.document, image.id, ImageStatus.IN_PROGRESS)
+        return CompoundCommand(add.text, [add, status])
+
     def _on_change(self, change: Change) -> None:
+        if self._touched is not None:
+            if change.image_id is not None:
+                self._touched.add(change.image_id)
+            elif change.kind == "image_changed":
+                self._touched.update(change.ids)
         if change.kind == "instance_removed" and self.selected_instance_id in change.ids:
             self.select_instance(None)
         if change.kind == "category_removed" and self.current_category_id in change.ids:

@@ -71,3 +71,8 @@ class StudioStatusBar(QStatusBar):
 
     def set_position(self, x: float, y: float) -> None:
         self.position_label.setText(f"x {x:.0f}, y {y:.0f}")
+
+    def clear_view(self) -> None:
+        """No image is shown: zoom and cursor position are blank."""
+        self.zoom_label.setText("")
+        self.position_label.setText("")

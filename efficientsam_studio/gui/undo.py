@@ -4,29 +4,81 @@ Every edit the user makes goes through one ``QUndoStack``: document edits as
 :class:`CoreCommand` (``redo`` = ``Command.do``, ``undo`` = ``Command.undo``), prompt edits as
 :class:`PromptCommand`, and an accepted AI mask as :class:`AcceptCommand` (the instance is added and
 the prompts cleared in one step, so undoing it brings the prompts and the preview back).
+
+All of them are :class:`StudioCommand` objects: :meth:`Session.push` applies one itself (a refusal
+arrives as the plain :class:`~efficientsam_studio.errors.StudioError`, and a refused edit never enters
+the history), records the images it changed in :attr:`StudioCommand.image_ids`, and only then puts it
+on the stack, whose first ``redo`` call is then skipped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from PySide6.QtGui import QUndoCommand
 
 from efficientsam_studio.annotations.commands import Command
+from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.prompts import PromptSet
 
 
-class CoreCommand(QUndoCommand):
+class StudioCommand(QUndoCommand):
+    """A step of the history: :meth:`apply` does it, :meth:`revert` undoes it.
+
+    ``image_ids``: the images the step belongs to (filled by :meth:`Session.push`; empty for edits of
+    the whole project such as categories). ``failure``: the error of the last failed ``redo``/``undo``,
+    whose message the session shows without Qt's wording around it.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.image_ids: frozenset[int] = frozenset()
+        self.failure: StudioError | None = None
+        self._applied = False
+
+    def apply(self) -> None:
+        """Do the step (the first time and on redo)."""
+        raise NotImplementedError
+
+    def revert(self) -> None:
+        """Undo exactly what :meth:`apply` did."""
+        raise NotImplementedError
+
+    def apply_now(self) -> None:
+        """Do the step before it is pushed; the stack's first ``redo`` is then skipped."""
+        self.apply()
+        self._applied = True
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self._run(self.apply)
+
+    def undo(self) -> None:
+        self._run(self.revert)
+
+    def _run(self, step: Callable[[], None]) -> None:
+        self.failure = None
+        try:
+            step()
+        except StudioError as exc:
+            self.failure = exc
+            raise
+
+
+class CoreCommand(StudioCommand):
     """Wraps one :class:`efficientsam_studio.annotations.commands.Command`."""
 
     def __init__(self, command: Command) -> None:
         super().__init__(command.text)
         self.command = command
 
-    def redo(self) -> None:
+    def apply(self) -> None:
         self.command.do()
 
-    def undo(self) -> None:
+    def revert(self) -> None:
         self.command.undo()
 
 
@@ -38,10 +90,11 @@ class PromptHolder(Protocol):
         ...
 
 
-class PromptCommand(QUndoCommand):
+class PromptCommand(StudioCommand):
     """Replace the prompts of one image (add a point, a box, remove the last one, clear all).
 
-    Undoing it after the user moved to another image does nothing and drops the step from the history.
+    The session makes the command's image current before undoing or redoing it; if another image is
+    current all the same, the step does nothing and leaves the history.
     """
 
     def __init__(
@@ -50,29 +103,34 @@ class PromptCommand(QUndoCommand):
         super().__init__(text)
         self._holder, self._image_id = holder, image_id
         self._old, self._new = old.copy(), new.copy()
+        self.image_ids = frozenset({image_id})
 
-    def redo(self) -> None:
+    def apply(self) -> None:
         if not self._holder.restore_prompts(self._image_id, self._new):
             self.setObsolete(True)
 
-    def undo(self) -> None:
+    def revert(self) -> None:
         if not self._holder.restore_prompts(self._image_id, self._old):
             self.setObsolete(True)
 
 
-class AcceptCommand(QUndoCommand):
-    """Add the accepted AI mask as an instance and clear the prompts, as one undo step."""
+class AcceptCommand(StudioCommand):
+    """Add the accepted AI mask as an instance and clear the prompts, as one undo step.
+
+    ``add``: the document edit (the instance, with the image's status change when there is one).
+    """
 
     def __init__(self, holder: PromptHolder, image_id: int, prompts: PromptSet, add: Command) -> None:
         super().__init__(add.text)
         self._holder, self._image_id = holder, image_id
         self._prompts = prompts.copy()
         self._add = add
+        self.image_ids = frozenset({image_id})
 
-    def redo(self) -> None:
+    def apply(self) -> None:
         self._add.do()
         self._holder.restore_prompts(self._image_id, PromptSet())
 
-    def undo(self) -> None:
+    def revert(self) -> None:
         self._add.undo()
         self._holder.restore_prompts(self._image_id, self._prompts)

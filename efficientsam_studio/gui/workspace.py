@@ -38,6 +38,7 @@ class Workspace:
             tool.set_size(window.settings.brush_size)
         self.tools: dict[str, Tool] = {t.name: t for t in (self.ai, self.polygon, self.brush, self.eraser)}
         self.files = FilesPanel(self.session)
+        self.images.load_result.connect(self.files.model.set_unreadable)
         self.categories = CategoriesPanel(self.session)
         self.instances = InstancesPanel(self.session)
         self.autosave = Autosaver(project, window.settings.autosave_seconds, window)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
 from efficientsam_studio.annotations.document import ImageStatus
 from efficientsam_studio.annotations.project import Project
@@ -149,3 +150,56 @@ def test_images_labelled_already_are_skipped(qtbot, workspace, boxes_csv):
     _run(qtbot, dialog)
     assert dialog.summary.labelled == 3 and dialog.summary.instances_removed == 5
     assert project.document.instance_count == 5
+
+
+@pytest.fixture
+def scenes(tmp_path: Path) -> Path:
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for name, objects in SCENES.items():
+        cv2.imwrite(str(folder / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def _start_from_window(qtbot, window) -> BatchDialog:
+    window.action("batch").trigger()
+    dialog = window.batch_dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.points_per_side.setValue(4)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.summary.labelled >= 1, timeout=20000)
+    return dialog
+
+
+def test_closing_the_window_during_a_run_stops_it_saves_then_closes(
+    qtbot, make_window, scenes, message_boxes
+):
+    window = make_window(loader=lambda cfg: SlowPredictor(), path=scenes)
+    path = window.workspace.project.path
+    dialog = _start_from_window(qtbot, window)
+    message_boxes.answer = QMessageBox.StandardButton.No
+    assert not window.close()
+    assert message_boxes.calls[-1][1] == "Batch run in progress"
+    assert dialog.running and window.workspace is not None and not dialog.summary.cancelled
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    summary = dialog.summary
+    assert not window.close()  # the window waits for the run to stop
+    assert window.workspace is not None
+    qtbot.waitUntil(lambda: window.workspace is None and not window.isVisible(), timeout=20000)
+    assert summary.cancelled and 1 <= summary.labelled < 3
+    with Project.open(path) as project:
+        statuses = [image.status for image in project.document.images]
+    assert statuses.count(ImageStatus.NEEDS_REVIEW) == summary.labelled  # every finished image is saved
+
+
+def test_a_termination_request_stops_a_run_without_asking(qtbot, make_window, scenes, message_boxes):
+    window = make_window(loader=lambda cfg: SlowPredictor(), path=scenes)
+    path = window.workspace.project.path
+    dialog = _start_from_window(qtbot, window)
+    summary = dialog.summary
+    window.request_quit()
+    assert not any(title == "Batch run in progress" for _, title, _ in message_boxes.calls)
+    qtbot.waitUntil(lambda: window.workspace is None and not window.isVisible(), timeout=20000)
+    with Project.open(path) as project:
+        statuses = [image.status for image in project.document.images]
+    assert summary.cancelled and statuses.count(ImageStatus.NEEDS_REVIEW) == summary.labelled

@@ -38,7 +38,8 @@ class CanvasView(QGraphicsView):
     """Image, masks and tool items; see the module docstring for coordinates and mouse handling."""
 
     zoom_changed = Signal(float)  # screen pixels per image pixel
-    cursor_moved = Signal(float, float)  # image pixel x, y
+    cursor_moved = Signal(float, float)  # image pixel x, y (only while an image is shown)
+    cleared = Signal()  # no image is shown any more (zoom and cursor position mean nothing)
     select_requested = Signal(float, float)  # Ctrl+click at image pixel x, y: select what is there
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -75,13 +76,16 @@ class CanvasView(QGraphicsView):
         self.show_pyramid(None if rgb is None else Pyramid.of_rgb(rgb))
 
     def show_pyramid(self, pyramid: Pyramid | None) -> None:
-        """Show an image pyramid built beforehand (see :class:`Pyramid`) and fit it to the window."""
+        """Show an image pyramid built beforehand (see :class:`Pyramid`) and fit it to the window; None
+        shows nothing and emits ``cleared``."""
         self.image_item.set_pyramid(pyramid)
         self.instances_item.set_labels(None, [])
         self.preview_item.set_labels(None, [])
         self._size = (0, 0) if pyramid is None else pyramid.size
         self.scene().setSceneRect(QRectF(0, 0, *self._size) if pyramid is not None else QRectF())
         self.fit()
+        if pyramid is None:
+            self.cleared.emit()
 
     def set_instance_labels(self, labels: np.ndarray | None, colors: list[QColor]) -> None:
         """Instance overlay: label map (H, W) uint8, label i drawn in ``colors[i]`` (0 transparent)."""
@@ -168,7 +172,8 @@ class CanvasView(QGraphicsView):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         pos = self._scene_pos(event)
-        self.cursor_moved.emit(pos.x(), pos.y())
+        if self._size[0]:
+            self.cursor_moved.emit(pos.x(), pos.y())
         if self._pan_from is not None:
             delta = event.position() - self._pan_from
             self._pan_from = event.position()

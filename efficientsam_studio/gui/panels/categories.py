@@ -1,7 +1,9 @@
 """The categories panel: add, rename, recolour, delete; rows numbered 1-9 for the number keys.
 
 The button handlers ask for input with dialogs and then call the public methods (``add``,
-``rename``, ``recolour``, ``delete``), which tests and scripts call directly.
+``rename``, ``recolour``, ``delete``), which tests and scripts call directly. Names are compared
+ignoring case ("Dog" is refused next to "dog"). The delete button asks first when the category is in
+use, naming how many instances on how many images go with it (undo brings them back).
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from efficientsam_studio.annotations.command_base import plural
 from efficientsam_studio.annotations.commands import (
     AddCategory,
     RecolourCategory,
     RemoveCategory,
     RenameCategory,
 )
+from efficientsam_studio.annotations.document import Category
 from efficientsam_studio.annotations.errors import DocumentError
 from efficientsam_studio.gui.icons import icon
 from efficientsam_studio.gui.session import Session
@@ -92,9 +97,23 @@ class CategoriesPanel(QWidget):
             self.session.set_category(int(item.data(Qt.ItemDataRole.UserRole)))
 
     # ----- public edits (each one undo step) -----
+    def same_name(self, name: str, category_id: int | None = None) -> Category | None:
+        """Another category (not ``category_id``) whose name equals ``name`` ignoring case, or None."""
+        folded = name.strip().casefold()
+        for category in self.session.document.categories:
+            if category.id != category_id and category.name.casefold() == folded:
+                return category
+        return None
+
+    def _refuse_same_name(self, name: str, category_id: int | None = None) -> bool:
+        other = self.same_name(name, category_id)
+        if other is not None:
+            self.session.error.emit(f"a category named {other.name!r} already exists")
+        return other is not None
+
     def add(self, name: str, colour: str | None = None) -> bool:
         name = name.strip()
-        if not name:
+        if not name or self._refuse_same_name(name):
             return False
         try:
             command = AddCategory(self.session.document, name, colour)
@@ -107,6 +126,8 @@ class CategoriesPanel(QWidget):
         return False
 
     def rename(self, category_id: int, name: str) -> bool:
+        if self._refuse_same_name(name, category_id):
+            return False
         try:
             return self.session.push(RenameCategory(self.session.document, category_id, name.strip()))
         except DocumentError as exc:
@@ -143,5 +164,21 @@ class CategoriesPanel(QWidget):
 
     def _delete(self) -> None:
         category = self.session.current_category
-        if category is not None:
+        if category is not None and self._agree_to_delete(category):
             self.delete(category.id)
+
+    def _agree_to_delete(self, category: Category) -> bool:
+        """True when ``category`` is unused, or the user agrees to delete its instances with it."""
+        instances = self.session.document.instances_of_category(category.id)
+        if not instances:
+            return True
+        images = len({instance.image_id for instance in instances})
+        answer = QMessageBox.question(
+            self,
+            "Delete category",
+            f"Delete the category {category.name!r} and its {plural(len(instances), 'instance')} on "
+            f"{plural(images, 'image')}?\n\nUndo (Ctrl+Z) brings them back.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes

@@ -1,7 +1,9 @@
 """The file list: every image of the project with its status, a text filter and a status filter.
 
 Backed by a list model over the document (not one widget per row), so folders of tens of thousands
-of images stay fast.
+of images stay fast. An image whose file could not be read shows a broken-image icon and the reason in
+its tooltip. Choosing a row makes that image current; a filter that hides the current image's row (its
+status changed, or the filter did) leaves the current image as it is.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 class ImageListModel(QAbstractListModel):
-    """Rows = images of the document in order; display = path and instance count."""
+    """Rows = images of the document in order; display = path and instance count.
+
+    ``unreadable``: image id -> why its file could not be read (see :meth:`set_unreadable`)."""
 
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
         self._ids = [image.id for image in session.document.images]
         self._icons = {status: icon(status.value) for status in ImageStatus}
+        self._broken = icon("unreadable")
+        self.unreadable: dict[int, str] = {}
         session.document_changed.connect(self._on_change)
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -45,9 +51,12 @@ class ImageListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             count = len(document.instances_of(image.id))
             return f"{image.path}  ({count})" if count else image.path
+        reason = self.unreadable.get(image.id)
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._icons[image.status]
+            return self._broken if reason is not None else self._icons[image.status]
         if role == Qt.ItemDataRole.ToolTipRole:
+            if reason is not None:
+                return f"{image.path}: unreadable ({reason}); {STATUS_LABELS[image.status]}"
             return f"{image.path}: {image.width}x{image.height}, {STATUS_LABELS[image.status]}"
         if role == STATUS_ROLE:
             return image.status.value
@@ -57,6 +66,18 @@ class ImageListModel(QAbstractListModel):
 
     def row_of(self, image_id: int) -> int:
         return self._ids.index(image_id) if image_id in self._ids else -1
+
+    def set_unreadable(self, image_id: int, reason: str) -> None:
+        """Mark an image's file as unreadable for ``reason``, or as readable again with ""."""
+        if self.unreadable.get(image_id, "") == reason:
+            return
+        if reason:
+            self.unreadable[image_id] = reason
+        else:
+            self.unreadable.pop(image_id, None)
+        row = self.row_of(image_id)
+        if row >= 0:
+            self.dataChanged.emit(self.index(row), self.index(row))
 
     def _on_change(self, change: Change) -> None:
         if change.kind in ("reset", "image_added"):
@@ -89,6 +110,11 @@ class StatusFilter(QSortFilterProxyModel):
             return False
         return super().filterAcceptsRow(row, parent)
 
+    def accepts_image(self, image_id: int) -> bool:
+        """True when the filters show the row of image ``image_id``."""
+        row = self.sourceModel().row_of(image_id)
+        return row >= 0 and self.filterAcceptsRow(row, QModelIndex())
+
 
 class FilesPanel(QWidget):
     """File list with filters; choosing a row makes that image current."""
@@ -113,6 +139,8 @@ class FilesPanel(QWidget):
         self.view.setModel(self.proxy)
         self.view.setUniformItemSizes(True)
         self.view.selectionModel().currentChanged.connect(self._on_current)
+        for refiltered in (self.proxy.rowsRemoved, self.proxy.rowsInserted, self.proxy.layoutChanged):
+            refiltered.connect(lambda *_: self._show_current(self.session.current_image_id))
         filters = QHBoxLayout()
         filters.addWidget(self.text_filter, 2)
         filters.addWidget(self.status_filter, 1)
@@ -122,14 +150,25 @@ class FilesPanel(QWidget):
         layout.addWidget(self.view)
         session.image_changed.connect(self._show_current)
 
-    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+    def _on_current(self, current: QModelIndex, previous: QModelIndex) -> None:
+        shown = self.session.current_image_id
+        if (
+            previous.isValid()
+            and previous.data(ID_ROLE) == shown
+            and shown is not None
+            and not self.proxy.accepts_image(shown)
+        ):
+            return  # the filter hid the current image's row and the view moved on: not the user's choice
         if current.isValid():
             self.session.set_current_image(int(current.data(ID_ROLE)))
 
-    def _show_current(self, image_id: int) -> None:
-        if image_id == NONE:
+    def _show_current(self, image_id: int | None) -> None:
+        """Highlight the current image's row, or no row when the filters hide it."""
+        if image_id is None or image_id == NONE:
             return
         row = self.model.row_of(image_id)
-        proxy_index = self.proxy.mapFromSource(self.model.index(row))
-        if proxy_index.isValid() and self.view.currentIndex() != proxy_index:
+        proxy_index = self.proxy.mapFromSource(self.model.index(row)) if row >= 0 else QModelIndex()
+        if not proxy_index.isValid():
+            self.view.selectionModel().clear()
+        elif self.view.currentIndex() != proxy_index:
             self.view.setCurrentIndex(proxy_index)

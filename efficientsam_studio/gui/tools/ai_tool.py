@@ -2,11 +2,13 @@
 
 Mouse: left click = positive point; right click or Shift + left click = negative point; left drag =
 box (a new box replaces the previous one). Keys (routed by the main window): Tab cycles the
-candidates best first, Enter accepts the shown candidate as an instance of the current category,
-Esc clears the prompts, Backspace removes the last prompt. Every prompt change is an undo step and
-sends one request to the engine worker; the preview changes when the answer arrives, and answers to
-superseded requests are dropped. Until the answer arrives the status text (and ``busy_changed``) says
-what the tool waits for: the encoder ("Encoding the image…") or the decoder ("Computing the mask…").
+candidates best first, Enter accepts the shown candidate as an instance of the current category (an
+unlabelled image becomes in progress, in the same undo step), Esc clears the prompts, Backspace
+removes the last prompt. A mask whose size differs from the image's record (its file was replaced by
+one of another size) is refused. Every prompt change is an undo step and sends one request to the
+engine worker; the preview changes when the answer arrives, and answers to superseded requests are
+dropped. Until the answer arrives the status text (and ``busy_changed``) says what the tool waits for:
+the encoder ("Encoding the image…") or the decoder ("Computing the mask…").
 """
 
 from __future__ import annotations
@@ -219,6 +221,14 @@ class AiTool(Tool):
         if not mask.any():
             self.status.emit("This candidate is empty; add prompts or press Tab for another one.")
             return False
+        image = self.session.document.image(image_id)
+        if mask.shape != (image.height, image.width):
+            self.status.emit(
+                f"The mask is not added: the file {image.path} is now {mask.shape[1]}x{mask.shape[0]} "
+                f"but the project's masks of it are {image.width}x{image.height}. "
+                "Put the original file back to label this image."
+            )
+            return False
         add = AddInstance.from_mask(
             self.session.document,
             image_id,
@@ -227,7 +237,8 @@ class AiTool(Tool):
             score=float(self.prediction.scores[self.candidate]),
             source="ai",
         )
-        if self.session.push(AcceptCommand(self, image_id, self.prompts, add)):
+        step = AcceptCommand(self, image_id, self.prompts, self.session.labelling_step(add))
+        if self.session.push(step):
             self.session.select_instance(add.instance.id)
             return True
         return False

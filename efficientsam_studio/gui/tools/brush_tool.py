@@ -2,8 +2,9 @@
 
 A stroke is drawn as a vector path while the button is held (no raster work per mouse move) and is
 rasterised into the mask with OpenCV on release, as one undo step. The brush adds to the selected
-instance, or starts a new manual instance of the current category when none is selected; the
-eraser removes from the selected instance. ``size`` is the stroke diameter in image pixels;
+instance, or starts a new manual instance of the current category when none is selected (an
+unlabelled image becomes in progress, in the same undo step); the eraser removes from the selected
+instance. ``size`` is the stroke diameter in image pixels;
 ``[`` and ``]`` (routed by the main window) change it.
 """
 
@@ -120,7 +121,7 @@ class BrushTool(Tool):
                 self.status.emit("Add a category first to paint a new instance.")
                 return False
             add = AddInstance.from_mask(document, image.id, category.id, stroke, source="manual")
-            if self.session.push(add):
+            if self.session.push(self.session.labelling_step(add)):
                 self.session.select_instance(add.instance.id)
                 return True
             return False

@@ -1,8 +1,8 @@
 """The polygon tool: draw a new polygon, or edit the vertices of the selected instance.
 
 Drawing: each left click adds a vertex; a double click on the last vertex or Enter closes the polygon
-and adds it as a manual instance of the current category; Backspace removes the last vertex; Esc drops
-the drawing.
+and adds it as a manual instance of the current category (an unlabelled image becomes in progress, in
+the same undo step); Backspace removes the last vertex; Esc drops the drawing.
 Editing: with an instance selected and no drawing under way, its outline is shown as rings of
 vertex handles (traced by the annotation core with the polygon mode and the simplification tolerance
 of the settings, as exports trace it); drag a handle to move a vertex or Shift+click it to delete it,
@@ -146,7 +146,7 @@ class PolygonTool(Tool):
             self.status.emit("The polygon covers no pixel; draw a larger one.")
             return False
         add = AddInstance.from_mask(self.session.document, image.id, category.id, mask, source="manual")
-        if self.session.push(add):
+        if self.session.push(self.session.labelling_step(add)):
             self.session.select_instance(add.instance.id)
             return True
         return False
