@@ -13,7 +13,9 @@ Interactive mIoU on COCO-style ground truth (every non-crowd instance of every i
   together (this model has no mask input).
 
 Only the most confident output (highest predicted IoU) is scored: the predictor is asked for its best
-mask (``multimask_output=False``). Masks are compared at the original image size.
+mask (``multimask_output=False``). Masks are compared at the original image size. An invalid ground-truth
+annotation (see :func:`~trainer.finetune.sources.annotation_problem`) is not scored: it is reported by a
+warning naming the file and the annotation id, and counted in the report's ``invalid_annotations``.
 
 Zero-shot instance segmentation: every detection box (COCO results ``[{image_id, category_id, bbox
 [x, y, w, h], score}]``) prompts the model as ``[x, y, x + w, y + h]``; the most confident mask, with the
@@ -37,7 +39,14 @@ import numpy as np
 from efficientsam_studio.annotations import masks as mask_ops
 from efficientsam_studio.errors import StudioError
 from trainer.finetune.prompts import center_point, error_click, mask_to_box, random_points
-from trainer.finetune.sources import CocoInstances, DatasetError, decode_segmentation
+from trainer.finetune.sources import (
+    CocoInstances,
+    DatasetError,
+    annotation_name,
+    annotation_problem,
+    decode_segmentation,
+    report_invalid,
+)
 
 PROMPT_MODES = ("box", "point", "center")
 MAX_CLICKS = 6
@@ -194,8 +203,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the protocol over a COCO instances file; returns a JSON-ready dict.
 
-    ``{"images": n, "masks": m, "miou": {"box": {"miou", "count"}, "point@1": ...},
-    "instance_segmentation": {"AP", "AP50", ..., "detections"} (with detections), "seconds": t}``.
+    ``{"images": n, "masks": m, "invalid_annotations": k, "miou": {"box": {"miou", "count"}, "point@1":
+    ...}, "instance_segmentation": {"AP", "AP50", ..., "detections"} (with detections), "seconds": t}``.
     """
     from tqdm import tqdm
 
@@ -211,6 +220,7 @@ def evaluate(
     results: list[dict] = []
     image_ids: list[int] = []
     masks_scored = 0
+    invalid = len(source.invalid)
     start = time.perf_counter()
     for index in tqdm(range(count), desc="eval", unit="img", disable=not progress):
         record = source.read(index)
@@ -218,11 +228,17 @@ def evaluate(
         image_id = record.extra["image_id"]
         image_ids.append(image_id)
         targets, ids = [], []
-        for annotation in record.annotations:
+        for position, annotation in enumerate(record.annotations):
+            problem = annotation_problem(annotation, height, width)
+            if problem is not None:
+                invalid += 1
+                report_invalid(str(annotations_file), annotation_name(annotation, position), problem)
+                continue
             target = decode_segmentation(annotation["segmentation"], height, width, record.name)
             if target.any():
                 targets.append(target)
-                ids.append(int(annotation.get("id", len(ids))))
+                annotation_id = annotation.get("id")
+                ids.append(annotation_id if isinstance(annotation_id, int) else position)
         predictor.set_image(record.image)
         evaluate_image(predictor, targets, ids, config, totals)
         masks_scored += len(targets)
@@ -245,6 +261,7 @@ def evaluate(
         "annotations": str(annotations_file),
         "images": count,
         "masks": masks_scored,
+        "invalid_annotations": invalid,
         "protocol": {
             "prompts": list(config.prompts),
             "clicks": list(config.clicks),

@@ -12,6 +12,7 @@ samples. Steps per epoch = ``(len(dataset) // world) // batch_size // accum``; l
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,7 +63,10 @@ class TrainConfig:
     """Settings of the loop; the task holds the model and data settings.
 
     Learning rate: ``lr`` when given, else ``blr * effective_batch / 256``. ``warmup_epochs`` may be
-    fractional. ``resume``: a checkpoint path, or ``"auto"`` for ``out_dir/checkpoint.pt`` when it exists.
+    fractional. ``resume``: a checkpoint path, or ``"auto"`` for ``out_dir/checkpoint.pt`` when it exists
+    (when it does not, a notice says so and the run starts at step 0). On resume, ``log.jsonl`` (and the
+    TensorBoard events) keep only the records up to the checkpoint's step, so every optimiser step has
+    one record however often a run was interrupted.
     ``max_steps`` stops (with a checkpoint and an export) once that many optimiser steps are done in total;
     the schedule still spans ``epochs``. ``checkpoint_every``: also checkpoint every N optimiser steps
     (0: only at epoch ends and at the stop). ``precision`` ``"auto"``: bf16 autocast on CUDA, fp32 on CPU.
@@ -109,6 +113,7 @@ class FitResult:
     checkpoint_path: Path | None = None
     corrupt_images: int = 0
     stopped_early: bool = False
+    totals: dict[str, int] = field(default_factory=dict)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -126,6 +131,17 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def _as_float(value: Any) -> float:
     return float(value.detach().float().item()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _from_worker(exc: StudioError) -> StudioError:
+    """A data-loader worker's StudioError comes back with the worker's traceback in its message; the same
+    error with the original one-line message (other errors are returned as they are)."""
+    text = str(exc)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return exc
+    last = text.rstrip().splitlines()[-1]
+    marker = f"{type(exc).__name__}: "
+    return type(exc)(last.split(marker, 1)[1] if marker in last else last)
 
 
 class _Run:
@@ -176,7 +192,7 @@ class _Run:
         self.step = 0
         self.epoch = 0
         self.step_in_epoch = 0
-        self.corrupt_total = 0
+        self.totals = {key: 0 for key in ("corrupt_images", *task.count_keys)}
         self._maybe_resume()
         if info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -185,7 +201,9 @@ class _Run:
             )
         else:
             self.ddp = self.model
-        self.log = RunLog(self.out_dir, enabled=info.is_main, tensorboard=config.tensorboard)
+        self.log = RunLog(
+            self.out_dir, enabled=info.is_main, tensorboard=config.tensorboard, start_step=self.step
+        )
         self.loader = DataLoader(
             self.dataset,
             batch_size=config.batch_size,
@@ -207,8 +225,21 @@ class _Run:
         if not resume:
             return None
         if resume == "auto":
-            return self.checkpoint_path if self.checkpoint_path.is_file() else None
-        return Path(resume)
+            if self.checkpoint_path.is_file():
+                return self.checkpoint_path
+            if self.info.is_main:
+                print(
+                    f"--resume: {self.checkpoint_path} does not exist yet; starting a new run at step 0",
+                    file=sys.stderr,
+                )
+            return None
+        path = Path(resume)
+        if path.is_dir():
+            raise CheckpointError(
+                f"--resume {path} is a folder; give the checkpoint file of that run "
+                f"({path / CHECKPOINT_NAME}), or --resume alone to continue the run in --out"
+            )
+        return path
 
     def _maybe_resume(self) -> None:
         path = self._resume_path()
@@ -220,6 +251,13 @@ class _Run:
                 f"{path} is not a '{self.task.name}' training checkpoint of this trainer; "
                 "resume from RUN_DIR/checkpoint.pt of a run of the same stage"
             )
+        trained = state.get("describe") or {}
+        wanted = self.task.describe()
+        if trained.get("encoder") and wanted.get("encoder") and trained["encoder"] != wanted["encoder"]:
+            raise TrainConfigError(
+                f"{path}: this run was trained with --encoder {trained['encoder']}; "
+                "resume with the same --encoder"
+            )
         same_batch = state["effective_batch"] == self.effective_batch
         if not same_batch or state["steps_per_epoch"] != self.steps_per_epoch:
             raise TrainConfigError(
@@ -230,14 +268,19 @@ class _Run:
         try:
             self.model.load_state_dict(state["model"], strict=True)
         except RuntimeError as exc:
+            changed = [k for k in wanted if k in trained and trained[k] != wanted[k]]
+            differences = "; ".join(f"{k} was {trained[k]}, now {wanted[k]}" for k in changed)
             raise CheckpointError(
-                f"{path} does not fit this model ({exc}); resume with the same --encoder"
+                f"{path} does not fit this model ({differences or 'other parameter shapes'}); "
+                "resume with the options the run was trained with"
             ) from exc
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
-        self.corrupt_total = int(state.get("corrupt_images_total", 0))
+        saved = state.get("count_totals") or {"corrupt_images": state.get("corrupt_images_total", 0)}
+        for key, value in saved.items():
+            self.totals[key] = int(value)
         rngs = state.get("rng") or []
         if len(rngs) == self.info.world_size:
             restore_rng_state(rngs[self.info.rank])
@@ -267,7 +310,8 @@ class _Run:
                     "epoch": self.epoch,
                     "start": self.step_in_epoch * self.config.batch_size * self.config.accum,
                 },
-                "corrupt_images_total": self.corrupt_total,
+                "corrupt_images_total": self.totals["corrupt_images"],
+                "count_totals": dict(self.totals),
                 "rng": rngs,
             }
             atomic_torch_save(state, self.checkpoint_path)
@@ -283,7 +327,7 @@ class _Run:
             last = self.checkpoint_path if self.checkpoint_path.is_file() else None
             where = f"the last checkpoint {last} is untouched" if last else "no checkpoint was written yet"
             raise NonFiniteLossError(
-                f"the loss became non-finite at epoch {self.epoch}, optimiser step {self.step} "
+                f"the loss became non-finite at epoch {self.epoch}, optimiser step {self.step + 1} "
                 f"(lr {self.schedule.lr_at(self.step):.3g}); {where}. Lower --lr/--blr, use --precision fp32 "
                 "or check the data, then resume with --resume"
             )
@@ -321,19 +365,21 @@ class _Run:
         for key, value in counts.items():
             total = all_reduce_sum_int(value, self.device)
             metrics[key] = float(total)
-            if key == "corrupt_images":
-                self.corrupt_total += total
+            self.totals[key] = self.totals.get(key, 0) + total
         metrics["lr"] = lr
         return metrics
 
     def _epoch_batches(self):
         accum = self.config.accum
         group: list[Any] = []
-        for batch in self.loader:
-            group.append(batch)
-            if len(group) == accum:
-                yield group
-                group = []
+        try:
+            for batch in self.loader:
+                group.append(batch)
+                if len(group) == accum:
+                    yield group
+                    group = []
+        except StudioError as exc:
+            raise _from_worker(exc) from None
 
     def run(self) -> FitResult:
         cfg = self.config
@@ -368,7 +414,7 @@ class _Run:
                                 "step": self.step,
                                 "epoch": self.epoch,
                                 **metrics,
-                                "corrupt_images_total": self.corrupt_total,
+                                **{f"{key}_total": value for key, value in self.totals.items()},
                             }
                         )
                     if pbar is not None:
@@ -400,8 +446,9 @@ class _Run:
             metrics=metrics,
             export_path=export_path,
             checkpoint_path=self.checkpoint_path,
-            corrupt_images=self.corrupt_total,
+            corrupt_images=self.totals["corrupt_images"],
             stopped_early=stopped and self.step < self.total_steps,
+            totals=dict(self.totals),
         )
 
 

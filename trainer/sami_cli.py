@@ -13,9 +13,10 @@ Heavy imports (torch) happen inside the run functions, so ``efsam-studio --help`
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from efficientsam_studio.cli.train import TrainUsageError, loop_settings, register_stage
+from efficientsam_studio.cli.train import Range, TrainUsageError, check_ranges, loop_settings, register_stage
 from efficientsam_studio.cli.train import preset_value as _pick
 
 PRESETS: dict[str, dict] = {
@@ -52,10 +53,25 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: ranges of the SAMI options (the decoder width must also be divisible by 4 and by the heads)
+RANGES: dict[str, Range] = {
+    "mask_ratio": Range(0, 1, high_open=True),
+    "decoder_depth": Range(1),
+    "decoder_width": Range(4),
+    "decoder_heads": Range(1),
+    "views": Range(1),
+    "shard_size": Range(1),
+}
+
+
 def _add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--teacher", help="SAM checkpoint (sam_vit_h_4b8939.pth) or a teacher cache folder")
     group.add_argument("--mask-ratio", type=float, help="fraction of tokens masked (default 0.75)")
-    group.add_argument("--target", choices=["neck", "backbone"], help="teacher output reconstructed (neck)")
+    group.add_argument(
+        "--target",
+        choices=["neck", "backbone"],
+        help="teacher output reconstructed (neck; with a teacher cache: the output it holds)",
+    )
     group.add_argument("--decoder-depth", type=int, help="SAMI decoder blocks (paper 8)")
     group.add_argument("--decoder-width", type=int, help="SAMI decoder width (paper 512)")
     group.add_argument("--decoder-heads", type=int, help="SAMI decoder attention heads (16)")
@@ -84,19 +100,25 @@ def run_sami(args: argparse.Namespace) -> int:
 
     _require(args, "teacher", "out")
     preset = _preset(args)
+    check_ranges(args, RANGES)
     depth, width, heads = preset["decoder"]
+    depth = args.decoder_depth or depth
+    width = args.decoder_width or width
+    heads = args.decoder_heads or heads
+    step = math.lcm(4, heads)
+    if width % step:
+        raise TrainUsageError(
+            f"--decoder-width must be a multiple of {step} (divisible by the {heads} decoder heads, and by 4 "
+            f"for the sine-cosine position embedding); got {width}"
+        )
     sami = SamiConfig(
         encoder=_pick(args, "encoder", preset),
         teacher=Path(args.teacher),
         data=Path(args.data) if args.data else None,
         input_size=_pick(args, "input_size", preset),
         mask_ratio=_pick(args, "mask_ratio", preset),
-        target=args.target or "neck",
-        decoder=DecoderConfig(
-            depth=args.decoder_depth or depth,
-            width=args.decoder_width or width,
-            heads=args.decoder_heads or heads,
-        ),
+        target=args.target,
+        decoder=DecoderConfig(depth=depth, width=width, heads=heads),
         seed=args.seed or 0,
     )
     config = TrainConfig(
@@ -124,6 +146,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
     _require(args, "data", "teacher", "out")
     preset = _preset(args)
+    check_ranges(args, RANGES)
     size = _pick(args, "input_size", preset)
     index = build_teacher_cache(
         args.data,

@@ -40,7 +40,9 @@ class SamiConfig:
     """What SAMI trains on and how. ``teacher``: a SAM checkpoint (online teacher) or a cache folder.
 
     ``data`` may be omitted with a cache (its recorded data root is used). ``input_size`` and the crop
-    are taken from the cache when one is given.
+    are taken from the cache when one is given. ``target``: the teacher output reconstructed, ``neck`` or
+    ``backbone``; None means ``neck`` with an online teacher and the output a cache holds with a cache
+    (a cache holding the other output is refused).
     """
 
     encoder: str = "vit_t"
@@ -48,7 +50,7 @@ class SamiConfig:
     data: Path | None = None
     input_size: int = 224
     mask_ratio: float = 0.75
-    target: str = "neck"
+    target: str | None = None
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     crop_scale: tuple[float, float] = (0.2, 1.0)
     hflip: float = 0.5
@@ -115,7 +117,7 @@ class SamiTask(TrainTask):
 
     def __init__(self, config: SamiConfig) -> None:
         self.config = config
-        if config.target not in OUTPUTS:
+        if config.target is not None and config.target not in OUTPUTS:
             raise StudioError(f"--target must be one of {OUTPUTS}, got {config.target!r}")
         if config.teacher is None:
             raise StudioError(
@@ -125,12 +127,21 @@ class SamiTask(TrainTask):
         self.cache: TeacherCache | None = None
         if is_teacher_cache(config.teacher):
             self.cache = TeacherCache.open(config.teacher)
+            cached = self.cache.plan.get("target", "neck")
+            if config.target is not None and config.target != cached:
+                raise StudioError(
+                    f"--target {config.target}: the teacher cache {config.teacher} holds the teacher's "
+                    f"{cached} features; leave --target out (or give --target {cached}) to train on them, "
+                    f"or build a cache with --stage sami-cache --target {config.target}"
+                )
+            self.target = cached
             self.input_size = int(self.cache.plan["input_size"])
             self.teacher_dim = int(self.cache.plan["channels"])
         else:
+            self.target = config.target or "neck"
             self.teacher = load_sam_teacher(config.teacher)
             self.input_size = config.input_size
-            self.teacher_dim = self.teacher.feature_channels(config.target)
+            self.teacher_dim = self.teacher.feature_channels(self.target)
             if config.data is None:
                 raise StudioError("--data is required with an online teacher: a folder of images")
         if self.input_size % 16:
@@ -162,7 +173,7 @@ class SamiTask(TrainTask):
             target = batch["target"].to(device, non_blocking=True)
         else:
             with torch.no_grad():
-                features = self.teacher(images, output=self.config.target)
+                features = self.teacher(images, output=self.target)
             target = features.flatten(2).transpose(1, 2).float()
         out = model(images, noise, target)
         out["corrupt_images"] = batch["corrupt_images"].sum()
@@ -175,7 +186,7 @@ class SamiTask(TrainTask):
             "encoder": cfg.encoder,
             "teacher": str(cfg.teacher),
             "teacher_source": "cache" if self.cache is not None else "checkpoint",
-            "target": cfg.target,
+            "target": self.target,
             "input_size": self.input_size,
             "mask_ratio": cfg.mask_ratio,
             "decoder": asdict(cfg.decoder),

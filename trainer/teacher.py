@@ -68,12 +68,19 @@ class SamEncoderConfig:
             rows = [state[f"blocks.{i}.attn.rel_pos_h"].shape[0] for i in range(depth)]
             hidden = state["blocks.0.mlp.lin1.weight"].shape[0]
             out_chans = state["neck.0.weight"].shape[0]
-        except (KeyError, IndexError, ValueError) as exc:
-            raise CheckpointError(f"not a SAM image encoder state_dict (missing or odd {exc})") from exc
+        except KeyError as exc:
+            raise CheckpointError(f"not a SAM image encoder state_dict (no {exc.args[0]!r} tensor)") from exc
+        except (IndexError, ValueError) as exc:
+            raise CheckpointError(
+                "not a SAM image encoder state_dict (its tensors do not have SAM's shapes)"
+            ) from exc
         global_blocks = tuple(i for i, r in enumerate(rows) if r == 2 * grid - 1)
         window_rows = {r for r in rows if r != 2 * grid - 1}
         if len(window_rows) > 1:
-            raise CheckpointError(f"SAM encoder with several window sizes (table rows {sorted(window_rows)})")
+            raise CheckpointError(
+                f"not a SAM image encoder this trainer can run (several window sizes: table rows "
+                f"{sorted(window_rows)})"
+            )
         window = (window_rows.pop() + 1) // 2 if window_rows else 0
         return cls(
             embed_dim=embed_dim,
@@ -307,6 +314,11 @@ def extract_image_encoder(state: dict, source: str = "checkpoint") -> dict[str, 
 def load_sam_teacher(path: str | Path) -> SamImageEncoder:
     """Build the SAM image encoder a checkpoint describes and load its weights strictly; frozen, eval mode."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"teacher {path} is a folder but not a teacher cache (it has no plan.json); give a SAM "
+            "checkpoint file (sam_vit_h_4b8939.pth) or a folder made by --stage sami-cache"
+        )
     if not path.is_file():
         raise CheckpointError(
             f"teacher checkpoint {path} does not exist; download a SAM checkpoint "
@@ -317,7 +329,13 @@ def load_sam_teacher(path: str | Path) -> SamImageEncoder:
     except Exception as exc:  # truncated file, pickle of another kind, not a torch file
         raise CheckpointError(f"teacher checkpoint {path} cannot be read: {exc}") from exc
     state = extract_image_encoder(raw, str(path))
-    config = SamEncoderConfig.from_state_dict(state)
+    try:
+        config = SamEncoderConfig.from_state_dict(state)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"teacher checkpoint {path} is {exc}; the teacher is a SAM checkpoint (sam_vit_h_4b8939.pth, "
+            "sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth), not an EfficientSAM one"
+        ) from exc
     encoder = SamImageEncoder(config)
     try:
         encoder.load_state_dict(state, strict=True)

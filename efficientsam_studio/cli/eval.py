@@ -9,6 +9,8 @@ Example::
 center (the pixel farthest from its boundary), comma-separated for several; ``--clicks`` the click counts
 reported for point/center (later clicks come from the error region). ``--detections`` (COCO results
 with boxes) adds COCO mask AP of the masks the boxes prompt. Only the most confident mask is scored.
+An invalid ground-truth annotation is skipped: a warning names the file and the annotation id, and the
+summary counts them. Warnings are printed as one line each.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def _model_name(args: argparse.Namespace) -> str:
 
 def _print_report(report: dict) -> None:
     print(f"{report['images']} images, {report['masks']} masks ({report['annotations']})")
+    if report.get("invalid_annotations"):
+        print(f"  skipped {report['invalid_annotations']} invalid annotations (see the warnings)")
     for key, value in report["miou"].items():
         print(f"  mIoU {key:<10} {value['miou']:.4f}  ({value['count']} masks)")
     ap = report.get("instance_segmentation")
@@ -81,11 +85,20 @@ def _print_report(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from efficientsam_studio.cli.train import warnings_as_messages
+
+    with warnings_as_messages("efsam-studio eval: warning: "):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from efficientsam_studio.engine import load_predictor
     from trainer.evaluate import EvalConfig, evaluate, parse_clicks, parse_prompts
 
     if args.limit is not None and args.limit < 1:
         raise EvalUsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.seed < 0:
+        raise EvalUsageError(f"--seed must be at least 0, got {args.seed}")
     config = EvalConfig(
         prompts=parse_prompts(args.prompt), clicks=parse_clicks(args.clicks), seed=args.seed, limit=args.limit
     )

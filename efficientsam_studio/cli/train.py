@@ -5,14 +5,21 @@ Stages register themselves with :func:`register_stage` from their own modules, l
 and ``sami-cache``; ``trainer.finetune.cli`` registers ``finetune``, the stage used when ``--stage`` is
 omitted. The options every stage shares are defined here (default ``None``, so a stage can tell "not
 given" from its preset's value); a stage adds its own options in ``add_arguments``.
+
+Before a stage runs, the common options are checked (:func:`check_common_options`: numeric ranges,
+``--device`` on this machine, ``--out`` and ``--resume`` paths); a stage checks its own with
+:func:`check_ranges`. A bad value ends the command with one line naming the option and what it allows.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +117,88 @@ def accumulation_steps(args: argparse.Namespace, preset: dict, batch_size: int) 
     return preset["global_batch"] // per_step
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option allows: finite numbers from ``low`` to ``high`` (None: unbounded),
+    each bound included unless ``low_open`` / ``high_open``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
+        return " and ".join(parts) if parts else "a finite number"
+
+
+#: ranges of the options every stage shares (``--input-size`` must also be a multiple of 16)
+COMMON_RANGES: dict[str, Range] = {
+    "epochs": Range(1),
+    "batch_size": Range(1),
+    "accum": Range(1),
+    "lr": Range(0, low_open=True),
+    "blr": Range(0, low_open=True),
+    "warmup_epochs": Range(0),
+    "weight_decay": Range(0),
+    "input_size": Range(16),
+    "workers": Range(0),
+    "seed": Range(0),
+    "max_steps": Range(1),
+    "checkpoint_every": Range(0),
+}
+
+
+def option_name(key: str) -> str:
+    """``"batch_size"`` -> ``"--batch-size"``."""
+    return "--" + key.replace("_", "-")
+
+
+def check_ranges(args: argparse.Namespace, ranges: dict[str, Range]) -> None:
+    """TrainUsageError for the first option given outside its range (options not given are skipped)."""
+    for key, allowed in ranges.items():
+        value = getattr(args, key, None)
+        if value is not None and not allowed.contains(value):
+            raise TrainUsageError(f"{option_name(key)} must be {allowed.describe()}; got {value}")
+
+
+def check_common_options(args: argparse.Namespace) -> None:
+    """Check the shared options before any work: ranges, ``--input-size`` a multiple of 16, ``--device``
+    available here (as ``efsam-studio eval`` checks it), ``--out`` not a file and ``--resume PATH`` a
+    checkpoint file."""
+    check_ranges(args, COMMON_RANGES)
+    if args.input_size is not None and args.input_size % 16:
+        raise TrainUsageError(
+            f"--input-size must be a multiple of 16 (the patch size); got {args.input_size}"
+        )
+    if args.device is not None:
+        from efficientsam_studio.engine.device import resolve_device
+
+        resolve_device(args.device)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TrainUsageError(f"--out {args.out} is a file, not a folder")
+    if args.resume not in (None, "auto"):
+        resume = Path(args.resume)
+        if resume.is_dir():
+            raise TrainUsageError(
+                f"--resume {resume} is a folder; give the checkpoint file of that run "
+                f"({resume / 'checkpoint.pt'}), or --resume alone to continue the run in --out"
+            )
+        if not resume.is_file():
+            raise TrainUsageError(f"--resume {resume}: no such checkpoint file")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every stage understands. Defaults are None: the stage's preset fills them."""
     parser.add_argument("--stage", help="what to train (see the stage list above)")
@@ -130,7 +219,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         nargs="?",
         const="auto",
-        help="continue from OUT/checkpoint.pt (no value) or from the given checkpoint",
+        help="continue from OUT/checkpoint.pt (no value; without one a new run starts) or from the given "
+        "checkpoint file",
     )
     parser.add_argument("--device", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="autocast precision")
@@ -167,4 +257,18 @@ def run(args: argparse.Namespace) -> int:
         raise TrainUsageError(f"choose a stage with --stage ({', '.join(sorted(STAGES))})")
     if name not in STAGES:
         raise TrainUsageError(f"unknown --stage {name!r}; choose one of: {', '.join(sorted(STAGES))}")
-    return int(STAGES[name].run(args) or 0)
+    check_common_options(args)
+    with warnings_as_messages():
+        return int(STAGES[name].run(args) or 0)
+
+
+@contextlib.contextmanager
+def warnings_as_messages(prefix: str = "efsam-studio train: warning: "):
+    """Print warnings as one line each, ``prefix`` + the message, without the source line that Python's
+    default format adds (for the trainer's warnings that line is library code, not the user's)."""
+    original = warnings.formatwarning
+    warnings.formatwarning = lambda message, *args, **kwargs: f"{prefix}{message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original

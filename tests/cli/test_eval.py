@@ -53,3 +53,28 @@ def test_eval_errors_are_reported(coco, tiny_checkpoint, tmp_path, capsys):
                "--images", str(images)]  # fmt: skip
     assert main(missing) == 2
     assert "none.json" in capsys.readouterr().err
+
+
+def test_eval_skips_invalid_annotations_and_counts_them(coco, tiny_checkpoint, capsys):
+    annotations, images = coco
+    document = json.loads(annotations.read_text())
+    first = document["annotations"][0]
+    document["annotations"] += [
+        {**first, "id": 901, "segmentation": [[10, 20, 30]]},
+        {**first, "id": 902, "segmentation": {"size": first["segmentation"]["size"], "counts": [100, 50]}},
+        {**first, "id": 903, "segmentation": [[float("nan"), 1, 5, 5, 10, 1]]},
+    ]
+    annotations.write_text(json.dumps(document))
+    base = ["eval", "--checkpoint", str(tiny_checkpoint), "--coco", str(annotations), "--images", str(images)]
+    with pytest.warns(UserWarning) as caught:
+        assert main([*base, "--limit", "1", "--no-progress", "--device", "cpu"]) == 0
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    assert [m.split(":")[1].strip() for m in messages] == [
+        "annotation 901",
+        "annotation 902",
+        "annotation 903",
+    ]
+    out = capsys.readouterr().out
+    assert "skipped 3 invalid annotations" in out
+    assert main([*base, "--seed", "-1"]) == 2
+    assert "--seed must be at least 0" in capsys.readouterr().err

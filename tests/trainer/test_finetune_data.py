@@ -182,11 +182,104 @@ def test_dataset_items_filter_and_determinism(tmp_path):
     assert batch["valid"].shape[1] == max(int(dataset[i]["valid"].sum()) for i in range(2))
 
 
-def test_unreadable_image_is_counted_not_fatal(tmp_path):
+def test_unreadable_image_is_replaced_counted_and_reported_once(tmp_path):
     synthetic.write_sa1b_folder(tmp_path, 2, seed=6)
     (tmp_path / "sa_1.jpg").write_bytes(b"not a jpeg")
     dataset = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=2))
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="unreadable") as caught:
         item = dataset[0]
-    assert item["corrupt_images"].item() == 1 and not item["valid"].any()
+        again = dataset[0]
+    assert len([w for w in caught if "unreadable" in str(w.message)]) == 1
+    # the next readable image stands in: the step is not an empty one
+    assert item["corrupt_images"].item() == 1 and item["valid"].any()
+    assert torch.equal(item["image"], dataset[1]["image"]) and torch.equal(again["masks"], item["masks"])
     assert dataset[1]["corrupt_images"].item() == 0
+    (tmp_path / "sa_2.json").write_text("{}")  # no annotation list: this pair cannot be used either
+    with pytest.warns(UserWarning), pytest.raises(DatasetError, match="none of the 2 training images"):
+        FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=2))[0]
+
+
+BAD_SEGMENTATIONS = {
+    "odd polygon": ([[10.0, 20.0, 30.0]], "even number"),
+    "NaN polygon": ([[float("nan"), 1.0, 5.0, 5.0, 10.0, 1.0]], "finite"),
+    "text in polygon": ([[1, 2, "3", 4, 5, 6]], "not a list of numbers"),
+    "short RLE": ({"size": [96, 128], "counts": [100, 50]}, "cover 150 pixels"),
+    "garbage RLE": ({"size": [96, 128], "counts": "!!!!garbage"}, "not an RLE digit"),
+    "RLE of another size": ({"size": [10, 10], "counts": [100]}, "size"),
+    "string": ("abc", "not a COCO RLE"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_SEGMENTATIONS)
+def test_annotation_problem_names_what_is_wrong_without_decoding(name):
+    from trainer.finetune.sources import annotation_problem
+
+    segmentation, expected = BAD_SEGMENTATIONS[name]
+    problem = annotation_problem({"id": 1, "segmentation": segmentation, "area": 10}, 96, 128)
+    assert problem is not None and expected in problem
+    square = [[10.0, 10.0, 40.0, 10.0, 40.0, 40.0, 10.0, 40.0]]
+    assert annotation_problem({"segmentation": square, "area": 900}, 96, 128) is None
+    rle = mask_ops.encode(np.ones((96, 128), bool))
+    assert annotation_problem({"segmentation": rle}, 96, 128) is None
+    assert "no 'segmentation'" in annotation_problem({"id": 2}, 96, 128)
+    assert "area" in annotation_problem({"segmentation": square, "area": "big"}, 96, 128)
+
+
+def _coco_with(tmp_path, extra_annotations):
+    annotations = synthetic.write_coco(tmp_path / "ann.json", tmp_path / "images", 2, seed=4)
+    coco = json.loads(annotations.read_text())
+    first = coco["annotations"][0]
+    for number, segmentation in enumerate(extra_annotations):
+        coco["annotations"].append({**first, "id": 900 + number, "segmentation": segmentation})
+    annotations.write_text(json.dumps(coco))
+    return annotations, coco
+
+
+def test_coco_invalid_annotations_are_skipped_and_reported_when_indexed(tmp_path):
+    bad = [segmentation for segmentation, _ in BAD_SEGMENTATIONS.values()]
+    annotations, coco = _coco_with(tmp_path, bad)
+    with pytest.warns(UserWarning) as caught:
+        source = CocoInstances(annotations, tmp_path / "images")
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    for number in range(len(bad)):
+        assert any(f"ann.json: annotation {900 + number}:" in m and m.endswith("skipped") for m in messages)
+    assert len(source.invalid) == len(bad)
+    kept = [a["id"] for image_id in source.annotations for a in source.annotations[image_id]]
+    assert sorted(kept) == sorted(a["id"] for a in coco["annotations"] if a["id"] < 900)
+    # every remaining annotation decodes; the dataset trains on the first image without an error
+    dataset = FinetuneDataset(source, DataConfig(max_masks=64))
+    assert dataset[0]["valid"].any() and dataset[0]["invalid_annotations"].item() == 0
+
+
+def test_coco_without_a_valid_annotation_is_a_clear_error(tmp_path):
+    annotations, coco = _coco_with(tmp_path, [])
+    for annotation in coco["annotations"]:
+        annotation["segmentation"] = [[10.0, 20.0, 30.0]]
+    annotations.write_text(json.dumps(coco))
+    with pytest.warns(UserWarning), pytest.raises(DatasetError, match="none of its .* annotations is valid"):
+        CocoInstances(annotations, tmp_path / "images")
+
+
+def test_sa1b_invalid_annotations_are_skipped_when_sampled(tmp_path):
+    synthetic.write_sa1b_folder(tmp_path, 2, seed=7)
+    path = tmp_path / "sa_1.json"
+    document = json.loads(path.read_text())
+    good = len(document["annotations"])
+    first = document["annotations"][0]
+    document["annotations"] += [
+        {**first, "id": 900, "segmentation": {**first["segmentation"], "counts": "!!!!garbage"}},
+        {**first, "id": 901, "segmentation": {"size": first["segmentation"]["size"], "counts": [100, 50]}},
+    ]
+    path.write_text(json.dumps(document))
+    dataset = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=good + 2))
+    with pytest.warns(UserWarning) as caught:
+        item = dataset[0]
+    messages = sorted(str(w.message) for w in caught if w.category is UserWarning)
+    assert len(messages) == 2 and all(m.startswith(f"{path}: annotation 90") for m in messages)
+    assert item["invalid_annotations"].item() == 2 and int(item["valid"].sum()) == good
+    # each is reported once; an image whose annotations are all invalid is replaced by the next one
+    document["annotations"] = document["annotations"][-2:]
+    path.write_text(json.dumps(document))
+    item = dataset[0]
+    assert item["valid"].any() and item["invalid_annotations"].item() == 2
+    assert torch.equal(item["image"], dataset[1]["image"])

@@ -133,10 +133,72 @@ def test_resume_refuses_another_batch_or_task(tmp_path):
 def test_non_finite_loss_stops_clearly_and_keeps_the_checkpoint(tmp_path):
     fit(_Linear(), _config(tmp_path, epochs=1))
     before = _params(tmp_path / "checkpoint.pt")
-    with pytest.raises(NonFiniteLossError, match="non-finite at epoch 1, optimiser step 10"):
+    with pytest.raises(NonFiniteLossError, match="non-finite at epoch 1, optimiser step 11 "):
         fit(_Linear(nan_at_step=2), _config(tmp_path, epochs=2, resume="auto"))
     after = _params(tmp_path / "checkpoint.pt")
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert read_log(tmp_path / "log.jsonl")[-1]["step"] == 10  # the step the message names comes next
+
+
+class _Crash(_Linear):
+    """Interrupted (as by Ctrl-C) during the ``crash_at``-th step."""
+
+    def __init__(self, crash_at: int) -> None:
+        super().__init__()
+        self.crash_at = crash_at
+
+    def train_step(self, model, batch, device):
+        if self.calls + 1 == self.crash_at:
+            raise KeyboardInterrupt
+        return super().train_step(model, batch, device)
+
+
+def test_resume_after_an_interrupt_keeps_one_log_record_per_step(tmp_path):
+    fit(_Linear(), _config(tmp_path / "full"))
+    with pytest.raises(KeyboardInterrupt):
+        fit(_Crash(crash_at=7), _config(tmp_path / "cut", checkpoint_every=4))
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 4
+    assert [r["step"] for r in read_log(tmp_path / "cut" / "log.jsonl")] == list(range(1, 7))
+    fit(_Linear(), _config(tmp_path / "cut", resume="auto"))
+    full = read_log(tmp_path / "full" / "log.jsonl")
+    cut = read_log(tmp_path / "cut" / "log.jsonl")
+    assert [r["step"] for r in cut] == list(range(1, 25))
+    assert [r["loss"] for r in cut] == [r["loss"] for r in full]
+    # a new run (no resume) in the same folder starts a new log
+    fit(_Linear(), _config(tmp_path / "cut", epochs=1))
+    assert [r["step"] for r in read_log(tmp_path / "cut" / "log.jsonl")] == list(range(1, 9))
+
+
+def test_resume_without_a_checkpoint_says_so_and_a_folder_is_refused(tmp_path, capsys):
+    result = fit(_Linear(), _config(tmp_path / "new", epochs=1, resume="auto"))
+    assert result.step == 8
+    assert "does not exist yet; starting a new run at step 0" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="is a folder; give the checkpoint file"):
+        fit(_Linear(), _config(tmp_path / "other", resume=str(tmp_path / "new")))
+
+
+class _Sized(_Linear):
+    """The toy task with an ``encoder`` option that changes the model's shape."""
+
+    def __init__(self, encoder: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def build_model(self) -> nn.Module:
+        width = {"small": 8, "large": 16}[self.encoder]
+        return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Linear(width, 2))
+
+    def describe(self) -> dict:
+        return {"task": self.name, "encoder": self.encoder}
+
+
+def test_resume_with_another_encoder_names_the_one_trained(tmp_path):
+    fit(_Sized("small"), _config(tmp_path, epochs=1))
+    with pytest.raises(TrainConfigError) as caught:
+        fit(_Sized("large"), _config(tmp_path, epochs=2, resume="auto"))
+    message = str(caught.value)
+    assert "this run was trained with --encoder small; resume with the same --encoder" in message
+    assert len(message) < 300
 
 
 def test_too_small_dataset_is_a_clear_error(tmp_path):

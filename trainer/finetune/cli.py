@@ -18,7 +18,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from efficientsam_studio.cli.train import TrainUsageError, loop_settings, register_stage
+from efficientsam_studio.cli.train import Range, TrainUsageError, check_ranges, loop_settings, register_stage
 from efficientsam_studio.cli.train import preset_value as _pick
 
 PRESETS: dict[str, dict] = {
@@ -58,6 +58,19 @@ PRESETS: dict[str, dict] = {
         "output_loss": "ambiguous-min",
         "focal_weight": 0.0,
     },
+}
+
+#: ranges of the finetuning options; a point prompt and its corrective clicks together hold at most
+#: MAX_PROMPT_POINTS (6) points
+RANGES: dict[str, Range] = {
+    "max_masks": Range(1),
+    "box_probability": Range(0, 1),
+    "max_points": Range(1, 6),
+    "iterative_clicks": Range(0, 5),
+    "min_stability": Range(0, 1),
+    "clip_grad": Range(0),
+    "focal_weight": Range(0),
+    "num_images": Range(1),
 }
 
 #: ``--output-loss`` -> (min_over_outputs, min_only_for_ambiguous) of the LossConfig
@@ -107,6 +120,11 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--num-images", type=int, help="make-synthetic: images to write (default 200)")
     group.add_argument("--tar", action="store_true", help="make-synthetic: one sa_000000.tar shard")
     group.add_argument("--coco", action="store_true", help="make-synthetic: COCO file + images instead")
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="make-synthetic: write into a non-empty --out, replacing the synthetic data there",
+    )
 
 
 def _preset(args: argparse.Namespace) -> dict:
@@ -120,9 +138,10 @@ def _preset(args: argparse.Namespace) -> dict:
 
 def build_configs(args: argparse.Namespace):
     """``(FinetuneConfig, TrainConfig)`` from parsed ``train`` arguments and the preset."""
+    from efficientsam_studio.model import MODEL_CONFIGS
     from trainer.finetune.datasets import DataConfig, MaskFilter
     from trainer.finetune.losses import LossConfig
-    from trainer.finetune.prompts import PromptConfig
+    from trainer.finetune.prompts import MAX_PROMPT_POINTS, PromptConfig
     from trainer.finetune.task import FinetuneConfig
     from trainer.loop import TrainConfig
 
@@ -131,6 +150,16 @@ def build_configs(args: argparse.Namespace):
     if not args.out:
         raise TrainUsageError("finetuning needs --out RUN_DIR (checkpoint.pt, log.jsonl, efficientsam.pt)")
     preset = _preset(args)
+    check_ranges(args, RANGES)
+    encoder = _pick(args, "encoder", preset)
+    if encoder not in MODEL_CONFIGS:
+        raise TrainUsageError(f"--encoder {encoder!r}: finetuning trains {', '.join(MODEL_CONFIGS)}")
+    points, clicks = _pick(args, "max_points", preset), _pick(args, "iterative_clicks", preset)
+    if points + clicks > MAX_PROMPT_POINTS:
+        raise TrainUsageError(
+            f"--max-points {points} plus --iterative-clicks {clicks} must be at most {MAX_PROMPT_POINTS}, "
+            "the points the model reads per prompt"
+        )
     prompts = PromptConfig(
         box_probability=_pick(args, "box_probability", preset),
         max_points=_pick(args, "max_points", preset),
@@ -146,7 +175,7 @@ def build_configs(args: argparse.Namespace):
     if data_config.input_size != 1024:
         raise TrainUsageError("--input-size must be 1024: the model's prompt and decoder path assume it")
     finetune = FinetuneConfig(
-        encoder=_pick(args, "encoder", preset),
+        encoder=encoder,
         data=Path(args.data),
         data_format=args.data_format or "auto",
         images=Path(args.images) if args.images else None,
@@ -171,12 +200,13 @@ def build_configs(args: argparse.Namespace):
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    """Finetune; prints where the exported weights are."""
+    """Finetune; prints where the exported weights are and what was skipped."""
     from trainer.finetune.task import FinetuneTask
     from trainer.loop import fit
 
     finetune, train = build_configs(args)
-    result = fit(FinetuneTask(finetune), train)
+    task = FinetuneTask(finetune)
+    result = fit(task, train)
     if result.export_path is not None:
         state = "stopped at" if result.stopped_early else "finished after"
         print(f"finetuning {state} step {result.step} (epoch {result.epoch}); weights: {result.export_path}")
@@ -186,22 +216,52 @@ def run_finetune(args: argparse.Namespace) -> int:
         )
         if result.corrupt_images:
             print(f"skipped {result.corrupt_images} unreadable image reads (see the warnings)")
+        indexed = len(getattr(task.source, "invalid", ()))
+        if indexed:
+            print(f"skipped {indexed} invalid annotations of {finetune.data} (see the warnings)")
+        sampled = result.totals.get("invalid_annotations", 0)
+        if sampled:
+            print(f"skipped {sampled} invalid annotations met while sampling (see the warnings)")
     return 0
 
 
+#: what ``--stage make-synthetic`` writes into --out, by layout (``--overwrite`` removes these first)
+SYNTHETIC_FILES = {
+    "folder": ("sa_*.jpg", "sa_*.json"),
+    "tar": ("sa_000000.tar",),
+    "coco": ("images/sa_*.jpg",),
+}
+
+
 def run_make_synthetic(args: argparse.Namespace) -> int:
-    """Write synthetic shapes in the SA-1B layout (folder or tar) or as COCO."""
+    """Write synthetic shapes in the SA-1B layout (folder or tar) or as COCO.
+
+    A non-empty --out is refused unless ``--overwrite``, which first removes the files an earlier
+    make-synthetic wrote there in the same layout, so the folder holds exactly one consistent set.
+    """
     from trainer.finetune.synthetic import write_coco, write_sa1b_folder, write_sa1b_tar
 
     if not args.out:
         raise TrainUsageError("--stage make-synthetic needs --out DIR")
+    check_ranges(args, RANGES)
     out = Path(args.out)
+    layout = "coco" if args.coco else "tar" if args.tar else "folder"
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:
+            raise TrainUsageError(
+                f"--out {out} is not empty; give a new or empty folder, or --overwrite to replace the "
+                "synthetic data in it"
+            )
+        for pattern in SYNTHETIC_FILES[layout]:
+            for path in out.glob(pattern):
+                if path.is_file():
+                    path.unlink()
     count = args.num_images or 200
     seed = args.seed or 0
-    if args.coco:
+    if layout == "coco":
         path = write_coco(out / "annotations.json", out / "images", count, seed)
         print(f"wrote {count} images and {path}; train with --data {path} --images {out / 'images'}")
-    elif args.tar:
+    elif layout == "tar":
         path = write_sa1b_tar(out / "sa_000000.tar", count, seed)
         print(f"wrote {count} images into {path}; train with --data {path}")
     else:

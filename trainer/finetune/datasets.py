@@ -9,9 +9,16 @@ Items (dicts of tensors, collated by :func:`collate`):
 - ``points``: float32 ``(K, P, 2)`` ``(x, y)`` in input space (``x * S / W``, the engine's
   ``to_model_space``), -1 for padding;
 - ``labels``: int64 ``(K, P)`` (1 positive, 0 negative, 2 / 3 box corners, -1 padding);
-- ``valid``: bool ``(K,)``, false for padding slots; ``corrupt_images``: int64, 1 when the image could
-  not be read (its item then holds no valid masks, and the run goes on);
+- ``valid``: bool ``(K,)``, false for padding slots;
+- ``corrupt_images``: int64, the unreadable images passed over to make the item, and
+  ``invalid_annotations``: int64, the invalid annotations met while sampling it (see below);
 - ``click_seed``: int64, seeds the corrective clicks drawn during training for this item.
+
+An image that cannot be read, or whose annotations are all invalid, is replaced by the next usable one
+(wrapping around), as the SAMI datasets do, so no step trains on an empty sample; each unreadable file and
+each invalid annotation is reported once (a warning naming the file and the annotation id). Annotations
+are checked with :func:`~trainer.finetune.sources.annotation_problem` before they are decoded; an invalid
+one does not take a mask slot.
 
 Randomness comes from ``(seed, epoch, index)`` only, so an epoch is the same whatever the number of
 processes or workers, and a resumed run sees the same samples.
@@ -32,7 +39,16 @@ from efficientsam_studio.engine.prompts import to_model_space
 from efficientsam_studio.errors import StudioError
 
 from .prompts import PromptConfig, pad_prompts, sample_prompt
-from .sources import DatasetError, ImageSource, decode_segmentation
+from .sources import (
+    DatasetError,
+    ImageRecord,
+    ImageSource,
+    annotation_name,
+    decode_segmentation,
+    record_problem,
+    report_invalid,
+    segmentation_problem,
+)
 
 LOW_RES_SIZE = 256
 
@@ -93,6 +109,7 @@ class FinetuneDataset(Dataset):
         self.config = config
         self.seed = int(seed)
         self.epoch = 0
+        self._reported: set[tuple] = set()
 
     def __len__(self) -> int:
         return len(self.source)
@@ -100,7 +117,7 @@ class FinetuneDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _empty(self, corrupt: int, click_seed: int) -> dict[str, torch.Tensor]:
+    def _empty(self, click_seed: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         return {
             "image": torch.zeros(3, cfg.input_size, cfg.input_size),
@@ -108,33 +125,87 @@ class FinetuneDataset(Dataset):
             "points": torch.full((cfg.max_masks, cfg.prompt_slots, 2), -1.0),
             "labels": torch.full((cfg.max_masks, cfg.prompt_slots), -1, dtype=torch.int64),
             "valid": torch.zeros(cfg.max_masks, dtype=torch.bool),
-            "corrupt_images": torch.tensor(corrupt, dtype=torch.int64),
+            "corrupt_images": torch.tensor(0, dtype=torch.int64),
+            "invalid_annotations": torch.tensor(0, dtype=torch.int64),
             "click_seed": torch.tensor(click_seed, dtype=torch.int64),
         }
 
+    def _report_once(self, key: tuple, report) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            report()
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        count = len(self.source)
+        unreadable = invalid = only_invalid = 0
+        for offset in range(count):
+            position = (int(index) + offset) % count
+            try:
+                record = self.source.read(position)
+            except StudioError as exc:
+                unreadable += 1
+                message = f"skipped an unreadable training image: {exc}"
+                self._report_once(("read", position), lambda m=message: warnings.warn(m, stacklevel=2))
+                continue
+            item, met = self._sample(record, index)
+            invalid += met
+            if item is None:
+                only_invalid += 1
+                continue
+            item["corrupt_images"] = torch.tensor(unreadable, dtype=torch.int64)
+            item["invalid_annotations"] = torch.tensor(invalid, dtype=torch.int64)
+            return item
+        raise DatasetError(
+            f"none of the {count} training images can be used (unreadable: {unreadable}; with only invalid "
+            f"annotations: {only_invalid}; see the warnings)"
+        )
+
+    def _sample(self, record: ImageRecord, index: int) -> tuple[dict[str, torch.Tensor] | None, int]:
+        """The item of ``index`` made from ``record`` and the number of invalid annotations met; the item
+        is None when the image had annotations but not one valid (so another image is used instead)."""
         cfg = self.config
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         click_seed = int(rng.integers(0, 2**31 - 1))
-        try:
-            record = self.source.read(index)
-        except StudioError as exc:
-            warnings.warn(f"skipped an unreadable training image: {exc}", stacklevel=2)
-            return self._empty(corrupt=1, click_seed=click_seed)
         height, width = record.image.shape[:2]
-        eligible = [a for a in record.annotations if cfg.filter.accepts(a, height * width)]
-        chosen = rng.permutation(len(eligible))[: cfg.max_masks] if eligible else []
-        item = self._empty(corrupt=0, click_seed=click_seed)
-        item["image"] = preprocess_image(record.image, size=cfg.input_size)[0]
+        invalid = 0
+
+        where = record.extra.get("annotation_file", record.name)
+
+        def skip(position: int, annotation: object, problem: str) -> None:
+            name = annotation_name(annotation, position)
+            self._report_once((where, name), lambda: report_invalid(where, name, problem))
+
+        eligible = []
+        for position, annotation in enumerate(record.annotations):
+            problem = record_problem(annotation)
+            if problem is not None:
+                invalid += 1
+                skip(position, annotation, problem)
+            elif cfg.filter.accepts(annotation, height * width):
+                eligible.append((position, annotation))
+        order = rng.permutation(len(eligible)) if eligible else []
         prompts, targets = [], []
-        for position in chosen:
-            annotation = eligible[int(position)]
+        taken = 0
+        for choice in order:
+            if taken == cfg.max_masks:
+                break
+            position, annotation = eligible[int(choice)]
+            problem = segmentation_problem(annotation["segmentation"], height, width)
+            if problem is not None:
+                invalid += 1
+                skip(position, annotation, problem)
+                continue
+            taken += 1
             mask = decode_segmentation(annotation["segmentation"], height, width, record.name)
             target = resize_mask(mask, cfg.mask_size)
             if not mask.any() or not target.any():
                 continue
             prompts.append(sample_prompt(mask, rng, cfg.prompts))
             targets.append(target)
+        if taken == 0 and (invalid or record.extra.get("invalid_annotations", 0)):
+            return None, invalid
+        item = self._empty(click_seed)
+        item["image"] = preprocess_image(record.image, size=cfg.input_size)[0]
         if prompts:
             count = len(prompts)
             coords, labels = pad_prompts(prompts, cfg.prompt_slots)
@@ -142,7 +213,7 @@ class FinetuneDataset(Dataset):
             item["labels"][:count] = torch.from_numpy(labels)
             item["masks"][:count] = torch.from_numpy(np.stack(targets)).float()
             item["valid"][:count] = True
-        return item
+        return item, invalid
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -44,11 +44,15 @@ def parse_init(text: str | None) -> tuple[str, Path | None]:
 
 
 def initialise(model: nn.Module, encoder: str, init: str | None) -> dict[str, Any]:
-    """Load ``init`` into the EfficientSam ``model`` (of size ``encoder``); returns a description."""
+    """Load ``init`` into the EfficientSam ``model`` (of size ``encoder``); returns a description.
+
+    A checkpoint of another size is refused with the ``--encoder`` it needs (read from the weights of an
+    EfficientSAM checkpoint, from the metadata of a SAMI export)."""
     from efficientsam_studio.engine.checkpoints import (
         extract_state_dict,
-        load_state_dict_file,
+        identify_architecture,
         read_checkpoint,
+        validate_state_dict,
     )
 
     kind, path = parse_init(init)
@@ -56,10 +60,25 @@ def initialise(model: nn.Module, encoder: str, init: str | None) -> dict[str, An
         return {"init": "scratch"}
     if not path.is_file():
         raise InitError(f"--init {kind}:{path}: no such file")
+    raw = read_checkpoint(path)
+    state = extract_state_dict(raw, path)
     if kind == "efficientsam":
-        model.load_state_dict(load_state_dict_file(path, encoder), strict=True)
+        architecture = identify_architecture(state)
+        if architecture in ("vit_t", "vit_s", "tiny") and architecture != encoder:
+            raise InitError(
+                f"--init efficientsam:{path} holds an EfficientSAM {architecture} checkpoint, but --encoder "
+                f"is {encoder}; use --encoder {architecture}"
+            )
+        validate_state_dict(state, encoder, path)
+        model.load_state_dict(state, strict=True)
         return {"init": "efficientsam", "path": str(path)}
-    state = extract_state_dict(read_checkpoint(path), path)
+    meta = raw.get("meta") if isinstance(raw, dict) else None
+    trained = meta.get("encoder") if isinstance(meta, dict) else None
+    if isinstance(trained, str) and trained != encoder:
+        raise InitError(
+            f"--init sami:{path} is a SAMI export of a {trained} encoder, but --encoder is {encoder}; "
+            f"use --encoder {trained}"
+        )
     prefix = "image_encoder."
     encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not encoder_state:

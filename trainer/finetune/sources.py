@@ -3,20 +3,26 @@
 A *source* is a list of images; ``read(index)`` returns an :class:`ImageRecord` with the RGB image and its
 annotations (dicts holding at least ``segmentation``: a COCO RLE or COCO polygons, and ``area``; SA-1B
 adds ``stability_score`` and ``predicted_iou``). Masks are not decoded here: the dataset decodes only
-the ones it samples.
+the ones it samples, after :func:`annotation_problem` has checked them (cheaply: structure, polygon length
+and finiteness, RLE size and run total, without decoding), so a bad annotation is skipped and reported
+instead of failing a run partway through.
 
 - :class:`Sa1bFolder`: ``sa_<id>.jpg`` + ``sa_<id>.json`` pairs anywhere under a folder (SA-1B extracted).
 - :class:`Sa1bTar`: one or more ``sa_NNNNNN.tar`` shards, read in place (no extraction): the archive's
   headers are indexed once and every member is read with one seek.
 - :class:`CocoInstances`: a COCO instances JSON (RLE or polygon segmentations, crowd regions skipped) and
   the image folder its ``file_name`` fields are relative to; the studio's COCO exports are of this kind.
+  Its annotations are checked when the file is indexed (the whole file is read then anyway); SA-1B keeps
+  one JSON per image, read with the image, so its annotations are checked when they are sampled.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tarfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +44,11 @@ class DatasetError(StudioError):
 
 @dataclass
 class ImageRecord:
-    """One image: ``image`` RGB uint8 ``(H, W, 3)``, its ``annotations`` and a ``name`` for messages."""
+    """One image: ``image`` RGB uint8 ``(H, W, 3)``, its ``annotations`` and a ``name`` for messages.
+
+    ``extra`` may hold ``annotation_file`` (where the annotations are, when not at ``name``), ``image_id``
+    (COCO) and ``invalid_annotations`` (annotations of the image left out when the source was indexed).
+    """
 
     image: np.ndarray
     annotations: list[dict]
@@ -66,6 +76,78 @@ def decode_segmentation(segmentation: dict | list, height: int, width: int, wher
     if isinstance(segmentation, list):
         return mask_ops.polygons_to_mask(segmentation, height, width)
     raise DatasetError(f"{where}: 'segmentation' must be a COCO RLE dict or a list of polygons")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def segmentation_problem(segmentation: object, height: int, width: int) -> str | None:
+    """Why ``segmentation`` is not a mask of an ``(height, width)`` image, or None when it is one.
+
+    An RLE dict must pass :func:`~efficientsam_studio.annotations.masks.check_rle` (``size`` is the
+    image's, the runs are non-negative integers covering ``height * width`` pixels); a polygon list must
+    hold lists of an even number (at least 6) of numbers that pass
+    :func:`~efficientsam_studio.annotations.masks.check_polygon` (finite, near the image). Nothing is
+    decoded, so this is cheap enough to run on every annotation of a dataset.
+    """
+    if isinstance(segmentation, dict):
+        try:
+            mask_ops.check_rle(segmentation, height, width)
+        except (ValueError, TypeError) as exc:
+            return f"invalid RLE: {exc}"
+        return None
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return "an empty polygon list"
+        for ring in segmentation:
+            if not isinstance(ring, list) or not all(_is_number(v) for v in ring):
+                return "a polygon is not a list of numbers"
+            if len(ring) % 2 or len(ring) < 6:
+                return f"a polygon has {len(ring)} coordinates; it needs an even number, at least 6"
+            try:
+                mask_ops.check_polygon(ring, height, width)
+            except ValueError as exc:
+                return f"invalid polygon: {exc}"
+        return None
+    if segmentation is None:
+        return "no 'segmentation'"
+    return f"'segmentation' is a {type(segmentation).__name__}, not a COCO RLE dict or a list of polygons"
+
+
+SCORE_FIELDS = ("area", "stability_score", "predicted_iou")
+
+
+def record_problem(annotation: object) -> str | None:
+    """Why ``annotation`` is not an annotation record at all (not a JSON object, no ``segmentation``, a
+    non-numeric ``area`` / ``stability_score`` / ``predicted_iou``), or None; see
+    :func:`annotation_problem` for the segmentation itself."""
+    if not isinstance(annotation, dict):
+        return f"a {type(annotation).__name__}, not a JSON object"
+    if annotation.get("segmentation") is None:
+        return "no 'segmentation'"
+    for key in SCORE_FIELDS:
+        if key in annotation and not (_is_number(annotation[key]) and math.isfinite(annotation[key])):
+            return f"{key!r} is {annotation[key]!r}, not a finite number"
+    return None
+
+
+def annotation_problem(annotation: object, height: int, width: int) -> str | None:
+    """Why ``annotation`` cannot be trained on or scored on an ``(height, width)`` image, or None:
+    :func:`record_problem`, then :func:`segmentation_problem`."""
+    return record_problem(annotation) or segmentation_problem(annotation["segmentation"], height, width)
+
+
+def annotation_name(annotation: object, position: int) -> str:
+    """``"annotation <id>"`` for messages (``"annotation #<position>"`` when it has no id)."""
+    if isinstance(annotation, dict) and "id" in annotation:
+        return f"annotation {annotation['id']}"
+    return f"annotation #{position}"
+
+
+def report_invalid(where: str, name: str, problem: str) -> None:
+    """Warn that one annotation is skipped: ``"<file>: <annotation id>: <problem>; skipped"``."""
+    warnings.warn(f"{where}: {name}: {problem}; skipped", stacklevel=3)
 
 
 def _decode_jpeg(data: bytes, where: str) -> np.ndarray:
@@ -111,7 +193,10 @@ class Sa1bFolder:
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{json_path}: unreadable SA-1B JSON ({exc})") from exc
         return ImageRecord(
-            load_image(image_path), _sa1b_annotations(document, str(json_path)), str(image_path)
+            load_image(image_path),
+            _sa1b_annotations(document, str(json_path)),
+            str(image_path),
+            {"annotation_file": str(json_path)},
         )
 
 
@@ -197,6 +282,12 @@ class CocoInstances:
 
     Crowd regions (``iscrowd`` 1) are not used as training masks. Images without annotations are kept
     (the dataset gives them no masks). Categories are ignored: segment-anything is class-agnostic.
+
+    Every annotation is checked when the file is read (:func:`annotation_problem`, against the image's
+    ``height`` and ``width`` when the image entry gives them): an invalid one is left out and reported
+    by a warning naming the file and the annotation id; ``invalid`` lists these messages and a record's
+    ``extra["invalid_annotations"]`` counts those of its image. A file with no valid annotation at all
+    is a DatasetError.
     """
 
     def __init__(
@@ -223,17 +314,17 @@ class CocoInstances:
                 f"{self.images_dir}: the COCO image folder does not exist (give it with --images)"
             )
         self.images: list[dict] = [
-            image for image in coco["images"] if "id" in image and "file_name" in image
+            image
+            for image in coco["images"]
+            if isinstance(image, dict)
+            and isinstance(image.get("id"), int | str)
+            and isinstance(image.get("file_name"), str)
         ]
-        by_image: dict[int, list[dict]] = {image["id"]: [] for image in self.images}
-        for annotation in coco["annotations"]:
-            if annotation.get("iscrowd", 0) and not include_crowd:
-                continue
-            if "segmentation" in annotation and annotation.get("image_id") in by_image:
-                by_image[annotation["image_id"]].append(annotation)
-        self.annotations = by_image
         if not self.images:
             raise DatasetError(f"{self.annotations_file}: the COCO file lists no images")
+        self.invalid: list[str] = []
+        self.rejected: dict[int | str, int] = {}
+        self.annotations = self._index_annotations(coco["annotations"], include_crowd)
         first = self.images_dir / self.images[0]["file_name"]
         if not first.exists():
             raise DatasetError(
@@ -241,12 +332,48 @@ class CocoInstances:
                 f"{self.images_dir}; is --images the folder the file names are relative to?"
             )
 
+    def _index_annotations(self, annotations: list, include_crowd: bool) -> dict[int | str, list[dict]]:
+        """The valid annotations of every image; invalid ones are reported and counted."""
+        by_image: dict[int | str, list[dict]] = {image["id"]: [] for image in self.images}
+        sizes = {image["id"]: (image.get("height"), image.get("width")) for image in self.images}
+        where = str(self.annotations_file)
+        used = 0
+        for position, annotation in enumerate(annotations):
+            image_id = None
+            if isinstance(annotation, dict):
+                if annotation.get("iscrowd", 0) and not include_crowd:
+                    continue
+                image_id = annotation.get("image_id")
+                if not isinstance(image_id, int | float | str) or image_id not in by_image:
+                    continue
+            used += 1
+            problem = record_problem(annotation)
+            if problem is None:
+                height, width = sizes[image_id]
+                if _is_number(height) and _is_number(width):
+                    problem = segmentation_problem(annotation["segmentation"], int(height), int(width))
+            if problem is None:
+                by_image[image_id].append(annotation)
+                continue
+            name = annotation_name(annotation, position)
+            self.invalid.append(f"{where}: {name}: {problem}")
+            report_invalid(where, name, problem)
+            if image_id is not None:
+                self.rejected[image_id] = self.rejected.get(image_id, 0) + 1
+        if not any(by_image.values()):
+            if self.invalid:
+                raise DatasetError(
+                    f"{where}: none of its {used} annotations is valid (each is reported above); "
+                    "there is nothing to use"
+                )
+            raise DatasetError(f"{where}: the COCO file has no (non-crowd) annotations of its images")
+        return by_image
+
     def __len__(self) -> int:
         return len(self.images)
 
     def read(self, index: int) -> ImageRecord:
         info = self.images[index]
         path = self.images_dir / info["file_name"]
-        return ImageRecord(
-            load_image(path), self.annotations[info["id"]], str(path), {"image_id": info["id"]}
-        )
+        extra = {"image_id": info["id"], "invalid_annotations": self.rejected.get(info["id"], 0)}
+        return ImageRecord(load_image(path), self.annotations[info["id"]], str(path), extra)

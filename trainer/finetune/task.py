@@ -155,7 +155,7 @@ class FinetuneTask(TrainTask):
     """Finetuning on the shared loop; exports ``RUN_DIR/efficientsam.pt`` in the published format."""
 
     name = "finetune"
-    count_keys = ("corrupt_images", "masks")
+    count_keys = ("corrupt_images", "invalid_annotations", "masks")
 
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
@@ -182,6 +182,7 @@ class FinetuneTask(TrainTask):
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         out = model(batch)
         out["corrupt_images"] = batch["corrupt_images"].sum()
+        out["invalid_annotations"] = batch["invalid_annotations"].sum()
         return out
 
     def describe(self) -> dict[str, Any]:
