@@ -5,12 +5,19 @@
   with the box's category and the detector's score.
 - ``points``: each object's points are one prompt; the best candidate is kept.
 
+Boxes and points follow the engine's rule for prompts and the image
+(:func:`~efficientsam_studio.engine.prompts.fit_to_image`): a box is clipped to the image, a point within
+a pixel of it moved onto its edge. A prompt the rule refuses (outside the image, a box without area) is
+skipped with the reason in the image's notes; the image's other prompts are labelled. Points beyond the
+decoder's limit are reported in the notes too (not as Python warnings).
+
 Every mask keeps the decoder's predicted IoU as its score; attributes say which prompt made it.
 Imports no torch (the ONNX backend must work without it).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +27,7 @@ from efficientsam_studio.annotations import masks as mask_codec
 from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.batch.results import ImageResult, NewMask
 from efficientsam_studio.engine.automatic import AutomaticMaskGenerator, AutomaticMaskParams
+from efficientsam_studio.engine.prompts import PromptError, PromptsTruncatedWarning, fit_to_image
 
 DECODE_CHUNK = 16
 """Prompts decoded per batched call in boxes and points modes (bounds the memory of full-size masks)."""
@@ -48,13 +56,36 @@ def label_everything(
         result.masks.append(NewMask(category, auto.rle, float(auto.predicted_iou), attributes))
 
 
-def _best_masks(predictor: Any, **prompt_arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
-    """Best candidate of each prompt: ``(masks bool (Q, H, W), scores (Q,), infos)``."""
-    prediction = predictor.predict_batch(**prompt_arrays, multimask_output=True, return_masks=False)
+def _best_masks(
+    predictor: Any, result: ImageResult, **prompt_arrays: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Best candidate of each prompt: ``(masks bool (Q, H, W), scores (Q,), notes)``, ``notes[i]`` the
+    decoder's note on prompt i (points left out by its limit) or None.
+
+    The warnings the predictor issues about such prompts become notes, not printed warnings: the
+    per-prompt notes of its ``infos``, or, from a predictor without them, notes of ``result``'s image.
+    Other warnings pass on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PromptsTruncatedWarning)
+        prediction = predictor.predict_batch(**prompt_arrays, multimask_output=True, return_masks=False)
+    truncated = [w for w in caught if issubclass(w.category, PromptsTruncatedWarning)]
+    for other in caught:
+        if not issubclass(other.category, PromptsTruncatedWarning):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     _, scores, logits = prediction
+    scores = np.asarray(scores)
     infos = list(getattr(prediction, "infos", []) or [])
+    notes = [getattr(info, "note", None) for info in infos[: len(scores)]]
+    notes += [None] * (len(scores) - len(notes))
+    if not infos:
+        result.notes.extend(f"{result.path}: {w.message}" for w in truncated)
     best = np.asarray(logits)[:, 0]  # candidates come sorted best first
-    return np.asarray(predictor.masks_from_logits(best)), np.asarray(scores)[:, 0], infos
+    return np.asarray(predictor.masks_from_logits(best)), scores[:, 0], notes
+
+
+def _skip(result: ImageResult, what: str, problem: PromptError) -> None:
+    result.notes.append(f"{result.path}: {what} skipped: {problem}")
+    result.skipped_prompts += 1
 
 
 def label_boxes(
@@ -62,18 +93,18 @@ def label_boxes(
 ) -> None:
     """Append one mask per box (prompts in pixels or normalised) on the image set on ``predictor``."""
     height, width = image_size
-    usable: list[tuple[BoxPrompt, tuple[float, float, float, float]]] = []
+    usable: list[tuple[BoxPrompt, tuple[float, ...]]] = []
     for prompt in prompts:
-        box = prompt.in_pixels(width, height)
-        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-            result.notes.append(f"{result.path}: box {prompt.origin or prompt.box} lies outside the image")
-            result.empty += 1
+        try:
+            _, box = fit_to_image(None, np.array(prompt.in_pixels(width, height)), image_size)
+        except PromptError as exc:
+            _skip(result, f"box {prompt.origin or prompt.box}", exc)
             continue
-        usable.append((prompt, box))
+        usable.append((prompt, tuple(float(v) for v in box)))
     for start in range(0, len(usable), DECODE_CHUNK):
         chunk = usable[start : start + DECODE_CHUNK]
         boxes = np.array([box for _, box in chunk], dtype=np.float32)
-        masks, scores, _ = _best_masks(predictor, boxes=boxes)
+        masks, scores, _ = _best_masks(predictor, result, boxes=boxes)
         for (prompt, box), mask, score in zip(chunk, masks, scores, strict=True):
             if not mask.any():
                 result.empty += 1
@@ -86,19 +117,26 @@ def label_boxes(
             result.masks.append(NewMask(prompt.category, mask_codec.encode(mask), float(score), attributes))
 
 
-def label_points(predictor: Any, prompts: Sequence[PointPrompt], result: ImageResult) -> None:
+def label_points(
+    predictor: Any, image_size: tuple[int, int], prompts: Sequence[PointPrompt], result: ImageResult
+) -> None:
     """Append one mask per point prompt (an object's points) on the image set on ``predictor``."""
-    by_length: dict[int, list[PointPrompt]] = {}
+    by_length: dict[int, list[tuple[PointPrompt, np.ndarray]]] = {}
     for prompt in prompts:
-        by_length.setdefault(len(prompt.points), []).append(prompt)
+        try:
+            points, _ = fit_to_image(np.array(prompt.points, dtype=np.float64), None, image_size)
+        except PromptError as exc:
+            _skip(result, f"object {prompt.object_id}", exc)
+            continue
+        by_length.setdefault(len(prompt.points), []).append((prompt, points))
     for count, group in by_length.items():
         for start in range(0, len(group), DECODE_CHUNK):
-            chunk = group[start : start + DECODE_CHUNK]
-            coords = np.array([p.points for p in chunk], dtype=np.float32).reshape(len(chunk), count, 2)
+            chunk = [prompt for prompt, _ in group[start : start + DECODE_CHUNK]]
+            fitted = [points for _, points in group[start : start + DECODE_CHUNK]]
+            coords = np.array(fitted, dtype=np.float32).reshape(len(chunk), count, 2)
             labels = np.array([p.labels for p in chunk], dtype=np.float32).reshape(len(chunk), count)
-            masks, scores, infos = _best_masks(predictor, point_coords=coords, point_labels=labels)
-            for index, (prompt, mask, score) in enumerate(zip(chunk, masks, scores, strict=True)):
-                note = getattr(infos[index], "note", None) if index < len(infos) else None
+            masks, scores, notes = _best_masks(predictor, result, point_coords=coords, point_labels=labels)
+            for prompt, mask, score, note in zip(chunk, masks, scores, notes, strict=True):
                 if note:
                     result.notes.append(f"{result.path}: object {prompt.object_id}: {note}")
                 if not mask.any():

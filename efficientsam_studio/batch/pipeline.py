@@ -163,7 +163,8 @@ class BatchJob:
                 boxes = [p for p in prompts if isinstance(p, BoxPrompt)]
                 label_boxes(predictor, (height, width), boxes, result)
             else:
-                label_points(predictor, [p for p in prompts if isinstance(p, PointPrompt)], result)
+                points = [p for p in prompts if isinstance(p, PointPrompt)]
+                label_points(predictor, (height, width), points, result)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -252,6 +253,7 @@ def run_batch(
             summary.instances_removed += counts.removed_ai + counts.removed_manual
             summary.manual_removed += counts.removed_manual
             summary.empty_masks += result.empty
+            summary.skipped_prompts += result.skipped_prompts
             summary.notes.extend(result.notes)
             report(record, "labelled", f"{counts.added} masks")
             if since_save >= params.save_every:

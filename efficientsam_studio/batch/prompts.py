@@ -29,8 +29,9 @@ class BoxPrompt:
     """One box to turn into one mask.
 
     Attributes:
-        box: ``(x0, y0, x1, y1)``: pixels of the original image, or fractions of its width and height when
-            ``normalized`` (YOLO files).
+        box: ``(x0, y0, x1, y1)``, ``x0 <= x1`` and ``y0 <= y1``: pixels of the original image, or fractions
+            of its width and height when ``normalized`` (YOLO files). It may have no area or lie outside the
+            image: the run reports such a box as skipped.
         category: category name the mask gets.
         score: detector confidence, when the file has one.
         origin: where the box came from, for messages (``"dets.json[12]"``, ``"a.txt:3"``).
@@ -43,16 +44,12 @@ class BoxPrompt:
     normalized: bool = False
 
     def in_pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
-        """The box in pixels of a ``width x height`` image, clipped to the image."""
+        """The box in pixels of a ``width x height`` image, corners in order; not clipped (the engine's
+        :func:`~efficientsam_studio.engine.prompts.fit_to_image` fits it to the image)."""
         x0, y0, x1, y1 = self.box
         if self.normalized:
             x0, x1, y0, y1 = x0 * width, x1 * width, y0 * height, y1 * height
-        return (
-            min(max(x0, 0.0), width),
-            min(max(y0, 0.0), height),
-            min(max(x1, 0.0), width),
-            min(max(y1, 0.0), height),
-        )
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,8 @@ class PointPrompt:
 
     Attributes:
         points: ``((x, y), ...)`` in pixels of the original image.
-        labels: ``1`` = positive (on the object), ``0`` = negative (not on it), one per point.
+        labels: ``1`` = positive (on the object), ``0`` = negative (not on it), one per point; negative
+            points alone are a valid prompt.
         category: category name the mask gets.
         object_id: the object's id in the file (or the row number when the file has none).
     """

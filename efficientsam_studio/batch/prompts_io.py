@@ -16,11 +16,16 @@ Boxes (``efsam-studio label --boxes FILE``), recognised by their content:
   for in the folder and its parent; otherwise classes are named ``class_<index>``.
 - **CSV**: a header ``image,x0,y0,x1,y1,label`` and optionally ``score``; pixel corners.
 
+Box corners given in the wrong order (``x0 > x1``, a negative COCO width) are swapped into place. Boxes
+without area or outside their image are kept here and reported as skipped by the run, which goes on with
+the other prompts (the engine's rule, :func:`efficientsam_studio.engine.prompts.fit_to_image`).
+
 Points (``--points FILE``): CSV with a header ``image,x,y,label`` and optionally ``object`` and
 ``category``, or JSON: a list of such objects, or ``{image: [{x, y, label, object?, category?}, ...]}``.
 ``label`` is 1 (positive) or 0 (negative). Rows with the same image and ``object`` form one prompt (at most
 6 points are read by the model; see the engine's prompt policy); without ``object`` every row is its own
-prompt. An object needs at least one positive point. ``category`` defaults to ``object``.
+prompt; an object may have negative points only. ``category`` defaults to ``object``. Points outside
+their image are reported as skipped by the run, as boxes are.
 """
 
 from __future__ import annotations
@@ -111,13 +116,16 @@ def _number(value: Any, where: str, field: str) -> float:
     return number
 
 
+def _ordered(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    """Box corners swapped into place: ``x0 <= x1`` and ``y0 <= y1``."""
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
 def _xywh_box(bbox: Any, where: str) -> tuple[float, float, float, float]:
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         raise PromptFileError(f"{where}: field 'bbox' must be [x, y, width, height], got {bbox!r}")
     x, y, w, h = (_number(v, where, "bbox") for v in bbox)
-    if w <= 0 or h <= 0:
-        raise PromptFileError(f"{where}: 'bbox' {list(bbox)} has no area (width and height must be > 0)")
-    return (x, y, x + w, y + h)
+    return _ordered(x, y, x + w, y + h)
 
 
 def _coco_names(data: Any, source: Path | str) -> tuple[dict[Any, str], dict[Any, str]]:
@@ -217,13 +225,11 @@ def read_box_csv(path: Path) -> PromptSet:
         image = (row.get("image") or "").strip()
         if not image:
             raise PromptFileError(f"{where}: column 'image' is empty")
-        x0, y0, x1, y1 = (_number(row.get(c), where, c) for c in ("x0", "y0", "x1", "y1"))
-        if x1 <= x0 or y1 <= y0:
-            raise PromptFileError(f"{where}: the box ({x0}, {y0}, {x1}, {y1}) needs x1 > x0 and y1 > y0")
+        box = _ordered(*(_number(row.get(c), where, c) for c in ("x0", "y0", "x1", "y1")))
         label = (row.get("label") or "").strip() or DEFAULT_CATEGORY
         score_text = (row.get("score") or "").strip() if "score" in header else ""
         score = _number(score_text, where, "score") if score_text else None
-        prompts.add(image, BoxPrompt((x0, y0, x1, y1), label, score, where))
+        prompts.add(image, BoxPrompt(box, label, score, where))
     return prompts
 
 
@@ -312,12 +318,10 @@ def read_yolo_folder(folder: Path) -> PromptSet:
             if len(values) <= 6:
                 cx, cy, w, h = numbers[:4]
                 score = numbers[4] if len(numbers) == 5 else None
-                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                box = _ordered(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
             else:
                 xs, ys = numbers[0::2], numbers[1::2]
                 box = (min(xs), min(ys), max(xs), max(ys))
-            if box[2] <= box[0] or box[3] <= box[1]:
-                raise PromptFileError(f"{where}: the box has no area")
             prompts.add(file.stem, BoxPrompt(box, category, score, where, normalized=True))
     return prompts
 
@@ -371,10 +375,6 @@ def read_point_prompts(path: str | Path) -> PromptSet:
             group["category"] = category
     prompts = PromptSet("points", key_kind="path", source=path)
     for (image, object_id), group in groups.items():
-        if 1 not in group["labels"]:
-            raise PromptFileError(
-                f"{group['where']}: object {object_id!r} of image {image!r} has no positive point (label 1)"
-            )
         prompt = PointPrompt(
             tuple(group["points"]),
             tuple(group["labels"]),

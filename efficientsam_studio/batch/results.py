@@ -28,12 +28,14 @@ class NewMask:
 @dataclass
 class ImageResult:
     """Masks computed for one image. ``empty``: prompts whose mask came out empty (nothing to keep);
-    ``notes``: messages for the user (points left out by the decoder's limit, boxes outside the image)."""
+    ``skipped_prompts``: prompts not decoded (outside the image, a box without area); ``notes``: messages
+    for the user (points left out by the decoder's limit, each skipped prompt with the reason)."""
 
     image_id: int
     path: str
     masks: list[NewMask] = field(default_factory=list)
     empty: int = 0
+    skipped_prompts: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -76,9 +78,10 @@ class BatchSummary:
     no mask survived); ``skipped``: ``(path, reason)`` of images left alone (already labelled, no prompts);
     ``failed``: images that could not be labelled; ``instances_added`` / ``instances_removed``: AI
     instances written and old ones replaced (``manual_removed``: hand-made ones replaced on request);
-    ``empty_masks``: prompts whose mask was empty; ``unmatched_prompts``: image keys of the prompt file that
-    fit no image of the project; ``cancelled``: stopped by the cancel flag; ``interrupted``: stopped by
-    Ctrl+C (KeyboardInterrupt); ``seconds``: wall time.
+    ``empty_masks``: prompts whose mask was empty; ``skipped_prompts``: prompts not decoded (outside their
+    image, a box without area; the reasons are in ``notes``); ``unmatched_prompts``: image keys of the
+    prompt file that fit no image of the project; ``cancelled``: stopped by the cancel flag;
+    ``interrupted``: stopped by Ctrl+C (KeyboardInterrupt); ``seconds``: wall time.
     """
 
     mode: str
@@ -90,6 +93,7 @@ class BatchSummary:
     instances_removed: int = 0
     manual_removed: int = 0
     empty_masks: int = 0
+    skipped_prompts: int = 0
     unmatched_prompts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -113,6 +117,10 @@ class BatchSummary:
         ]
         if self.empty_masks:
             out.append(f"empty masks: {self.empty_masks} prompts gave no mask")
+        if self.skipped_prompts:
+            out.append(
+                f"skipped prompts: {self.skipped_prompts} (outside their image or without area; see notes)"
+            )
         if self.unmatched_prompts:
             listed = ", ".join(self.unmatched_prompts[:max_listed])
             more = len(self.unmatched_prompts) - max_listed
@@ -124,6 +132,8 @@ class BatchSummary:
             out.append(f"failed: ... and {len(self.failed) - max_listed} more")
         for note in self.notes[:max_listed]:
             out.append(f"note: {note}")
+        if len(self.notes) > max_listed:
+            out.append(f"note: ... and {len(self.notes) - max_listed} more")
         if self.interrupted:
             out.append("interrupted by Ctrl+C: finished images are saved; run again to resume")
         elif self.cancelled:

@@ -7,6 +7,11 @@ Modes (one of them):
   to files), a COCO annotation JSON, a YOLO label folder or a CSV ``image,x0,y0,x1,y1,label[,score]``;
 - ``--points FILE``: one mask per object of a CSV/JSON point file ``image,x,y,label[,object][,category]``.
 
+Boxes and points follow the same rule as ``segment`` and the app: box corners in either order; a box is
+clipped to its image, a point within a pixel of it moved onto the edge; an object may have background
+points only. A box or point outside its image, or a box without area, is skipped and reported with the
+reason in the summary; the run goes on with the other prompts.
+
 The project file lives in FOLDER (image paths are stored relative to it): ``--out NAME`` or
 ``--out FOLDER/NAME.efsam.json``; an existing project is continued (with ``--recover``, from its last good
 version when its file is damaged; the damaged file is kept aside). Images already labelled (status done,

@@ -1,16 +1,19 @@
 """``efsam-studio precompute FOLDER``: fill the disk embedding cache for every image of a folder.
 
-Resumable: images whose embedding is already cached (same pixels, same weights, same engine version)
-are skipped, so a run that was interrupted (Ctrl+C) continues where it stopped. Each entry is written
-atomically, so an interruption never leaves a corrupt entry. Unreadable images are reported and
-skipped. A cache folder that cannot be written is reported before any image is encoded. Exit status: 0
-when every image is cached, 1 when some could not be read or stored, 2 for a usage error, 130 when
-interrupted.
+Images are the files :func:`~efficientsam_studio.annotations.images.list_images` finds, the same set
+the app and ``label`` see. Resumable: images whose embedding is already cached (same pixels, same weights,
+same engine version) are skipped, so a run that was interrupted (Ctrl+C) continues where it stopped. Each
+entry is written atomically, so an interruption never leaves a corrupt entry. Unreadable images are
+reported and skipped. A cache folder that cannot be written is reported before any image is encoded, and
+so is a ``--max-cache-gb`` that is not a positive number. Embeddings that the size limit evicts, at once
+or later in the run, are reported as not stored. Exit status: 0 when every image is cached at the end, 1
+when some could not be read or stored, 2 for a usage error, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import warnings
@@ -21,7 +24,8 @@ from typing import Any
 
 from efficientsam_studio.cli.segment import BACKEND_CHOICES, BACKEND_HELP
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"}
+ENTRY_BYTES = 2.2e6
+"""About the size of one cached embedding on disk (float16 ``(1, 256, 64, 64)`` and its header)."""
 
 
 @dataclass
@@ -32,24 +36,64 @@ class PrecomputeSummary:
     computed: int = 0
     cached: int = 0
     not_stored: int = 0
+    evicted: int = 0
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     interrupted: bool = False
     store_failure: str | None = None
+    limit_bytes: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every image read and its embedding in the cache at the end of the run."""
+        return not (self.unreadable or self.not_stored or self.evicted or self.interrupted)
 
     def lines(self) -> list[str]:
         out = [
             f"{self.total} images: {self.computed} encoded, {self.cached} already cached, "
-            f"{len(self.unreadable)} unreadable, {self.not_stored} not stored"
+            f"{len(self.unreadable)} unreadable, {self.not_stored + self.evicted} not stored"
             + (" (interrupted: run the same command again to continue)" if self.interrupted else "")
         ]
         out += [f"  unreadable: {path}: {reason}" for path, reason in self.unreadable]
-        if self.not_stored:
-            cause = f" ({self.store_failure})" if self.store_failure else ""
+        if self.store_failure:
             out.append(
-                f"  some embeddings could not be written to the cache{cause}: "
+                f"  some embeddings could not be written to the cache ({self.store_failure}): "
                 "fix the cache folder or choose another with --cache-dir"
             )
+        limit = "" if self.limit_bytes is None else f" of {size_text(self.limit_bytes)}"
+        if self.not_stored and not self.store_failure:
+            out.append(
+                f"  {self.not_stored} embeddings were evicted as soon as they were written: the cache "
+                f"limit{limit} leaves no room for them (one embedding takes about {size_text(ENTRY_BYTES)}); "
+                "raise --max-cache-gb"
+            )
+        if self.evicted:
+            out.append(
+                f"  {self.evicted} embeddings were evicted later in the run to keep the cache under its limit"
+                f"{limit}: raise --max-cache-gb or precompute fewer images"
+            )
         return out
+
+
+def size_text(n_bytes: float) -> str:
+    """A byte count for people: ``"512 kB"``, ``"8.8 MB"``, ``"4.3 GB"`` (decimal units, as the option)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes / 1e3:.0f} kB"
+
+
+def cache_limit_bytes(max_cache_gb: float | None, default: int) -> int:
+    """``--max-cache-gb`` in bytes (``default`` when not given); StudioError unless a positive number."""
+    from efficientsam_studio.errors import StudioError
+
+    if max_cache_gb is None:
+        return default
+    if not math.isfinite(max_cache_gb) or max_cache_gb <= 0:
+        raise StudioError(
+            f"--max-cache-gb {max_cache_gb:g}: the cache size limit must be a positive number of GB "
+            f"(one embedding takes about {size_text(ENTRY_BYTES)})"
+        )
+    return max(1, int(max_cache_gb * 1e9))
 
 
 def _store_failure(warning: warnings.WarningMessage) -> str:
@@ -57,12 +101,6 @@ def _store_failure(warning: warnings.WarningMessage) -> str:
     text = str(warning.message)
     match = re.search(r"could not write (.+?); the embedding", text)
     return f"could not write {match.group(1)}" if match else text
-
-
-def find_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files of ``folder`` (by suffix, case-insensitive), sorted by path."""
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def precompute_images(
@@ -76,11 +114,17 @@ def precompute_images(
     ``load_image(path) -> (H, W, 3) uint8`` raises ``StudioError`` for unreadable files.
     ``progress``: an object with ``update(n)`` and ``set_postfix_str(s)`` (a tqdm bar) or None.
     A ``KeyboardInterrupt`` stops the run and is reported in the summary (``interrupted``).
+    An embedding whose entry is gone right after it was written (the size limit evicted it) counts as
+    not stored; one that was stored or already cached but is gone at the end of the run counts as
+    ``evicted``.
     """
     from efficientsam_studio.engine.cache import CacheWriteWarning, image_hash
     from efficientsam_studio.errors import StudioError
 
     summary = PrecomputeSummary()
+    disk = predictor.cache.disk
+    summary.limit_bytes = getattr(disk, "max_bytes", None)
+    in_cache = []
     try:
         for path in paths:
             summary.total += 1
@@ -89,24 +133,29 @@ def precompute_images(
             except StudioError as exc:
                 summary.unreadable.append((path, str(exc)))
             else:
-                key = image_hash(image)
-                if predictor.cache.contains(predictor.key_for(key=key), on_disk=True):
+                cache_key = predictor.key_for(key=image_hash(image))
+                if predictor.cache.contains(cache_key, on_disk=True, image_size=image.shape[:2]):
                     summary.cached += 1
+                    in_cache.append(cache_key)
                 else:
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", CacheWriteWarning)
-                        predictor.set_image(image, key=key)
+                        predictor.set_image(image, key=cache_key.image)
                     failures = [w for w in caught if issubclass(w.category, CacheWriteWarning)]
                     if failures:
                         summary.not_stored += 1
                         summary.store_failure = summary.store_failure or _store_failure(failures[0])
+                    elif not disk.path_for(cache_key).is_file():
+                        summary.not_stored += 1
                     else:
                         summary.computed += 1
+                        in_cache.append(cache_key)
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix_str(path.name[-30:])
     except KeyboardInterrupt:
         summary.interrupted = True
+    summary.evicted = sum(1 for cache_key in in_cache if not disk.path_for(cache_key).is_file())
     return summary
 
 
@@ -130,14 +179,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
     p.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default: the user cache)")
-    p.add_argument("--max-cache-gb", type=float, default=None, help="size limit of the disk cache in GB")
+    p.add_argument(
+        "--max-cache-gb",
+        type=float,
+        default=None,
+        help="size limit of the disk cache in GB, a positive number (default 4.3, that is 4 GiB)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from efficientsam_studio.annotations.images import load_image
+    from efficientsam_studio.annotations.images import IMAGE_EXTENSIONS, list_images, load_image
     from efficientsam_studio.annotations.storage import output_problem
     from efficientsam_studio.cli.main import CommandError
     from efficientsam_studio.engine import load_predictor
@@ -147,24 +201,24 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.folder
     if not folder.is_dir():
         raise CommandError(f"{folder} is not a folder: give the folder that holds the images")
-    paths = find_images(folder, args.recursive)
+    max_bytes = cache_limit_bytes(args.max_cache_gb, DEFAULT_MAX_BYTES)
+    paths = list_images(folder, args.recursive)
     if not paths:
         raise CommandError(
-            f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
+            f"no images in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
             + ("" if args.recursive else "; use --recursive to include subfolders")
             + ")"
         )
-    max_bytes = DEFAULT_MAX_BYTES if args.max_cache_gb is None else int(args.max_cache_gb * 1e9)
     disk = DiskCache(args.cache_dir / "embeddings" if args.cache_dir else None, max_bytes=max_bytes)
     problem = output_problem(disk.root, folder=True)
     if problem is not None:
         if args.cache_dir:
             raise CommandError(f"--cache-dir {args.cache_dir}: {problem}")
         raise CommandError(f"embedding cache {disk.root}: {problem}; choose another folder with --cache-dir")
-    if disk.max_bytes < len(paths) * 2.2e6:
+    if disk.max_bytes < len(paths) * ENTRY_BYTES:
         print(
-            f"note: {len(paths)} embeddings need about {len(paths) * 2.2e6 / 1e9:.1f} GB but the cache "
-            f"is limited to {disk.max_bytes / 1e9:.1f} GB: the oldest will be evicted (see --max-cache-gb)",
+            f"note: {len(paths)} embeddings need about {size_text(len(paths) * ENTRY_BYTES)} but the cache "
+            f"is limited to {size_text(disk.max_bytes)}: the oldest will be evicted (see --max-cache-gb)",
             file=sys.stderr,
         )
     predictor = load_predictor(
@@ -178,4 +232,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"cache: {disk.root}")
     if summary.interrupted:
         return 130
-    return 1 if summary.unreadable or summary.not_stored else 0
+    return 0 if summary.complete else 1

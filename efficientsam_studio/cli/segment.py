@@ -5,8 +5,12 @@ Example::
     efsam-studio segment photo.jpg --point 250,180 --point 100,400,0 --output cat.png --json
 
 ``--point X,Y[,LABEL]`` (pixels; LABEL 1 = object, the default, 0 = background) may be repeated;
-``--box X0,Y0,X1,Y1`` (pixels). The best of the three candidate masks is written as an 8-bit PNG
-(255 = object, 0 = background); the scores of all candidates are printed (JSON with ``--json``).
+``--box X0,Y0,X1,Y1`` (pixels, corners in either order). The best of the three candidate masks is written
+as an 8-bit PNG (255 = object, 0 = background); the scores of all candidates are printed (JSON with
+``--json``). Prompts follow the engine's rule (:func:`efficientsam_studio.engine.prompts.fit_to_image`):
+a point within a pixel of the image is moved onto its edge and one further out is an error; a box is
+clipped to the image, and one outside it or without area is an error. Background points alone are a
+valid prompt.
 """
 
 from __future__ import annotations
@@ -123,17 +127,23 @@ def _write_png(mask: Any, path: Path) -> None:
 
 
 def _check_prompts(args: argparse.Namespace, height: int, width: int) -> None:
+    """Refuse, before the model loads, the prompts the engine would refuse (its rule for the image)."""
+    import numpy as np
+
+    from efficientsam_studio.engine.prompts import PromptError, fit_to_image
+
     if not args.point and args.box is None:
         raise SegmentError("give at least one --point X,Y[,LABEL] or a --box X0,Y0,X1,Y1")
     for x, y, _ in args.point:
-        if not (0 <= x < width and 0 <= y < height):
-            raise SegmentError(f"--point {x:g},{y:g} is outside the {width}x{height} image")
+        try:
+            fit_to_image(np.array([[x, y]]), None, (height, width))
+        except PromptError as exc:
+            raise SegmentError(f"--point {x:g},{y:g}: {exc}") from None
     if args.box is not None:
-        x0, y0, x1, y1 = args.box
-        if not all(0 <= v <= width for v in (x0, x1)) or not all(0 <= v <= height for v in (y0, y1)):
-            raise SegmentError(f"--box {x0:g},{y0:g},{x1:g},{y1:g} is outside the {width}x{height} image")
-        if x0 == x1 or y0 == y1:
-            raise SegmentError(f"--box {x0:g},{y0:g},{x1:g},{y1:g} has no area")
+        try:
+            fit_to_image(None, np.array(args.box), (height, width))
+        except PromptError as exc:
+            raise SegmentError(f"--box {','.join(f'{v:g}' for v in args.box)}: {exc}") from None
 
 
 def _output_path(args: argparse.Namespace) -> Path:

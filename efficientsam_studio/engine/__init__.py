@@ -23,6 +23,7 @@ _EXPORTS = {
     "Prompt": "prompts",
     "PromptInfo": "prompts",
     "PromptError": "prompts",
+    "PromptOutsideImageError": "prompts",
     "PromptsTruncatedWarning": "prompts",
     "MAX_POINTS": "prompts",
     "PROMPT_POLICY": "prompts",

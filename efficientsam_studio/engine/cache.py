@@ -114,6 +114,10 @@ def predictor_model_key(predictor: Any) -> str:
     return f"{name}:{state_dict_checksum(model.state_dict())}:fp32"
 
 
+def _image_size(image: np.ndarray) -> tuple[int, int]:
+    return int(image.shape[0]), int(image.shape[1])
+
+
 def embedding_to_numpy(embedding: Any) -> np.ndarray:
     """A predictor's embedding (torch tensor or array, ``(1, 256, 64, 64)``) as a float32 numpy array."""
     if hasattr(embedding, "detach"):
@@ -163,10 +167,21 @@ class MemoryCache:
     def __contains__(self, key: CacheKey) -> bool:
         return key in self._items
 
+    def discard(self, key: CacheKey) -> None:
+        """Forget ``key`` (nothing happens when it is not held)."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[0].nbytes
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
             self._bytes = 0
+
+
+def _same_size(stored: tuple[int, int], image_size: tuple[int, int]) -> bool:
+    return (int(stored[0]), int(stored[1])) == (int(image_size[0]), int(image_size[1]))
 
 
 class EmbeddingCache:
@@ -181,23 +196,35 @@ class EmbeddingCache:
         """Memory LRU plus the disk store under ``efficientsam_studio.paths.cache_dir()``."""
         return cls(MemoryCache(memory_bytes), DiskCache())
 
-    def get(self, key: CacheKey) -> tuple[np.ndarray, tuple[int, int], str] | None:
-        """``(embedding float32, (H, W), "memory" | "disk")`` or None on a miss."""
+    def get(
+        self, key: CacheKey, image_size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, tuple[int, int], str] | None:
+        """``(embedding float32, (H, W), "memory" | "disk")`` or None on a miss.
+
+        ``image_size``: the ``(H, W)`` of the image the caller holds; an entry recording another size is
+        a miss (and is dropped from memory and deleted from disk)."""
         hit = self.memory.get(key)
         if hit is not None:
-            return hit[0], hit[1], "memory"
+            if image_size is None or _same_size(hit[1], image_size):
+                return hit[0], hit[1], "memory"
+            self.memory.discard(key)
         if self.disk is not None:
-            entry = self.disk.get(key)
+            entry = self.disk.get(key, image_size)
             if entry is not None:
                 self.memory.put(key, *entry)
                 return entry[0], entry[1], "disk"
         return None
 
-    def contains(self, key: CacheKey, on_disk: bool = False) -> bool:
-        """Whether ``key`` is cached (``on_disk=True``: a valid disk entry exists)."""
-        if not on_disk and key in self.memory:
-            return True
-        return self.disk is not None and self.disk.contains(key)
+    def contains(
+        self, key: CacheKey, on_disk: bool = False, image_size: tuple[int, int] | None = None
+    ) -> bool:
+        """Whether ``key`` is cached (``on_disk=True``: a valid disk entry exists; ``image_size`` as in
+        :meth:`get`)."""
+        if not on_disk:
+            hit = self.memory.get(key)
+            if hit is not None and (image_size is None or _same_size(hit[1], image_size)):
+                return True
+        return self.disk is not None and self.disk.contains(key, image_size)
 
     def put(self, key: CacheKey, embedding: np.ndarray, image_size: tuple[int, int]) -> bool:
         """Store in both tiers; returns False when the disk write failed (a warning was issued)."""
@@ -239,13 +266,15 @@ class CachedPredictor:
 
         A cached image only needs the embedding copied into the predictor (a few milliseconds);
         otherwise the encoder runs and the result is stored in both tiers. ``key``: the image's
-        :func:`image_hash` if the caller already has it.
+        :func:`image_hash` if the caller already has it. An entry is used only when the image size it
+        records is ``image``'s own; masks always come out at ``image``'s size.
         """
         cache_key = self.key_for(image, key)
+        size = _image_size(image)
         with self._lock:
-            hit = self.cache.get(cache_key)
+            hit = self.cache.get(cache_key, size)
             if hit is not None:
-                embedding, size, source = hit
+                embedding, _, source = hit
                 self.predictor.set_embedding(embedding, size)
                 return source
             self.predictor.set_image(image)
@@ -259,14 +288,14 @@ class CachedPredictor:
         """
         cache_key = self.key_for(image, key)
         with self._lock:
-            if self.cache.contains(cache_key):
+            if self.cache.contains(cache_key, image_size=_image_size(image)):
                 return "memory" if cache_key in self.cache.memory else "disk"
             # encoded beside the current image, which stays installed (with its decoder preparation)
             self._store(cache_key, self.predictor.encode_image(image), image)
             return "computed"
 
     def _store(self, cache_key: CacheKey, embedding: Any, image: np.ndarray) -> None:
-        self.cache.put(cache_key, embedding_to_numpy(embedding), (int(image.shape[0]), int(image.shape[1])))
+        self.cache.put(cache_key, embedding_to_numpy(embedding), _image_size(image))
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped predictor's ``predict`` on the current image (serialised with ``cache_image``)."""
@@ -278,8 +307,13 @@ class CachedPredictor:
         with self._lock:
             return self.predictor.predict_batch(*args, **kwargs)
 
-    def is_cached(self, image: np.ndarray | None = None, key: str | None = None) -> bool:
-        return self.cache.contains(self.key_for(image, key))
+    def is_cached(
+        self, image: np.ndarray | None = None, key: str | None = None, on_disk: bool = False
+    ) -> bool:
+        """Whether the embedding of ``image`` (or of the image hashed as ``key``) is cached; with the
+        image, only an entry recording its size counts (``on_disk``: a valid disk entry exists)."""
+        size = None if image is None else _image_size(image)
+        return self.cache.contains(self.key_for(image, key), on_disk=on_disk, image_size=size)
 
     def set_embedding(self, embedding: np.ndarray, image_size: tuple[int, int]) -> None:
         with self._lock:

@@ -4,17 +4,21 @@ File format (little endian), one file per entry, named ``<blake2b of the key>.em
 
     bytes 0..7      magic  b"EFSAMEMB"
     bytes 8..11     uint32 length L of the header
-    bytes 12..12+L  UTF-8 JSON header: {"format": 1, "key": {"image", "model", "engine"},
+    bytes 12..12+L  UTF-8 JSON header: {"format": 2, "key": {"image", "model", "engine"},
                     "dtype": "float16", "shape": [1, 256, 64, 64], "image_size": [H, W],
-                    "payload_bytes": N, "payload_blake2b": hex digest of the payload}
+                    "payload_bytes": N, "entry_blake2b": hex digest}
     then N bytes    the embedding, C order, float16
 
-An entry is trusted only when the magic, the header, the full key, the dtype and shape, the file
-length and the payload checksum all match; anything else (a corrupt, truncated, foreign or stale
-file) is deleted and reported as a miss, so the caller recomputes it. Writes go to a temporary file
-in the same folder, are flushed and fsynced, then renamed over the final name (atomic on POSIX and
-Windows), so an interrupted or failed write never leaves a partial entry under a real name. A write
-that fails (full disk, read-only folder) emits :class:`CacheWriteWarning` and leaves nothing behind.
+``entry_blake2b`` is the digest of the header's other fields (as sorted-key JSON) followed by the
+payload, so a changed byte anywhere in the file, the stored image size included, is detected. An
+entry is trusted only when the magic, the format, the full key, the dtype and shape, the file length
+and that checksum all match, and, when the caller gives the size of the image it has in hand, the
+stored image size equals it; anything else (a corrupt, truncated, foreign or stale file, or an entry
+of format 1, whose checksum covered the payload only) is deleted and reported as a miss, so the
+caller recomputes it. Writes go to a temporary file in the same folder, are flushed and fsynced, then
+renamed over the final name (atomic on POSIX and Windows), so an interrupted or failed write never
+leaves a partial entry under a real name. A write that fails (full disk, read-only folder) emits
+:class:`CacheWriteWarning` and leaves nothing behind.
 
 Eviction: the store keeps its total size under ``max_bytes`` by deleting the least recently used
 entries. "Used" is the file's modification time, which :meth:`DiskCache.get` refreshes on every hit
@@ -42,7 +46,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MAGIC = b"EFSAMEMB"
-FORMAT = 1
+FORMAT = 2
 SUFFIX = ".emb"
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 3600.0
@@ -75,8 +79,16 @@ class CacheKey:
         return hashlib.blake2b(text, digest_size=20).hexdigest() + SUFFIX
 
 
-def _payload_digest(payload: bytes | memoryview) -> str:
-    return hashlib.blake2b(payload, digest_size=20).hexdigest()
+_DIGEST_FIELD = "entry_blake2b"
+
+
+def _entry_digest(header: dict, payload: bytes | memoryview) -> str:
+    """Digest of a header (every field but the digest itself, as sorted-key JSON) and the payload."""
+    fields = {name: value for name, value in header.items() if name != _DIGEST_FIELD}
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def encode_entry(key: CacheKey, embedding: np.ndarray, image_size: tuple[int, int]) -> bytes:
@@ -89,14 +101,17 @@ def encode_entry(key: CacheKey, embedding: np.ndarray, image_size: tuple[int, in
         "shape": list(embedding.shape),
         "image_size": [int(image_size[0]), int(image_size[1])],
         "payload_bytes": len(payload),
-        "payload_blake2b": _payload_digest(payload),
     }
+    header[_DIGEST_FIELD] = _entry_digest(header, payload)
     head = json.dumps(header, sort_keys=True).encode()
     return MAGIC + struct.pack("<I", len(head)) + head + payload
 
 
-def decode_entry(data: bytes, key: CacheKey) -> tuple[np.ndarray, tuple[int, int]] | None:
-    """Parse and validate an entry; returns ``(float32 embedding, (H, W))`` or None when anything is off."""
+def decode_entry(
+    data: bytes, key: CacheKey, image_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """Parse and validate an entry; returns ``(float32 embedding, (H, W))`` or None when anything is off
+    (``image_size``: the ``(H, W)`` the stored size must equal, when given)."""
     if len(data) < 12 or data[:8] != MAGIC:
         return None
     (head_len,) = struct.unpack("<I", data[8:12])
@@ -107,14 +122,16 @@ def decode_entry(data: bytes, key: CacheKey) -> tuple[np.ndarray, tuple[int, int
         shape = tuple(int(s) for s in header["shape"])
         size = (int(header["image_size"][0]), int(header["image_size"][1]))
         n_bytes = int(header["payload_bytes"])
-        digest = str(header["payload_blake2b"])
+        digest = str(header[_DIGEST_FIELD])
         ok = header["format"] == FORMAT and header["key"] == key.as_dict() and header["dtype"] == "float16"
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
     payload = memoryview(data)[12 + head_len :]
-    if not ok or len(payload) != n_bytes or n_bytes != 2 * int(np.prod(shape)):
+    if not ok or len(payload) != n_bytes or n_bytes != 2 * int(np.prod(shape)) or min(size) <= 0:
         return None
-    if _payload_digest(payload) != digest:
+    if image_size is not None and size != (int(image_size[0]), int(image_size[1])):
+        return None
+    if _entry_digest(header, payload) != digest:
         return None
     return np.frombuffer(payload, dtype=np.float16).reshape(shape).astype(np.float32), size
 
@@ -138,10 +155,13 @@ class DiskCache:
     def path_for(self, key: CacheKey) -> Path:
         return self.root / key.filename()
 
-    def get(self, key: CacheKey) -> tuple[np.ndarray, tuple[int, int]] | None:
+    def get(
+        self, key: CacheKey, image_size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, tuple[int, int]] | None:
         """The valid entry for ``key`` as ``(float32 (1, 256, 64, 64), (H, W))``, or None.
 
-        An invalid file under the key's name is deleted. A hit refreshes the entry's use time.
+        ``image_size``: the ``(H, W)`` of the image the caller holds; an entry that records another size
+        is invalid. An invalid file under the key's name is deleted. A hit refreshes the entry's use time.
         """
         path = self.path_for(key)
         try:
@@ -151,9 +171,11 @@ class DiskCache:
         except OSError as exc:
             log.warning("embedding cache: cannot read %s (%s); recomputing", path, exc)
             return None
-        entry = decode_entry(data, key)
+        entry = decode_entry(data, key, image_size)
         if entry is None:
-            log.warning("embedding cache: %s is corrupt, truncated or stale; recomputing", path)
+            log.warning(
+                "embedding cache: %s is corrupt, truncated, stale or of another image; recomputing", path
+            )
             self._unlink(path)
             return None
         try:
@@ -162,9 +184,10 @@ class DiskCache:
             pass
         return entry
 
-    def contains(self, key: CacheKey) -> bool:
-        """True when a valid entry exists (it is read and checked, not only looked up)."""
-        return self.get(key) is not None
+    def contains(self, key: CacheKey, image_size: tuple[int, int] | None = None) -> bool:
+        """True when a valid entry exists (it is read and checked, not only looked up; ``image_size`` as
+        in :meth:`get`)."""
+        return self.get(key, image_size) is not None
 
     def put(self, key: CacheKey, embedding: np.ndarray, image_size: tuple[int, int]) -> bool:
         """Store ``embedding`` atomically; returns False (and warns) when the write failed."""

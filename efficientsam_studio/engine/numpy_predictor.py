@@ -198,9 +198,21 @@ class NumpyPredictor(ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for one prompt: ``masks`` bool ``(K, H, W)``, ``scores (K,)``, ``low_res_logits
         (K, 256, 256)``, best first; K = 3, or 1 (the best) when ``multimask_output`` is False.
-        ``point_coords (N, 2)`` pixels ``(x, y)``, ``point_labels (N,)`` 1/0, ``box (4,)`` x0 y0 x1 y1."""
+        ``point_coords (N, 2)`` pixels ``(x, y)``, ``point_labels (N,)`` 1/0 (negative points alone are
+        allowed), ``box (4,)`` x0 y0 x1 y1 (corners in either order; they are swapped into place).
+
+        Prompts and the image (the rule of :mod:`~efficientsam_studio.engine.prompts`): the image spans
+        ``0 <= x <= W``, ``0 <= y <= H``. A point at most one pixel outside is moved onto the edge (the
+        model's coordinate transform would turn a negative coordinate into its padding value and scale
+        one beyond the far edge out of its frame); a point further out raises
+        :class:`~efficientsam_studio.engine.prompts.PromptOutsideImageError`. A box is clipped to the
+        image; one that does not overlap it raises that error, one without area (``x0 == x1`` or
+        ``y0 == y1``) :class:`~efficientsam_studio.engine.prompts.PromptError` (both are ``ValueError``
+        and ``StudioError``)."""
         size = self._require_image()
-        coords, labels, info = encode_prompt(point_coords, point_labels, box, self.max_points)
+        coords, labels, info = encode_prompt(
+            point_coords, point_labels, box, self.max_points, image_size=size
+        )
         self.last_prompt_info = info
         padded_coords, padded_labels = stack_prompts([(coords, labels)], self.max_points)
         logits, scores = self._decode_sorted(padded_coords, padded_labels, multimask_output)
@@ -219,7 +231,8 @@ class NumpyPredictor(ABC):
     ) -> BatchPrediction:
         """Decode Q prompts in few decoder calls: ``point_coords (Q, N, 2)`` with ``point_labels (Q, N)``
         and/or ``boxes (Q, 4)``, or ``prompts`` (a list of Prompt of any lengths). Each prompt follows
-        the point policy of :meth:`predict` (its PromptInfo is in ``infos``). See
+        the point policy and the image rule of :meth:`predict` (its PromptInfo is in ``infos``; a prompt
+        the rule refuses raises its error, naming the prompt's index, and nothing is decoded). See
         :class:`BatchPrediction` for the outputs; ``return_masks=False`` skips the upsampling, which
         keeps memory small for many prompts (:meth:`masks_from_logits` upsamples the ones kept later).
 
@@ -232,10 +245,13 @@ class NumpyPredictor(ABC):
         elif point_coords is not None or point_labels is not None or boxes is not None:
             raise PromptError("give either prompts=[...] or point_coords/point_labels/boxes arrays, not both")
         encoded, infos = [], []
-        for prompt in prompts:
-            coords, labels, info = encode_prompt(
-                prompt.point_coords, prompt.point_labels, prompt.box, self.max_points
-            )
+        for index, prompt in enumerate(prompts):
+            try:
+                coords, labels, info = encode_prompt(
+                    prompt.point_coords, prompt.point_labels, prompt.box, self.max_points, image_size=(h, w)
+                )
+            except PromptError as exc:
+                raise type(exc)(f"prompt {index}: {exc}") from None
             encoded.append((coords, labels))
             infos.append(info)
         k = 3 if multimask_output else 1

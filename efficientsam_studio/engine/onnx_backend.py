@@ -19,8 +19,14 @@ Where files come from (``load_onnx_predictor``):
 - ``checkpoint`` = a torch checkpoint: the export of exactly that file in the weights store,
   ``weights_dir()/onnx/<model>-<first 16 hex of the file's SHA-256>/`` (``efsam-studio export-onnx``
   writes there when no ``--out`` is given);
-- no checkpoint: the export of the installed catalogue weights, else the installed published pair
-  (``efsam-studio weights download vit_t_onnx``).
+- no checkpoint: the export of the installed catalogue weights (what ``efsam-studio export-onnx --model
+  vit_t`` writes), else the installed published pair (``efsam-studio weights download vit_t_onnx``).
+  Exports of other checkpoints are never taken for the catalogue weights: when the store holds only
+  those, the error names their folders and says to pass the checkpoint they were made from (or the
+  folder).
+
+For ``precision="int8"`` the encoder ``<model>_encoder.int8.onnx`` (``export-onnx --int8``) must be there
+too; when only it is missing, the error says so.
 
 Execution providers: ``device="auto"`` uses CUDA when onnxruntime-gpu provides it, else the CPU;
 ``"cuda"`` requires it; ``"cpu"`` forces the CPU. CPU sessions use all graph optimisations and one
@@ -290,6 +296,30 @@ def _pair_in_dir(folder: Path, model: str, precision: str) -> tuple[Path, Path] 
     return next(((e, d) for e, d in candidates if e.is_file() and d.is_file()), None)
 
 
+def _missing_int8(folder: Path, model: str, precision: str) -> bool:
+    """True when ``folder`` holds the fp32 export of ``model`` but ``precision`` int8 was asked for."""
+    return precision == "int8" and _pair_in_dir(folder, model, "fp32") is not None
+
+
+def _int8_hint(folder: Path, model: str, command: str) -> str:
+    return (
+        f"the ONNX export in {folder} has no int8 encoder ({model}_encoder.int8.onnx): run {command} --int8 "
+        "to write it, or use backend 'onnx' for the float32 encoder"
+    )
+
+
+def _other_exports(model: str) -> list[Path]:
+    """Export folders of ``model`` in the weights store (one per exported checkpoint), sorted."""
+    from efficientsam_studio.paths import weights_dir
+
+    root = weights_dir() / "onnx"
+    try:
+        folders = sorted(p for p in root.glob(f"{model}-*") if p.is_dir())
+    except OSError:
+        return []
+    return [folder for folder in folders if _pair_in_dir(folder, model, "fp32") is not None]
+
+
 def find_onnx_pair(
     model: str, checkpoint: str | Path | None = None, precision: str = "fp32"
 ) -> tuple[Path, Path]:
@@ -306,17 +336,23 @@ def find_onnx_pair(
         if path.is_dir():
             pair = _pair_in_dir(path, model, precision)
             if pair is None:
+                if _missing_int8(path, model, precision):
+                    raise OnnxModelError(
+                        f"{path}: holds the float32 ONNX pair of {model} but no int8 encoder "
+                        f"({model}_encoder.int8.onnx); export it with efsam-studio export-onnx --int8"
+                    )
                 raise OnnxModelError(f"{path}: holds no {precision} ONNX pair of {model}")
             return pair
         if not path.is_file():
             raise OnnxModelError(f"{path}: no such file")
-        pair = _pair_in_dir(export_dir_for(model, path), model, precision)
+        store = export_dir_for(model, path)
+        pair = _pair_in_dir(store, model, precision)
         if pair is None:
+            command = f"efsam-studio export-onnx --model {model} --checkpoint {path}"
+            if _missing_int8(store, model, precision):
+                raise OnnxModelError(_int8_hint(store, model, command))
             flag = " --int8" if precision == "int8" else ""
-            raise OnnxModelError(
-                f"{path} has not been exported to ONNX yet: run "
-                f"efsam-studio export-onnx --model {model} --checkpoint {path}{flag}"
-            )
+            raise OnnxModelError(f"{path} has not been exported to ONNX yet: run {command}{flag}")
         return pair
     from . import weights
 
@@ -325,8 +361,9 @@ def find_onnx_pair(
         installed = weights.installed_path(model)
     except StudioError:
         installed = None
-    if installed is not None:
-        pair = _pair_in_dir(export_dir_for(model, installed), model, precision)
+    store = None if installed is None else export_dir_for(model, installed)
+    if store is not None:
+        pair = _pair_in_dir(store, model, precision)
         if pair is not None:
             return pair
     published = None
@@ -337,12 +374,26 @@ def find_onnx_pair(
             published = None
     if published is not None:
         return published
-    hint = (
-        f"run efsam-studio export-onnx --model {model}"
-        if installed is not None
-        else f"run efsam-studio weights download {model}_onnx, or download {model} and export it"
-    )
-    raise OnnxModelError(f"no ONNX files for model {model!r}: {hint}")
+    if store is not None and _missing_int8(store, model, precision):
+        raise OnnxModelError(_int8_hint(store, model, f"efsam-studio export-onnx --model {model}"))
+    flag = " --int8" if precision == "int8" else ""
+    if installed is not None:
+        hint = f"run efsam-studio export-onnx --model {model}{flag}"
+    elif precision == "fp32":
+        hint = f"run efsam-studio weights download {model}_onnx, or download {model} and export it"
+    else:
+        hint = f"download {model} (efsam-studio weights download {model}) and export it with --int8"
+    others = [folder for folder in _other_exports(model) if folder != store]
+    if others:
+        listed = ", ".join(str(folder) for folder in others[:3]) + (" ..." if len(others) > 3 else "")
+        hint += (
+            f". The weights store holds ONNX exports of {'other ' if installed is not None else ''}{model} "
+            f"checkpoints ({listed}); to use one, "
+            "pass the checkpoint it was exported from (--checkpoint PATH) or its folder"
+        )
+    what = "no ONNX files" if precision == "fp32" else "no int8 ONNX files"
+    whose = f"the installed {model} weights" if installed is not None else f"model {model!r}"
+    raise OnnxModelError(f"{what} for {whose}: {hint}")
 
 
 def load_onnx_predictor(

@@ -1,8 +1,20 @@
 """Prompts (points, labels, box) -> the decoder's point list, and the policy beyond its 6-point limit.
 
-Coordinates are ``(x, y)`` in original image pixels. Point labels: 1 positive, 0 negative. A box
-``(x0, y0, x1, y1)`` becomes two points labelled 2 (top-left) and 3 (bottom-right); corners given in the
-wrong order are swapped into place.
+Coordinates are ``(x, y)`` in original image pixels. Point labels: 1 positive, 0 negative; a prompt
+may hold negative points only. A box ``(x0, y0, x1, y1)`` becomes two points labelled 2 (top-left) and 3
+(bottom-right); corners given in the wrong order are swapped into place.
+
+Prompts and the image (:func:`fit_to_image`, applied by every predictor and by batch labelling): the
+image spans ``0 <= x <= W`` and ``0 <= y <= H``. The model's coordinate transform scales ``x * 1024 / W``
+and turns every negative coordinate into its padding value -1, so a point left of or above the image
+would silently act as a point on its edge, and one beyond the far edges lies outside the frame the
+model was trained on. Hence:
+
+- a point at most :data:`EDGE_TOLERANCE` (one pixel) outside the image is moved onto its edge; a point
+  further out is refused (:class:`PromptOutsideImageError`);
+- a box is clipped to the image; a box that does not touch the image is refused. A box may be a line
+  (``x0 == x1`` or ``y0 == y1``): the tight box of a one-pixel-wide object, which the model reads like any
+  other.
 
 The published decoder reads at most :data:`MAX_POINTS` points per prompt (a box uses two). When more are
 given, the policy is: **keep the box and the most recent points** (the last ones in the order given,
@@ -34,8 +46,16 @@ PROMPT_POLICY = "keep the box and the most recent points"
 """One-line statement of what happens beyond :data:`MAX_POINTS`."""
 
 
-class PromptError(StudioError):
+EDGE_TOLERANCE = 1.0
+"""Pixels a point may lie outside the image and still be used (moved onto the edge)."""
+
+
+class PromptError(StudioError, ValueError):
     """Prompts of the wrong shape or with invalid values."""
+
+
+class PromptOutsideImageError(PromptError):
+    """A point or box lies outside the image; the message says which and the image's size."""
 
 
 class PromptsTruncatedWarning(UserWarning):
@@ -89,17 +109,64 @@ def _as_array(value: object, name: str, shape_text: str) -> np.ndarray:
     return array
 
 
+def _number_text(value: float) -> str:
+    return f"{float(value):g}"
+
+
+def fit_to_image(
+    point_coords: np.ndarray | None,
+    box: np.ndarray | None,
+    image_size: tuple[int, int],
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Apply the image rule of this module's docstring to ``point_coords (N, 2)`` and ``box (4,)``
+    ``(x0, y0, x1, y1)`` of an ``image_size = (H, W)`` image.
+
+    Returns the points moved onto the edge where they were within :data:`EDGE_TOLERANCE` of it and the
+    box with its corners in order and clipped to the image, as float64 arrays (None stays None). Raises
+    :class:`PromptOutsideImageError` naming the point or box and the image size.
+    """
+    h, w = (float(v) for v in image_size)
+    frame = f"{int(w)}x{int(h)} image"
+    coords = None
+    if point_coords is not None:
+        coords = np.asarray(point_coords, dtype=np.float64).reshape(-1, 2)
+        margin = EDGE_TOLERANCE
+        for x, y in coords:
+            if not (-margin <= x <= w + margin and -margin <= y <= h + margin):
+                raise PromptOutsideImageError(
+                    f"point ({_number_text(x)}, {_number_text(y)}) lies outside the {frame} "
+                    f"(x must be within 0..{int(w)}, y within 0..{int(h)})"
+                )
+        coords = np.stack([np.clip(coords[:, 0], 0.0, w), np.clip(coords[:, 1], 0.0, h)], axis=-1)
+    fitted = None
+    if box is not None:
+        given = np.asarray(box, dtype=np.float64).reshape(4)
+        x0, x1 = sorted(given[[0, 2]])
+        y0, y1 = sorted(given[[1, 3]])
+        if x1 < 0 or y1 < 0 or x0 > w or y0 > h or (x1 == 0 and x0 < 0) or (y1 == 0 and y0 < 0):
+            raise PromptOutsideImageError(f"box ({_box_text(given)}) lies outside the {frame}")
+        fitted = np.clip([x0, y0, x1, y1], 0.0, [w, h, w, h])
+    return coords, fitted
+
+
+def _box_text(box: np.ndarray) -> str:
+    return ", ".join(_number_text(v) for v in box)
+
+
 def encode_prompt(
     point_coords: np.ndarray | None = None,
     point_labels: np.ndarray | None = None,
     box: np.ndarray | None = None,
     max_points: int = MAX_POINTS,
     warn: bool = True,
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, PromptInfo]:
     """Validate a prompt and apply the point-limit policy.
 
     Returns ``coords (M, 2)`` float32 in original pixels, ``labels (M,)`` float32 (points first, then the
-    box corners labelled 2 and 3), with ``M <= max_points``, and a :class:`PromptInfo`.
+    box corners labelled 2 and 3), with ``M <= max_points``, and a :class:`PromptInfo`. With
+    ``image_size (H, W)`` the points and box are fitted to the image first (:func:`fit_to_image`).
+    A box without area is refused in any case.
     """
     coords = np.zeros((0, 2))
     labels = np.zeros((0,))
@@ -124,6 +191,12 @@ def encode_prompt(
         corners = np.array([[x0, y0], [x1, y1]])
     if len(coords) == 0 and len(corners) == 0:
         raise PromptError("give at least one point or a box")
+    if image_size is not None:
+        fitted_coords, fitted_box = fit_to_image(
+            coords if len(coords) else None, corners.reshape(-1) if len(corners) else None, image_size
+        )
+        coords = coords if fitted_coords is None else fitted_coords
+        corners = corners if fitted_box is None else fitted_box.reshape(2, 2)
 
     room = max_points - len(corners)
     n = len(coords)

@@ -3,7 +3,8 @@
 - A point prompt selects the 4-connected region of pixels of the clicked colour. Candidates, in this order:
   the region with sharp logits (predicted IoU ``region_iou``), its left half (``part_iou``), and the region
   with soft logits that a stability filter rejects (``soft_iou``). A point on the background colour gets
-  the background region with predicted IoU ``background_iou``.
+  the background region with predicted IoU ``background_iou``. The first positive point decides (the first
+  point when all are negative).
 - A box prompt gives the box filled (sharp logits, IoU 0.95), a shrunken box (0.6) and a soft copy (0.3).
 
 Low-resolution logits are ``(3, 256, 256)`` over the whole image set with ``set_image``, as EfficientSAM's
@@ -97,8 +98,9 @@ class ShapesPredictor:
         self.calls += 1
         if box is not None:
             return self._box_candidates(np.asarray(box, dtype=np.float64).reshape(4))
-        positive = np.asarray(coords, dtype=np.float64).reshape(-1, 2)[np.asarray(labels).reshape(-1) == 1]
-        return self._point_candidates(*positive[0])
+        points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        positive = points[np.asarray(labels).reshape(-1) == 1]
+        return self._point_candidates(*(positive[0] if len(positive) else points[0]))
 
     # ------------------------------------------------------------------ Predictor API
     def predict(self, point_coords=None, point_labels=None, box=None, multimask_output=True):

@@ -116,13 +116,31 @@ def test_csv_boxes_with_optional_score(tmp_path):
     [
         ("image,x0,y0,x1,y1\nimg1.png,1,2,3,4\n", "header lacks label"),
         ("image,x0,y0,x1,y1,label\nimg1.png,1,2,x,4,cat\n", r"boxes.csv:2: field 'x1' must be a number"),
-        ("image,x0,y0,x1,y1,label\nimg1.png,5,2,3,4,cat\n", r"boxes.csv:2: .*x1 > x0"),
     ],
 )
 def test_csv_errors_name_the_line_and_field(tmp_path, content, message):
     with pytest.raises(PromptFileError, match=message) as info:
         read_box_prompts(_write(tmp_path / "boxes.csv", content))
     assert isinstance(info.value, StudioError)
+
+
+def test_reversed_corners_are_swapped_and_boxes_without_area_are_left_to_the_run(tmp_path):
+    csv_file = _write(
+        tmp_path / "boxes.csv", "image,x0,y0,x1,y1,label\nimg1.png,50,40,10,5,cat\nimg1.png,5,5,5,9,dog\n"
+    )
+    reversed_box, flat = read_box_prompts(csv_file).by_key["img1.png"]
+    assert reversed_box.box == (10, 5, 50, 40) and flat.box == (5, 5, 5, 9)
+    coco = _write(
+        tmp_path / "dets.json",
+        [
+            {"image_id": 1, "category_id": 1, "bbox": [50, 40, -40, -35]},
+            {"image_id": 1, "category_id": 1, "bbox": [5, 5, 0, 4]},
+        ],
+    )
+    assert [p.box for p in read_box_prompts(coco).by_key["1"]] == [(10, 5, 50, 40), (5, 5, 5, 9)]
+    (tmp_path / "yolo").mkdir()
+    _write(tmp_path / "yolo" / "img1.txt", "0 0.5 0.5 0 0.2\n")
+    assert read_box_prompts(tmp_path / "yolo").by_key["img1"][0].box == pytest.approx((0.5, 0.4, 0.5, 0.6))
 
 
 def test_malformed_json_files_are_reported_with_their_position(tmp_path):
@@ -164,8 +182,12 @@ def test_points_json_in_both_layouts_and_rows_without_object_are_separate(tmp_pa
     assert prompt.labels == (1, 0) and prompt.category == "object"
 
 
+def test_an_object_of_negative_points_only_is_a_prompt(tmp_path):
+    points = _write(tmp_path / "p.csv", "image,x,y,label,object\nimg1.png,1,1,0,a\nimg1.png,5,5,0,a\n")
+    (prompt,) = read_point_prompts(points).by_key["img1.png"]
+    assert prompt.labels == (0, 0) and prompt.points == ((1, 1), (5, 5))
+
+
 def test_points_errors(tmp_path):
-    with pytest.raises(PromptFileError, match="no positive point"):
-        read_point_prompts(_write(tmp_path / "p.csv", "image,x,y,label,object\nimg1.png,1,1,0,a\n"))
     with pytest.raises(PromptFileError, match=r"p.csv:2: field 'label' must be 1"):
         read_point_prompts(_write(tmp_path / "p.csv", "image,x,y,label\nimg1.png,1,1,yes\n"))

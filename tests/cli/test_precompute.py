@@ -40,10 +40,10 @@ def encodes(monkeypatch):
     return state
 
 
-def _run(folder: Path, cache: Path, checkpoint: Path) -> int:
+def _run(folder: Path, cache: Path, checkpoint: Path, *options: str) -> int:
     return main(
         ["precompute", str(folder), "--model", "tiny", "--checkpoint", str(checkpoint), "--backend", "torch",
-         "--device", "cpu", "--cache-dir", str(cache)]
+         "--device", "cpu", "--cache-dir", str(cache), *options]
     )  # fmt: skip
 
 
@@ -101,3 +101,63 @@ def test_missing_or_empty_folder_is_a_clear_error(tmp_path, tiny_checkpoint, cap
     (tmp_path / "empty").mkdir()
     assert _run(tmp_path / "empty", tmp_path / "cache", tiny_checkpoint) == 2
     assert "no images in" in capsys.readouterr().err
+
+
+def _readable_folder(folder: Path, count: int) -> Path:
+    _make_folder(folder, count)
+    (folder / "broken.jpg").unlink()
+    return folder
+
+
+def test_an_entry_with_a_damaged_image_size_is_recomputed(tmp_path, tiny_checkpoint, encodes, capsys):
+    folder = _readable_folder(tmp_path / "images", count=1)  # 40 x 50
+    cache = tmp_path / "cache"
+    assert _run(folder, cache, tiny_checkpoint) == 0
+    (victim,) = _entries(cache)
+    data = victim.read_bytes()
+    victim.write_bytes(data.replace(b'"image_size": [40, 50]', b'"image_size": [90, 50]'))  # same length
+    capsys.readouterr()
+    assert _run(folder, cache, tiny_checkpoint) == 0
+    assert "1 encoded, 0 already cached" in capsys.readouterr().out
+    assert encodes["count"] == 2 and victim.read_bytes() == data
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "nan", "inf"])
+def test_a_cache_limit_that_is_not_a_positive_number_is_refused(
+    tmp_path, tiny_checkpoint, encodes, capsys, limit
+):
+    folder = _readable_folder(tmp_path / "images", count=1)
+    assert _run(folder, tmp_path / "cache", tiny_checkpoint, f"--max-cache-gb={limit}") == 2
+    assert "must be a positive number of GB" in capsys.readouterr().err
+    assert encodes["count"] == 0
+
+
+def test_embeddings_evicted_at_once_count_as_not_stored(tmp_path, tiny_checkpoint, encodes, capsys):
+    folder = _readable_folder(tmp_path / "images", count=3)
+    assert _run(folder, tmp_path / "cache", tiny_checkpoint, "--max-cache-gb", "0.001") == 1
+    captured = capsys.readouterr()
+    assert "3 images: 0 encoded, 0 already cached, 0 unreadable, 3 not stored" in captured.out
+    assert "cache limit of 1.0 MB leaves no room for them (one embedding takes about 2.2 MB)" in captured.out
+    assert "need about 6.6 MB but the cache is limited to 1.0 MB" in captured.err
+    assert _entries(tmp_path / "cache") == []
+
+
+def test_embeddings_evicted_later_in_the_run_make_it_fail(tmp_path, tiny_checkpoint, encodes, capsys):
+    folder = _readable_folder(tmp_path / "images", count=3)
+    assert _run(folder, tmp_path / "cache", tiny_checkpoint, "--max-cache-gb", "0.005") == 1  # room for 2
+    out = capsys.readouterr().out
+    assert "3 images: 3 encoded, 0 already cached, 0 unreadable, 1 not stored" in out
+    assert "1 embeddings were evicted later in the run" in out
+    assert len(_entries(tmp_path / "cache")) == 2
+
+
+def test_the_images_are_those_the_app_lists(tmp_path, tiny_checkpoint, encodes, capsys):
+    from PIL import Image
+
+    folder = _readable_folder(tmp_path / "images", count=1)
+    Image.fromarray(np.full((8, 8), 1, dtype=np.uint8), mode="P").save(folder / "palette.gif")
+    (folder / "._img0.JPG").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    (folder / "scan.jp2").write_bytes(b"\x00\x00\x00\x0cjP  \r\n\x87\n not decodable here")
+    assert _run(folder, tmp_path / "cache", tiny_checkpoint) == 0
+    assert "2 images: 2 encoded, 0 already cached, 0 unreadable, 0 not stored" in capsys.readouterr().out
+    assert encodes["count"] == 2

@@ -95,7 +95,8 @@ def test_without_weights_says_how_to_get_them(image_path, tmp_path, capsys, monk
     [
         ([], "at least one --point"),
         (["--point", "500,5"], "outside the 64x40 image"),
-        (["--box", "5,5,5,30"], "has no area"),
+        (["--point=-50,-50,0"], "--point -50,-50: point (-50, -50) lies outside the 64x40 image"),
+        (["--box", "100,50,200,90"], "--box 100,50,200,90: box (100, 50, 200, 90) lies outside the 64x40"),
         (["--point", "5,5", "--output", "mask.jpg"], "ending in .png"),
     ],
 )
@@ -105,6 +106,28 @@ def test_bad_prompts_and_outputs(image_path, tiny_checkpoint, capsys, args, mess
     )
     assert code == 2
     assert message in err
+
+
+def _best_mask(capsys, image_path, checkpoint, output, *prompts: str) -> np.ndarray:
+    code, _, err = _run(
+        capsys, "segment", str(image_path), *prompts, "--model", "tiny", "--checkpoint", str(checkpoint),
+        "--device", "cpu", "--output", str(output), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    return cv2.imread(str(output), cv2.IMREAD_UNCHANGED)
+
+
+def test_prompts_follow_the_engine_rule_for_the_image(image_path, tiny_checkpoint, tmp_path, capsys) -> None:
+    def best(*prompts: str) -> np.ndarray:
+        return _best_mask(capsys, image_path, tiny_checkpoint, tmp_path / "m.png", *prompts)
+
+    # a box partly outside is clipped; corners in either order
+    np.testing.assert_array_equal(best("--box", "30,20,100,60"), best("--box", "30,20,64,40"))
+    np.testing.assert_array_equal(best("--box", "64,40,30,20"), best("--box", "30,20,64,40"))
+    # points on the far edges, or within a pixel outside, are moved onto the edge
+    np.testing.assert_array_equal(best("--point", "64.5,-0.5"), best("--point", "64,0"))
+    # background points alone are a prompt
+    assert best("--point", "20,15,0", "--point", "60,35,0").shape == (40, 64)
 
 
 def test_unparsable_point_is_an_argument_error(image_path, capsys) -> None:

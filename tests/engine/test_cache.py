@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
+import struct
 import time
 import warnings
 
@@ -139,7 +142,29 @@ def _stale_header(path):
     path.write_bytes(cache_disk.encode_entry(_key(model="other"), _emb(), (4, 4)))
 
 
-@pytest.mark.parametrize("damage", [_corrupt_flip_payload, _truncate, _garbage, _stale_header])
+def _changed_image_size(path):
+    # a damaged header that is still valid JSON: the stored image size differs from the one written
+    data = path.read_bytes()
+    assert b'"image_size": [4, 4]' in data
+    path.write_bytes(data.replace(b'"image_size": [4, 4]', b'"image_size": [8, 4]'))
+
+
+def _format_1_entry(path):
+    # the layout of format 1, whose checksum covered the payload only
+    payload = _emb().astype(np.float16).tobytes()
+    header = {
+        "format": 1, "key": _key().as_dict(), "dtype": "float16", "shape": list(EMB_SHAPE),
+        "image_size": [4, 4], "payload_bytes": len(payload),
+        "payload_blake2b": hashlib.blake2b(payload, digest_size=20).hexdigest(),
+    }  # fmt: skip
+    head = json.dumps(header, sort_keys=True).encode()
+    path.write_bytes(cache_disk.MAGIC + struct.pack("<I", len(head)) + head + payload)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_corrupt_flip_payload, _truncate, _garbage, _stale_header, _changed_image_size, _format_1_entry],
+)
 def test_damaged_entry_is_never_trusted_and_is_removed(tmp_path, damage):
     disk = DiskCache(tmp_path)
     disk.put(_key(), _emb(), (4, 4))
@@ -250,3 +275,30 @@ def test_cache_image_preloads_without_changing_the_current_image(tmp_path):
     assert predictor.cache_image(upcoming) == "memory"
     assert predictor.set_image(upcoming) == "memory"
     assert fake.encodes == 2
+
+
+def test_an_entry_recording_another_image_size_is_recomputed(tmp_path):
+    fake = FakeEncoderPredictor()
+    disk = DiskCache(tmp_path)
+    predictor = CachedPredictor(fake, EmbeddingCache(MemoryCache(0), disk))
+    image = _image(4)  # 20 x 30
+    key = predictor.key_for(image)
+    disk.put(key, _emb(), (400, 300))  # a well-formed entry that names another size
+    assert disk.contains(key)  # well formed: only the size of the image in hand tells it apart
+    assert predictor.set_image(image) == "computed"
+    assert fake.image_size == (20, 30)
+    assert predictor.set_image(image) == "disk" and fake.encodes == 1
+    assert disk.get(key)[1] == (20, 30)
+    disk.put(key, _emb(), (400, 300))
+    assert not predictor.is_cached(image, on_disk=True)
+    assert not disk.path_for(key).exists()  # the bad entry is deleted
+
+
+def test_a_memory_entry_recording_another_image_size_is_not_used(tmp_path):
+    fake = FakeEncoderPredictor()
+    memory = MemoryCache()
+    predictor = CachedPredictor(fake, EmbeddingCache(memory, None))
+    image = _image(5)
+    memory.put(predictor.key_for(image), _emb(), (7, 7))
+    assert predictor.cache_image(image) == "computed"
+    assert predictor.set_image(image) == "memory" and fake.image_size == (20, 30)

@@ -11,7 +11,14 @@ import torch.nn.functional as F
 
 from efficientsam_studio.engine import MAX_POINTS, Prompt, PromptsTruncatedWarning, load_predictor
 from efficientsam_studio.engine.preprocess import preprocess_image
-from efficientsam_studio.engine.prompts import encode_prompt, to_model_space
+from efficientsam_studio.engine.prompts import (
+    PromptError,
+    PromptOutsideImageError,
+    encode_prompt,
+    fit_to_image,
+    to_model_space,
+)
+from efficientsam_studio.errors import StudioError
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +131,59 @@ def test_prepare_decoding_does_the_per_image_work_before_the_first_prompt(
     predictor.set_image(image[::-1].copy())  # another image: its own context
     predictor.prepare_decoding()
     assert len(calls) == 2
+
+
+# -- prompts and the image (40 rows x 60 columns): one rule for predict and predict_batch ---------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"point_coords": [[-50, -50]], "point_labels": [1]}, r"point \(-50, -50\) lies outside the 60x40"),
+        ({"point_coords": [[1e9, 1e9]], "point_labels": [1]}, r"point \(1e\+09, 1e\+09\) lies outside"),
+        ({"point_coords": [[10, 10], [61.5, 5]], "point_labels": [1, 0]}, r"point \(61.5, 5\) lies outside"),
+        ({"box": [100, 50, 200, 90]}, r"box \(100, 50, 200, 90\) lies outside the 60x40 image"),
+        ({"box": [-30, -20, -1, -1]}, r"box \(-30, -20, -1, -1\) lies outside"),
+    ],
+)
+def test_prompts_outside_the_image_are_refused(predictor, kwargs, message) -> None:
+    with pytest.raises(PromptError, match=message) as info:
+        predictor.predict(**kwargs)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, StudioError)
+    prompt = Prompt(**{k: np.asarray(v, dtype=np.float32) for k, v in kwargs.items()})
+    with pytest.raises(PromptError, match=f"prompt 1: {message}"):
+        predictor.predict_batch(prompts=[Prompt(point_coords=[[3, 3]], point_labels=[1]), prompt])
+
+
+def test_a_box_one_pixel_wide_is_a_prompt_like_any_other(predictor) -> None:
+    """The tight box of a one-pixel-wide object has x0 == x1 (inclusive corners); on the image edge too."""
+    for box in ([5, 5, 5, 30], [0, 5, 0, 30], [5, 12, 40, 12]):
+        masks, scores, logits = predictor.predict(box=np.array(box, np.float32))
+        assert masks.shape == (3, 40, 60) and np.isfinite(logits).all() and np.isfinite(scores).all()
+
+
+def test_points_within_a_pixel_of_the_image_move_onto_its_edge(predictor) -> None:
+    near = predictor.predict(point_coords=[[-0.8, 40.6], [60.9, -1.0]], point_labels=[1, 0])
+    edge = predictor.predict(point_coords=[[0, 40], [60, 0]], point_labels=[1, 0])
+    np.testing.assert_array_equal(near[2], edge[2])
+
+
+def test_a_box_is_clipped_to_the_image_and_reversed_corners_are_swapped(predictor) -> None:
+    clipped = predictor.predict(box=[-20, 10, 30, 90])
+    inside = predictor.predict(box=[0, 10, 30, 40])
+    reversed_corners = predictor.predict(box=[30, 40, 0, 10])
+    np.testing.assert_array_equal(clipped[2], inside[2])
+    np.testing.assert_array_equal(reversed_corners[2], inside[2])
+
+
+def test_negative_points_alone_are_a_prompt(predictor) -> None:
+    masks, scores, _ = predictor.predict(point_coords=[[10, 10], [50, 30]], point_labels=[0, 0])
+    assert masks.shape == (3, 40, 60) and np.isfinite(scores).all()
+
+
+def test_fit_to_image_states_the_rule() -> None:
+    points, box = fit_to_image(np.array([[-1.0, 3.0], [12.5, 21.0]]), np.array([15, -5, 2, 8]), (20, 12))
+    np.testing.assert_array_equal(points, [[0, 3], [12, 20]])
+    np.testing.assert_array_equal(box, [2, 0, 12, 8])
+    with pytest.raises(PromptOutsideImageError, match=r"x must be within 0..12, y within 0..20"):
+        fit_to_image(np.array([[3.0, 21.5]]), None, (20, 12))
