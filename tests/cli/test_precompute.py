@@ -152,10 +152,8 @@ def test_embeddings_evicted_later_in_the_run_make_it_fail(tmp_path, tiny_checkpo
 
 
 def test_the_images_are_those_the_app_lists(tmp_path, tiny_checkpoint, encodes, capsys):
-    from PIL import Image
-
     folder = _readable_folder(tmp_path / "images", count=1)
-    Image.fromarray(np.full((8, 8), 1, dtype=np.uint8), mode="P").save(folder / "palette.gif")
+    assert cv2.imwrite(str(folder / "palette.gif"), np.full((8, 8, 3), 40, dtype=np.uint8))
     (folder / "._img0.JPG").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
     (folder / "scan.jp2").write_bytes(b"\x00\x00\x00\x0cjP  \r\n\x87\n not decodable here")
     assert _run(folder, tmp_path / "cache", tiny_checkpoint) == 0
