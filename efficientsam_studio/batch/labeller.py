@@ -7,7 +7,7 @@
 
 Boxes and points follow the engine's rule for prompts and the image
 (:func:`~efficientsam_studio.engine.prompts.fit_to_image`): a box is clipped to the image, a point within
-a pixel of it moved onto its edge. A prompt the rule refuses (outside the image, a box without area) is
+a pixel of it moved onto its edge. A prompt the rule refuses (outside the image) is
 skipped with the reason in the image's notes; the image's other prompts are labelled. Points beyond the
 decoder's limit are reported in the notes too (not as Python warnings).
 

@@ -30,8 +30,8 @@ class BoxPrompt:
 
     Attributes:
         box: ``(x0, y0, x1, y1)``, ``x0 <= x1`` and ``y0 <= y1``: pixels of the original image, or fractions
-            of its width and height when ``normalized`` (YOLO files). It may have no area or lie outside the
-            image: the run reports such a box as skipped.
+            of its width and height when ``normalized`` (YOLO files). It may be a line; one outside the
+            image is reported as skipped by the run.
         category: category name the mask gets.
         score: detector confidence, when the file has one.
         origin: where the box came from, for messages (``"dets.json[12]"``, ``"a.txt:3"``).

@@ -17,8 +17,8 @@ Boxes (``efsam-studio label --boxes FILE``), recognised by their content:
 - **CSV**: a header ``image,x0,y0,x1,y1,label`` and optionally ``score``; pixel corners.
 
 Box corners given in the wrong order (``x0 > x1``, a negative COCO width) are swapped into place. Boxes
-without area or outside their image are kept here and reported as skipped by the run, which goes on with
-the other prompts (the engine's rule, :func:`efficientsam_studio.engine.prompts.fit_to_image`).
+outside their image are kept here and reported as skipped by the run, which goes on with the other
+prompts (the engine's rule, :func:`efficientsam_studio.engine.prompts.fit_to_image`).
 
 Points (``--points FILE``): CSV with a header ``image,x,y,label`` and optionally ``object`` and
 ``category``, or JSON: a list of such objects, or ``{image: [{x, y, label, object?, category?}, ...]}``.

@@ -28,7 +28,7 @@ class NewMask:
 @dataclass
 class ImageResult:
     """Masks computed for one image. ``empty``: prompts whose mask came out empty (nothing to keep);
-    ``skipped_prompts``: prompts not decoded (outside the image, a box without area); ``notes``: messages
+    ``skipped_prompts``: prompts not decoded (outside the image); ``notes``: messages
     for the user (points left out by the decoder's limit, each skipped prompt with the reason)."""
 
     image_id: int
@@ -79,7 +79,7 @@ class BatchSummary:
     ``failed``: images that could not be labelled; ``instances_added`` / ``instances_removed``: AI
     instances written and old ones replaced (``manual_removed``: hand-made ones replaced on request);
     ``empty_masks``: prompts whose mask was empty; ``skipped_prompts``: prompts not decoded (outside their
-    image, a box without area; the reasons are in ``notes``); ``unmatched_prompts``: image keys of the
+    image; the reasons are in ``notes``); ``unmatched_prompts``: image keys of the
     prompt file that fit no image of the project; ``cancelled``: stopped by the cancel flag;
     ``interrupted``: stopped by Ctrl+C (KeyboardInterrupt); ``seconds``: wall time.
     """
@@ -119,7 +119,7 @@ class BatchSummary:
             out.append(f"empty masks: {self.empty_masks} prompts gave no mask")
         if self.skipped_prompts:
             out.append(
-                f"skipped prompts: {self.skipped_prompts} (outside their image or without area; see notes)"
+                f"skipped prompts: {self.skipped_prompts} (outside their image; see notes)"
             )
         if self.unmatched_prompts:
             listed = ", ".join(self.unmatched_prompts[:max_listed])

@@ -9,13 +9,14 @@ Modes (one of them):
 
 Boxes and points follow the same rule as ``segment`` and the app: box corners in either order; a box is
 clipped to its image, a point within a pixel of it moved onto the edge; an object may have background
-points only. A box or point outside its image, or a box without area, is skipped and reported with the
+points only. A box or point outside its image is skipped and reported with the
 reason in the summary; the run goes on with the other prompts.
 
 The project file lives in FOLDER (image paths are stored relative to it): ``--out NAME`` or
 ``--out FOLDER/NAME.efsam.json``; an existing project is continued (with ``--recover``, from its last good
 version when its file is damaged; the damaged file is kept aside). Images already labelled (status done,
-needs review or skipped, or holding AI instances) are skipped unless ``--overwrite``; hand-made instances
+needs review or skipped, in progress by hand in the app, or holding AI instances) are skipped unless
+``--overwrite``; hand-made instances
 are kept unless ``--replace-manual``. Results are AI instances with status "needs review". The project is
 saved every ``--save-every`` images and at the end; Ctrl+C saves the finished images and stops (run the
 same command again to continue). ``--coco FILE`` also writes the labelled images as COCO (never over the

@@ -9,7 +9,7 @@ Example::
 as an 8-bit PNG (255 = object, 0 = background); the scores of all candidates are printed (JSON with
 ``--json``). Prompts follow the engine's rule (:func:`efficientsam_studio.engine.prompts.fit_to_image`):
 a point within a pixel of the image is moved onto its edge and one further out is an error; a box is
-clipped to the image, and one outside it or without area is an error. Background points alone are a
+clipped to the image, and one outside it is an error. Background points alone are a
 valid prompt.
 """
 

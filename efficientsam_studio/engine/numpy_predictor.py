@@ -206,9 +206,8 @@ class NumpyPredictor(ABC):
         model's coordinate transform would turn a negative coordinate into its padding value and scale
         one beyond the far edge out of its frame); a point further out raises
         :class:`~efficientsam_studio.engine.prompts.PromptOutsideImageError`. A box is clipped to the
-        image; one that does not overlap it raises that error, one without area (``x0 == x1`` or
-        ``y0 == y1``) :class:`~efficientsam_studio.engine.prompts.PromptError` (both are ``ValueError``
-        and ``StudioError``)."""
+        image; one that does not overlap it raises that error (a ``ValueError`` and ``StudioError``). A
+        box may be a line (``x0 == x1`` or ``y0 == y1``), the tight box of a one-pixel-wide object."""
         size = self._require_image()
         coords, labels, info = encode_prompt(
             point_coords, point_labels, box, self.max_points, image_size=size

@@ -143,7 +143,10 @@ def fit_to_image(
         given = np.asarray(box, dtype=np.float64).reshape(4)
         x0, x1 = sorted(given[[0, 2]])
         y0, y1 = sorted(given[[1, 3]])
-        if x1 < 0 or y1 < 0 or x0 > w or y0 > h or (x1 == 0 and x0 < 0) or (y1 == 0 and y0 < 0):
+        # outside: beyond an edge, or touching it only from outside (a line on the edge itself is kept)
+        beyond = x1 < 0 or y1 < 0 or x0 > w or y0 > h
+        touching = (x1 == 0 < -x0) or (y1 == 0 < -y0) or (x0 == w < x1) or (y0 == h < y1)
+        if beyond or touching:
             raise PromptOutsideImageError(f"box ({_box_text(given)}) lies outside the {frame}")
         fitted = np.clip([x0, y0, x1, y1], 0.0, [w, h, w, h])
     return coords, fitted
@@ -166,7 +169,6 @@ def encode_prompt(
     Returns ``coords (M, 2)`` float32 in original pixels, ``labels (M,)`` float32 (points first, then the
     box corners labelled 2 and 3), with ``M <= max_points``, and a :class:`PromptInfo`. With
     ``image_size (H, W)`` the points and box are fitted to the image first (:func:`fit_to_image`).
-    A box without area is refused in any case.
     """
     coords = np.zeros((0, 2))
     labels = np.zeros((0,))

@@ -356,6 +356,7 @@ class BatchDialog(QDialog):
                 summary.instances_removed += command.counts.removed_ai + command.counts.removed_manual
                 summary.manual_removed += command.counts.removed_manual
                 summary.empty_masks += result.empty
+                summary.skipped_prompts += result.skipped_prompts
                 summary.notes.extend(result.notes)
                 self._since_save += 1
             else:

@@ -187,3 +187,9 @@ def test_fit_to_image_states_the_rule() -> None:
     np.testing.assert_array_equal(box, [2, 0, 12, 8])
     with pytest.raises(PromptOutsideImageError, match=r"x must be within 0..12, y within 0..20"):
         fit_to_image(np.array([[3.0, 21.5]]), None, (20, 12))
+
+
+@pytest.mark.parametrize("box", [[-40, 10, 0, 30], [60, 10, 90, 30], [10, -20, 30, 0], [10, 40, 30, 70]])
+def test_a_box_touching_an_edge_only_from_outside_is_refused_on_every_side(predictor, box) -> None:
+    with pytest.raises(PromptError, match="lies outside the 60x40 image"):
+        predictor.predict(box=np.array(box, np.float32))

@@ -203,3 +203,14 @@ def test_a_termination_request_stops_a_run_without_asking(qtbot, make_window, sc
     with Project.open(path) as project:
         statuses = [image.status for image in project.document.images]
     assert summary.cancelled and statuses.count(ImageStatus.NEEDS_REVIEW) == summary.labelled
+
+
+def test_the_summary_counts_the_prompts_skipped_outside_their_image(qtbot, workspace, tmp_path):
+    name = next(iter(SCENES))
+    path = tmp_path / "b.csv"
+    path.write_text(f"image,x0,y0,x1,y1,label\n{name},10,10,60,50,cat\n{name},500,500,600,600,cat\n")
+    dialog = _dialog(qtbot, workspace)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("boxes"))
+    dialog.prompt_file.setText(str(path))
+    _run(qtbot, dialog)
+    assert dialog.summary.skipped_prompts == 1 and "skipped prompts: 1" in str(dialog.summary)

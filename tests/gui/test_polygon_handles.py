@@ -79,3 +79,18 @@ def test_handles_follow_the_simplification_setting(qtbot, make_window, tmp_path)
         expected = masks.mask_to_polygons(disc, "all_with_holes", tolerance)
         assert counts[-1] == sum(len(ring.points) for ring in expected)
     assert counts[1] < counts[0] / 4
+
+
+def test_the_largest_outline_stays_editable_above_the_handle_budget():
+    import numpy as np
+
+    from efficientsam_studio.annotations import masks
+    from efficientsam_studio.gui.tools.polygon_tool import MAX_HANDLES, rings_with_handles
+
+    angles = np.linspace(0, 2 * np.pi, 3 * MAX_HANDLES // 2, endpoint=False)
+    big = masks.Ring(np.stack([500 + 450 * np.cos(angles), 500 + 450 * np.sin(angles)], axis=1))
+    small = masks.Ring(np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]))
+    assert rings_with_handles([big]) == [0]  # the only outline, over budget: still editable
+    assert rings_with_handles([small, big]) == [0]  # something fits: the budget holds
+    huge = masks.Ring(np.repeat(big.points, 4, axis=0))
+    assert rings_with_handles([huge]) == []  # beyond four budgets: too many handles to be usable

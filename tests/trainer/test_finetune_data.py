@@ -182,6 +182,16 @@ def test_dataset_items_filter_and_determinism(tmp_path):
     assert batch["valid"].shape[1] == max(int(dataset[i]["valid"].sum()) for i in range(2))
 
 
+def test_each_unreadable_image_counts_once_an_epoch(tmp_path):
+    synthetic.write_sa1b_folder(tmp_path, 6, seed=6)
+    for index in (1, 2, 3):
+        (tmp_path / f"sa_{index}.jpg").write_bytes(b"not a jpeg")
+    dataset = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=2))
+    with pytest.warns(UserWarning, match="unreadable"):
+        counts = [int(dataset[i]["corrupt_images"]) for i in range(len(dataset))]
+    assert sum(counts) == 3
+
+
 def test_unreadable_image_is_replaced_counted_and_reported_once(tmp_path):
     synthetic.write_sa1b_folder(tmp_path, 2, seed=6)
     (tmp_path / "sa_1.jpg").write_bytes(b"not a jpeg")

@@ -138,12 +138,14 @@ class FinetuneDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         count = len(self.source)
         unreadable = invalid = only_invalid = 0
+        own_unreadable = 0  # counted at its own index only, so each unreadable image counts once an epoch
         for offset in range(count):
             position = (int(index) + offset) % count
             try:
                 record = self.source.read(position)
             except StudioError as exc:
                 unreadable += 1
+                own_unreadable = own_unreadable or int(offset == 0)
                 message = f"skipped an unreadable training image: {exc}"
                 self._report_once(("read", position), lambda m=message: warnings.warn(m, stacklevel=2))
                 continue
@@ -152,7 +154,7 @@ class FinetuneDataset(Dataset):
             if item is None:
                 only_invalid += 1
                 continue
-            item["corrupt_images"] = torch.tensor(unreadable, dtype=torch.int64)
+            item["corrupt_images"] = torch.tensor(own_unreadable, dtype=torch.int64)
             item["invalid_annotations"] = torch.tensor(invalid, dtype=torch.int64)
             return item
         raise DatasetError(

@@ -38,13 +38,17 @@ def ring_area(points: np.ndarray) -> float:
 
 def rings_with_handles(rings: list[masks.Ring], budget: int = MAX_HANDLES) -> list[int]:
     """Indices (ascending) of the rings that get vertex handles: the largest rings by area first, each
-    whole or not at all, while their vertices fit in ``budget``."""
+    whole or not at all, while their vertices fit in ``budget``. When no ring fits, the largest one gets
+    handles if it has at most four times ``budget`` vertices (a fine outline traced with tolerance 0)."""
     chosen, used = [], 0
-    for index in sorted(range(len(rings)), key=lambda i: -ring_area(rings[i].points)):
+    order = sorted(range(len(rings)), key=lambda i: -ring_area(rings[i].points))
+    for index in order:
         count = len(rings[index].points)
         if used + count <= budget:
             chosen.append(index)
             used += count
+    if not chosen and order and len(rings[order[0]].points) <= 4 * budget:
+        chosen.append(order[0])
     return sorted(chosen)
 
 
