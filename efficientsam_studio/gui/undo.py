@@ -24,40 +24,34 @@ from efficientsam_studio.gui.prompts import PromptSet
 
 
 class StudioCommand(QUndoCommand):
-    """A step of the history: :meth:`apply` does it, :meth:`revert` undoes it.
+    """A step of the history: ``apply`` does it (the first time and on redo), ``revert`` undoes exactly
+    what ``apply`` did.
 
     ``image_ids``: the images the step belongs to (filled by :meth:`Session.push`; empty for edits of
     the whole project such as categories). ``failure``: the error of the last failed ``redo``/``undo``,
     whose message the session shows without Qt's wording around it.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, apply: Callable[[], None], revert: Callable[[], None]) -> None:
         super().__init__(text)
         self.image_ids: frozenset[int] = frozenset()
         self.failure: StudioError | None = None
+        self._apply, self._revert = apply, revert
         self._applied = False
-
-    def apply(self) -> None:
-        """Do the step (the first time and on redo)."""
-        raise NotImplementedError
-
-    def revert(self) -> None:
-        """Undo exactly what :meth:`apply` did."""
-        raise NotImplementedError
 
     def apply_now(self) -> None:
         """Do the step before it is pushed; the stack's first ``redo`` is then skipped."""
-        self.apply()
+        self._apply()
         self._applied = True
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
             return
-        self._run(self.apply)
+        self._run(self._apply)
 
     def undo(self) -> None:
-        self._run(self.revert)
+        self._run(self._revert)
 
     def _run(self, step: Callable[[], None]) -> None:
         self.failure = None
@@ -72,14 +66,8 @@ class CoreCommand(StudioCommand):
     """Wraps one :class:`efficientsam_studio.annotations.commands.Command`."""
 
     def __init__(self, command: Command) -> None:
-        super().__init__(command.text)
+        super().__init__(command.text, command.do, command.undo)
         self.command = command
-
-    def apply(self) -> None:
-        self.command.do()
-
-    def revert(self) -> None:
-        self.command.undo()
 
 
 class PromptHolder(Protocol):
@@ -100,17 +88,13 @@ class PromptCommand(StudioCommand):
     def __init__(
         self, holder: PromptHolder, image_id: int, old: PromptSet, new: PromptSet, text: str
     ) -> None:
-        super().__init__(text)
+        super().__init__(text, lambda: self._show(self._new), lambda: self._show(self._old))
         self._holder, self._image_id = holder, image_id
         self._old, self._new = old.copy(), new.copy()
         self.image_ids = frozenset({image_id})
 
-    def apply(self) -> None:
-        if not self._holder.restore_prompts(self._image_id, self._new):
-            self.setObsolete(True)
-
-    def revert(self) -> None:
-        if not self._holder.restore_prompts(self._image_id, self._old):
+    def _show(self, prompts: PromptSet) -> None:
+        if not self._holder.restore_prompts(self._image_id, prompts):
             self.setObsolete(True)
 
 
@@ -121,16 +105,16 @@ class AcceptCommand(StudioCommand):
     """
 
     def __init__(self, holder: PromptHolder, image_id: int, prompts: PromptSet, add: Command) -> None:
-        super().__init__(add.text)
+        super().__init__(add.text, self._accept, self._take_back)
         self._holder, self._image_id = holder, image_id
         self._prompts = prompts.copy()
         self._add = add
         self.image_ids = frozenset({image_id})
 
-    def apply(self) -> None:
+    def _accept(self) -> None:
         self._add.do()
         self._holder.restore_prompts(self._image_id, PromptSet())
 
-    def revert(self) -> None:
+    def _take_back(self) -> None:
         self._add.undo()
         self._holder.restore_prompts(self._image_id, self._prompts)
