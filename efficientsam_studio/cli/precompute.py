@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -96,13 +95,6 @@ def cache_limit_bytes(max_cache_gb: float | None, default: int) -> int:
     return max(1, int(max_cache_gb * 1e9))
 
 
-def _store_failure(warning: warnings.WarningMessage) -> str:
-    """The file and the cause of a cache write failure, from its ``CacheWriteWarning``."""
-    text = str(warning.message)
-    match = re.search(r"could not write (.+?); the embedding", text)
-    return f"could not write {match.group(1)}" if match else text
-
-
 def precompute_images(
     paths: Iterable[Path],
     predictor: Any,
@@ -144,7 +136,10 @@ def precompute_images(
                     failures = [w for w in caught if issubclass(w.category, CacheWriteWarning)]
                     if failures:
                         summary.not_stored += 1
-                        summary.store_failure = summary.store_failure or _store_failure(failures[0])
+                        failure = failures[0].message  # the CacheWriteWarning: its file and cause
+                        summary.store_failure = summary.store_failure or (
+                            f"could not write {failure.path} ({failure.cause})"
+                        )
                     elif not disk.path_for(cache_key).is_file():
                         summary.not_stored += 1
                     else:

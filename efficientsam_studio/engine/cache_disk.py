@@ -54,7 +54,17 @@ DEFAULT_MAX_BYTES = 4 * 1024**3
 
 
 class CacheWriteWarning(UserWarning):
-    """An embedding could not be written to the disk cache (the result is still returned)."""
+    """An embedding could not be written to the disk cache (the result is still returned).
+
+    ``path``: the entry that was not written; ``cause``: the ``OSError`` that stopped it.
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(
+            f"embedding cache: could not write {path} ({cause}); the embedding is used but not stored. "
+            "Free disk space or point EFSAM_HOME to a writable folder."
+        )
+        self.path, self.cause = path, cause
 
 
 @dataclass(frozen=True)
@@ -204,12 +214,7 @@ class DiskCache:
             os.replace(tmp_name, final)
             tmp_name = None
         except OSError as exc:
-            warnings.warn(
-                f"embedding cache: could not write {final} ({exc}); the embedding is used but not "
-                f"stored. Free disk space or point EFSAM_HOME to a writable folder.",
-                CacheWriteWarning,
-                stacklevel=2,
-            )
+            warnings.warn(CacheWriteWarning(final, exc), stacklevel=2)
             return False
         finally:
             if tmp_name is not None:
