@@ -186,8 +186,10 @@ def check_common_options(args: argparse.Namespace) -> None:
         from efficientsam_studio.engine.device import resolve_device
 
         resolve_device(args.device)
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise TrainUsageError(f"--out {args.out} is a file, not a folder")
+    if args.out:
+        from efficientsam_studio.cli.export_cmd import check_output
+
+        check_output("--out", Path(args.out), folder=True, targets=(), protected={})
     if args.resume not in (None, "auto"):
         resume = Path(args.resume)
         if resume.is_dir():
