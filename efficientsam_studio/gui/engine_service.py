@@ -13,6 +13,10 @@ never starts while one of them is sent and not yet taken up by the worker, nor w
 ``PRECOMPUTE_PAUSE_SECONDS`` after one ended (the user who just got an image or a mask is likely to
 click again, and the answer to ``image_ready`` is a prompt). An encode already under way, precompute
 or not, runs to its end: the encoder cannot be interrupted.
+
+Hover previews (:meth:`EngineService.hover`: the mask a click would give under the resting cursor) are
+user requests too, but never ahead of a click: a prompt or a new image supersedes every hover request
+queued before it, and a hover failure is not reported (the click itself reports it).
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ class EngineWorker(QObject):
     encode_started = Signal(int, str)  # request id, image key
     image_ready = Signal(int, str)
     prediction_ready = Signal(int, object)  # request id, Prediction
+    hover_ready = Signal(int, object, object)  # request id, Prediction, the prompt's keyword arguments
     failed = Signal(int, str)  # request id, message
     precompute_progress = Signal(int, int)  # done, total
 
@@ -248,6 +253,22 @@ class EngineWorker(QObject):
         # the other candidates after the queued requests (Tab shows them at once, or makes them itself)
         QTimer.singleShot(0, lambda: self._fill(request_id, prediction))
 
+    @Slot(int, str, object)
+    def hover(self, request_id: int, key: str, kwargs: dict) -> None:
+        self._pending.taken()
+        try:
+            if not self._tracker.is_current("hover", request_id):
+                return  # the cursor moved on, or a click came first
+            if self._predictor is None or self._image_key != key:
+                return  # a hover preview never starts an encode
+            try:
+                prediction = self._decode(key, kwargs)
+            except Exception:
+                return  # the same prompt, clicked, reports the failure
+            self.hover_ready.emit(request_id, prediction, kwargs)
+        finally:
+            self._schedule_precompute(self._pause_ms)
+
     def _decode(self, key: str, kwargs: dict) -> Prediction:
         """One prompt's candidates, with the best one's full-size mask made."""
         predictor = self._predictor
@@ -309,12 +330,14 @@ class EngineService(QObject):
     encode_started = Signal(str)  # image key
     image_ready = Signal(str)
     prediction_ready = Signal(object)  # Prediction
+    hover_ready = Signal(object, object)  # Prediction, the hovered prompt's keyword arguments
     failed = Signal(str)
     precompute_progress = Signal(int, int)
 
     _do_load = Signal(object)
     _do_set_image = Signal(int, str, object)
     _do_predict = Signal(int, str, object)
+    _do_hover = Signal(int, str, object)
     _do_precompute = Signal(object)
 
     def __init__(
@@ -336,12 +359,14 @@ class EngineService(QObject):
         self._do_load.connect(self._worker.load)
         self._do_set_image.connect(self._worker.set_image)
         self._do_predict.connect(self._worker.predict)
+        self._do_hover.connect(self._worker.hover)
         self._do_precompute.connect(self._worker.precompute)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.load_failed.connect(self._on_load_failed)
         self._worker.encode_started.connect(self._on_encode_started)
         self._worker.image_ready.connect(self._on_image_ready)
         self._worker.prediction_ready.connect(self._on_prediction)
+        self._worker.hover_ready.connect(self._on_hover)
         self._worker.failed.connect(self._on_failed)
         self._worker.precompute_progress.connect(self.precompute_progress)
         self._info: EngineInfo | None = None
@@ -375,6 +400,7 @@ class EngineService(QObject):
         self._ready_key = None
         request_id = self._tracker.new("image")
         self._tracker.new("predict")  # prompts of the previous image are stale now
+        self._tracker.new("hover")
         self._pending.sent()
         self._do_set_image.emit(request_id, key, image)
         return request_id
@@ -382,9 +408,22 @@ class EngineService(QObject):
     def predict(self, key: str, kwargs: dict) -> int:
         """Decode prompts (``Predictor.predict`` keyword arguments) on image ``key``."""
         request_id = self._tracker.new("predict")
+        self._tracker.new("hover")  # hover requests queued before a prompt are not run before it
         self._pending.sent()
         self._do_predict.emit(request_id, key, kwargs)
         return request_id
+
+    def hover(self, key: str, kwargs: dict) -> int:
+        """Decode the prompt a click would make (``Predictor.predict`` keyword arguments) on image
+        ``key`` for a preview, only if that image is encoded; the answer is :attr:`hover_ready`."""
+        request_id = self._tracker.new("hover")
+        self._pending.sent()
+        self._do_hover.emit(request_id, key, kwargs)
+        return request_id
+
+    def cancel_hover(self) -> None:
+        """Drop the answers of every hover request sent so far."""
+        self._tracker.new("hover")
 
     def cancel_predictions(self) -> None:
         """Drop the answers of every prediction asked so far (for example after Esc)."""
@@ -397,8 +436,8 @@ class EngineService(QObject):
     def shutdown(self) -> None:
         """Stop the worker thread (waits for the current encode to end)."""
         if self._thread.isRunning():
-            self._tracker.new("image")
-            self._tracker.new("predict")
+            for kind in ("image", "predict", "hover"):
+                self._tracker.new(kind)
             self._do_precompute.emit([])
             self._thread.quit()
             self._thread.wait()
@@ -425,6 +464,10 @@ class EngineService(QObject):
     def _on_prediction(self, request_id: int, prediction: Prediction) -> None:
         if self._tracker.is_current("predict", request_id):
             self.prediction_ready.emit(prediction)
+
+    def _on_hover(self, request_id: int, prediction: Prediction, kwargs: dict) -> None:
+        if self._tracker.is_current("hover", request_id):
+            self.hover_ready.emit(prediction, kwargs)
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if self._tracker.is_current("image", request_id) or self._tracker.is_current("predict", request_id):

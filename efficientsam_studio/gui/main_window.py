@@ -320,6 +320,9 @@ class MainWindow(QMainWindow):
             ws.autosave.set_delay(old.autosave_seconds)
             ws.polygon.polygon_mode, ws.polygon.tolerance = old.polygon_mode, old.polygon_tolerance
             ws.images.ahead = old.precompute_ahead
+            ws.ai.hover.enabled = old.hover_preview
+            if not old.hover_preview:
+                ws.ai.hover.clear()
         if reload:
             self.model.load()
 

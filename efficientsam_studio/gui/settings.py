@@ -28,7 +28,8 @@ class StudioSettings:
     ``checkpoint``: a weights file (``.pt`` or an ONNX encoder) or "" for the installed catalogue weights;
     ``cache_mb``: in-memory embedding cache budget in MiB; ``polygon_tolerance``: simplification in
     pixels; ``autosave_seconds``: delay after the last edit before saving (0 = autosave off);
-    ``precompute_ahead``: how many next images are encoded in the background.
+    ``precompute_ahead``: how many next images are encoded in the background; ``hover_preview``: the AI
+    tool shows the mask under the resting cursor before the first click.
     """
 
     model: str = "vit_t"
@@ -41,6 +42,7 @@ class StudioSettings:
     autosave_seconds: float = 2.0
     precompute_ahead: int = 3
     brush_size: int = 20
+    hover_preview: bool = True
 
     def validated(self) -> StudioSettings:
         """A copy with every field inside its allowed range or set."""
@@ -81,10 +83,24 @@ def load_settings() -> StudioSettings:
         if raw is None:
             continue
         try:
-            values[f.name] = type(f.default)(raw)
+            values[f.name] = _parse(raw, type(f.default))
         except (TypeError, ValueError):
             continue
     return StudioSettings(**values).validated()
+
+
+def _parse(raw: object, kind: type) -> object:
+    """A stored value as ``kind``; QSettings gives text back for booleans ("true" / "false")."""
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    return kind(raw)
 
 
 def save_settings(settings: StudioSettings) -> None:

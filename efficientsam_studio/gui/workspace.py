@@ -29,6 +29,7 @@ class Workspace:
             self.canvas, self.session, window.engine, self.layer, window.settings.precompute_ahead
         )
         self.ai = AiTool(self.canvas, self.session, window.engine)
+        self.ai.hover.enabled = window.settings.hover_preview
         self.polygon = PolygonTool(self.canvas, self.session)
         self.polygon.polygon_mode = window.settings.polygon_mode
         self.polygon.tolerance = window.settings.polygon_tolerance

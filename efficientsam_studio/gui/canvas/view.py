@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
@@ -41,6 +41,7 @@ class CanvasView(QGraphicsView):
     cursor_moved = Signal(float, float)  # image pixel x, y (only while an image is shown)
     cleared = Signal()  # no image is shown any more (zoom and cursor position mean nothing)
     select_requested = Signal(float, float)  # Ctrl+click at image pixel x, y: select what is there
+    left = Signal()  # the cursor left the canvas
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -194,6 +195,10 @@ class CanvasView(QGraphicsView):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         if self._tool is not None and self._size[0]:
             self._tool.double_click(self._scene_pos(event), event)
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
+        self.left.emit()
+        super().leaveEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt API)
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():

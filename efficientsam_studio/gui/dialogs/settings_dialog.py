@@ -1,9 +1,11 @@
-"""The settings dialog: model, backend, device, cache size, polygon mode and simplification, autosave."""
+"""The settings dialog: model, backend, device, cache size, polygon mode and simplification, autosave,
+images encoded ahead, the AI tool's hover preview."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -59,6 +61,9 @@ class SettingsDialog(QDialog):
         )
         self.autosave.setSpecialValueText("off")
         self.ahead = QSpinBox(minimum=0, maximum=50, value=settings.precompute_ahead)
+        self.hover = QCheckBox("Preview the mask under the cursor")
+        self.hover.setChecked(settings.hover_preview)
+        self.hover.setToolTip("Before the first click, the AI tool shows the mask a click would give")
         form = QFormLayout(self)
         form.addRow("Model", self.model)
         form.addRow("Checkpoint / ONNX file", row)
@@ -69,6 +74,7 @@ class SettingsDialog(QDialog):
         form.addRow("Polygon simplification", self.tolerance)
         form.addRow("Autosave after the last edit", self.autosave)
         form.addRow("Images encoded ahead", self.ahead)
+        form.addRow("AI tool", self.hover)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -97,4 +103,5 @@ class SettingsDialog(QDialog):
             autosave_seconds=self.autosave.value(),
             precompute_ahead=self.ahead.value(),
             brush_size=self._base.brush_size,
+            hover_preview=self.hover.isChecked(),
         ).validated()

@@ -9,6 +9,10 @@ one of another size) is refused. Every prompt change is an undo step and sends o
 engine worker; the preview changes when the answer arrives, and answers to superseded requests are
 dropped. Until the answer arrives the status text (and ``busy_changed``) says what the tool waits for:
 the encoder ("Encoding the image…") or the decoder ("Computing the mask…").
+
+Before the first prompt, the mask a click would give under the resting cursor is shown lightly
+(:mod:`hover_preview`; settings: "Preview the mask under the cursor"), and a click there takes it at
+once.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from efficientsam_studio.gui.prediction import Prediction
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt, PromptSet
 from efficientsam_studio.gui.session import Session
 from efficientsam_studio.gui.tools.base import Tool
+from efficientsam_studio.gui.tools.hover_preview import HoverPreview
 from efficientsam_studio.gui.undo import AcceptCommand, PromptCommand
 
 DRAG_THRESHOLD = 5.0  # screen pixels before a press becomes a box
 PREVIEW_ALPHA = 140
+HOVER_ALPHA = 80  # the hover preview is lighter than the candidate of a click
 ENCODING_TEXT = "Encoding the image…"
 COMPUTING_TEXT = "Computing the mask…"
 
@@ -51,6 +57,9 @@ class AiTool(Tool):
         self._press: tuple[QPointF, Qt.MouseButton, bool] | None = None
         self._rubber: QGraphicsRectItem | None = None
         self._waiting = False
+        self.hover = HoverPreview(engine, self)
+        self.hover.changed.connect(self._show_hover)
+        canvas.left.connect(self._cursor_left)
         session.image_changed.connect(self._on_image_changed)
         session.category_changed.connect(lambda _: self._show_candidate())
         engine.image_ready.connect(self._on_image_ready)
@@ -66,6 +75,9 @@ class AiTool(Tool):
             self._press = (pos, event.button(), negative)
 
     def move(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._press is None and event.buttons() == Qt.MouseButton.NoButton:
+            self._hover_at(pos)
+            return
         if self._press is None or self._press[1] != Qt.MouseButton.LeftButton or self._press[2]:
             return
         start = self._press[0]
@@ -92,6 +104,20 @@ class AiTool(Tool):
             return
         x, y = self._clamp(start)
         self.add_prompt(PointPrompt(x, y, 0 if negative else 1))
+
+    def _hover_at(self, pos: QPointF) -> None:
+        image_id = self.session.current_image_id
+        if not self.active or image_id is None or not self.prompts.is_empty():
+            return
+        w, h = self.canvas.image_size
+        if not (0.0 <= pos.x() < w and 0.0 <= pos.y() < h):
+            self.hover.clear()
+            return
+        self.hover.move_to(self.session.image_key(image_id), *self._clamp(pos))
+
+    def _cursor_left(self) -> None:
+        if self.prompts.is_empty():
+            self.hover.clear()
 
     def _clamp(self, pos: QPointF) -> tuple[float, float]:
         w, h = self.canvas.image_size
@@ -137,6 +163,15 @@ class AiTool(Tool):
         self.prediction = None
         self.candidate = 0
         image_id = self.session.current_image_id
+        key = None if image_id is None else self.session.image_key(image_id)
+        hovered = None if key is None else self.hover.answer_for(key, self.prompts)
+        self.hover.clear()
+        if hovered is not None and self.engine.is_ready_for(key):  # the click's answer is there already
+            self.engine.cancel_predictions()
+            self._waiting = False
+            self.prediction = hovered
+            self._show_candidate()
+            return
         if self.prompts.is_empty() or image_id is None:
             self.engine.cancel_predictions()
             self._waiting = False
@@ -150,7 +185,6 @@ class AiTool(Tool):
                 self.status.emit("No model is loaded: the AI tool needs weights.")
                 self.model_needed.emit()
             return
-        key = self.session.image_key(image_id)
         self._waiting = True
         if self.engine.is_ready_for(key):
             self.engine.predict(key, self.prompts.predict_kwargs())
@@ -158,6 +192,7 @@ class AiTool(Tool):
 
     # ----- engine answers -----
     def _on_image_changed(self, image_id: int) -> None:
+        self.hover.clear()
         self.prompts = PromptSet()
         self.prediction = None
         self._waiting = False
@@ -246,11 +281,22 @@ class AiTool(Tool):
     def _show_candidate(self) -> None:
         prediction = self.prediction
         if prediction is None:
-            self.canvas.set_preview(None, QColor())
+            self._show_hover()
         else:
             self.canvas.set_preview(prediction.mask(self.candidate), self.category_colour(PREVIEW_ALPHA))
         self.candidates_changed.emit()
         self._report()
+
+    def _show_hover(self) -> None:
+        """The hover preview on the canvas while there is no prompt (nothing otherwise)."""
+        if self.prediction is not None or self._waiting:
+            return
+        hovered = self.hover.prediction if self.active and self.prompts.is_empty() else None
+        if hovered is None:
+            self.canvas.set_preview(None, QColor())
+        else:
+            self.canvas.set_preview(hovered.mask(0), self.category_colour(HOVER_ALPHA))
+        self.status.emit(self.describe())
 
     def _report(self) -> None:
         self.busy_changed.emit(self.waiting_for())
@@ -271,6 +317,9 @@ class AiTool(Tool):
         elif waiting_for:
             parts.append(waiting_for)
         elif self.prompts.is_empty():
+            hovered = self.hover.prediction if self.active else None
+            if hovered is not None:
+                parts.append(f"Click: take the mask under the cursor (predicted IoU {hovered.scores[0]:.2f})")
             parts.append("Click: positive point, right-click or Shift+click: negative point, drag: box")
         limit = self.prompts.limit_message()
         if limit:
@@ -280,6 +329,7 @@ class AiTool(Tool):
     def deactivate(self) -> None:
         super().deactivate()
         self._press = None
+        self.hover.clear()
 
     @property
     def marker_count(self) -> int:
