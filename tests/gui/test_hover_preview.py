@@ -181,3 +181,26 @@ def test_hover_preview_answers_are_dropped_on_another_image(qtbot, make_window, 
     qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=5000)
     window.action("next_image").trigger()
     assert ai.hover.prediction is None and preview_width(window) == 0
+
+
+def test_the_real_engine_gives_the_hover_preview_the_masks_of_a_click(
+    qtbot, make_window, image_folder, tiny_checkpoint
+):
+    settings = StudioSettings(
+        model="tiny", checkpoint=str(tiny_checkpoint), backend="torch", device="cpu", autosave_seconds=0.2
+    )
+    window = make_window(settings=settings, path=image_folder)
+    ws, ai = window.workspace, window.workspace.ai
+    key = ws.session.image_key(ws.session.current_image_id)
+    qtbot.waitUntil(lambda: window.engine.is_ready_for(key), timeout=30_000)
+    hover(qtbot, window, 48, 32)
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=30_000)
+    hovered = ai.hover.prediction
+    ai.hover.enabled = False
+    hover(qtbot, window, 48, 32)  # the same pixel, now clicked without a preview
+    ai.hover.clear()
+    click(qtbot, window, 48, 32)
+    qtbot.waitUntil(lambda: ai.prediction is not None and not ai.waiting, timeout=30_000)
+    assert ai.prediction is not hovered
+    np.testing.assert_array_equal(ai.prediction.scores, hovered.scores)
+    np.testing.assert_array_equal(ai.prediction.masks, hovered.masks)
