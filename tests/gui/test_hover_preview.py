@@ -50,7 +50,7 @@ def test_resting_cursor_shows_the_mask_and_a_click_there_takes_it_without_decodi
     assert list(predictor.calls[0]["point_coords"][0]) == [np.float32(x), np.float32(y)]
     assert list(predictor.calls[0]["point_labels"]) == [1]
     assert preview_width(window) > 0  # shown before any click
-    assert ai.prompts.is_empty() and "take the mask under the cursor" in window.status.currentMessage()
+    assert ai.prompts.is_empty() and "click to take it" in window.status.currentMessage()
     hovered = ai.hover.prediction
 
     click(qtbot, window, 40, 30)

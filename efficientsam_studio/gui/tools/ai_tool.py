@@ -319,8 +319,10 @@ class AiTool(Tool):
         elif self.prompts.is_empty():
             hovered = self.hover.prediction if self.active else None
             if hovered is not None:
-                parts.append(f"Click: take the mask under the cursor (predicted IoU {hovered.scores[0]:.2f})")
-            parts.append("Click: positive point, right-click or Shift+click: negative point, drag: box")
+                parts.append(f"Under the cursor: predicted IoU {hovered.scores[0]:.2f}, click to take it")
+                parts.append("right-click or Shift+click: negative point, drag: box")
+            else:
+                parts.append("Click: positive point, right-click or Shift+click: negative point, drag: box")
         limit = self.prompts.limit_message()
         if limit:
             parts.append(limit)
