@@ -7,9 +7,10 @@ Rules (the same for the command line and the GUI):
   Already-labelled images are left alone unless ``overwrite``; then their AI instances are replaced.
 - Hand-made instances (source ``manual``) are never removed or changed unless ``replace_manual``; new AI
   instances are added on top of them.
-- Each result lands as one compound, undoable command (categories created as needed, old AI instances
-  removed, new ones added, the image marked ``needs_review``). If anything fails or is interrupted while
-  it is applied, the part already done is undone, so an image is either fully labelled or untouched.
+- Each result lands as one compound, undoable command (categories created as needed, a name that
+  differs only in case taking the existing category; old AI instances removed, new ones added, the
+  image marked ``needs_review``). If anything fails or is interrupted while it is applied, the part
+  already done is undone, so an image is either fully labelled or untouched.
 """
 
 from __future__ import annotations
@@ -52,6 +53,27 @@ class ApplyCounts:
     removed_manual: int = 0
 
 
+class _CategoryNames:
+    """Category ids by name: the exact name, else the one category whose name differs only in case (a
+    prompt file's "dog" labels the project's "Dog", as the app refuses "dog" beside "Dog"; where
+    several differ only in case, only exact names match)."""
+
+    def __init__(self, document: Document) -> None:
+        self._exact: dict[str, int] = {}
+        self._folded: dict[str, int | None] = {}
+        for category in document.categories:
+            self.add(category.name, category.id)
+
+    def add(self, name: str, category_id: int) -> None:
+        self._exact[name] = category_id
+        folded = name.casefold()
+        self._folded[folded] = None if folded in self._folded else category_id
+
+    def find(self, name: str) -> int | None:
+        found = self._exact.get(name)
+        return found if found is not None else self._folded.get(name.casefold())
+
+
 class ApplyResult(CompoundCommand):
     """One image's batch result as a single undoable command (see the module docstring).
 
@@ -67,19 +89,19 @@ class ApplyResult(CompoundCommand):
             if inst.source == "ai" or (replace_manual and inst.source == "manual")
         ]
         commands: list[Command] = []
-        category_ids: dict[str, int] = {c.name: c.id for c in document.categories}
+        categories = _CategoryNames(document)
         for mask in result.masks:
-            if mask.category not in category_ids:
+            if categories.find(mask.category) is None:
                 add = AddCategory(document, mask.category)
                 commands.append(add)
-                category_ids[mask.category] = add.category.id
+                categories.add(mask.category, add.category.id)
         if old:
             commands.append(RemoveInstances(document, [inst.id for inst in old]))
         for mask in result.masks:
             instance = Instance.from_rle(
                 document.allocate_id("instance"),
                 image.id,
-                category_ids[mask.category],
+                categories.find(mask.category),
                 mask.rle,
                 score=mask.score,
                 source="ai",

@@ -61,6 +61,19 @@ def test_boxes_mode_assigns_each_mask_to_its_box_and_category(project):
             assert instance.attributes["prompt"] == "box"
 
 
+def test_a_label_differing_only_in_case_takes_the_existing_category(project):
+    from efficientsam_studio.annotations.commands import AddCategory
+
+    doc = project.document
+    AddCategory(doc, "Cat").do()
+    AddCategory(doc, "DOG").do()
+    AddCategory(doc, "Dog").do()  # two categories differ only in case: "dog" matches neither of them
+    run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts())
+    assert sorted(c.name for c in doc.categories) == ["Cat", "DOG", "Dog", "dog"]
+    labels = {doc.category(i.category_id).name for i in doc.iter_instances()}
+    assert labels == {"Cat", "dog"}
+
+
 def test_the_run_is_saved_and_reopens(project, image_folder):
     run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts())
     path = project.path
