@@ -175,8 +175,8 @@ def check_ranges(args: argparse.Namespace, ranges: dict[str, Range]) -> None:
 
 def check_common_options(args: argparse.Namespace) -> None:
     """Check the shared options before any work: ranges, ``--input-size`` a multiple of 16, ``--device``
-    available here (as ``efsam-studio eval`` checks it), ``--out`` not a file and ``--resume PATH`` a
-    checkpoint file."""
+    available here (as ``efsam-studio eval`` checks it), ``--out`` not a file nor the folder of an earlier
+    run (unless ``--resume`` or ``--overwrite``) and ``--resume PATH`` a checkpoint file."""
     check_ranges(args, COMMON_RANGES)
     if args.input_size is not None and args.input_size % 16:
         raise TrainUsageError(
@@ -190,6 +190,12 @@ def check_common_options(args: argparse.Namespace) -> None:
         from efficientsam_studio.cli.export_cmd import check_output
 
         check_output("--out", Path(args.out), folder=True, targets=(), protected={})
+        earlier = Path(args.out) / "checkpoint.pt"
+        if args.resume is None and earlier.is_file() and not getattr(args, "overwrite", False):
+            raise TrainUsageError(
+                f"--out {args.out} holds a run already ({earlier}): continue it with --resume, "
+                "start it over with --overwrite (its checkpoint and log are replaced), or give another --out"
+            )
     if args.resume not in (None, "auto"):
         resume = Path(args.resume)
         if resume.is_dir():

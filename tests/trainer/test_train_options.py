@@ -175,3 +175,18 @@ def test_unreadable_image_is_replaced_and_reported_once_as_a_message(tmp_path):
     log = read_log(tmp_path / "run" / "log.jsonl")
     assert len(log) == 3 and all(record["masks"] > 0 for record in log)
     assert log[-1]["corrupt_images_total"] == 1
+
+
+def test_a_new_run_refuses_the_folder_of_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"the earlier run")
+    assert main(_finetune(tmp_path / "data", out)) == 2
+    err = capsys.readouterr().err
+    assert "holds a run already" in err and "--resume" in err and "--overwrite" in err
+    assert err.count("\n") == 1
+    assert (out / "checkpoint.pt").read_bytes() == b"the earlier run"
+    # --overwrite gets past this check (and stops at the missing data here)
+    assert main(_finetune(tmp_path / "data", out, "--overwrite")) == 2
+    err = capsys.readouterr().err
+    assert "holds a run already" not in err and str(tmp_path / "data") in err

@@ -123,7 +123,8 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--overwrite",
         action="store_true",
-        help="make-synthetic: write into a non-empty --out, replacing the synthetic data there",
+        help="make-synthetic: write into a non-empty --out, replacing the synthetic data there; training "
+        "stages: start a new run in an --out that holds one, replacing its checkpoint and log",
     )
 
 
