@@ -86,13 +86,19 @@ class HoverPreview(QObject):
         _, x, y, prediction = self._result
         return prediction if prompts == hover_prompts(x, y) else None
 
-    def _send(self) -> None:
-        target, self._target = self._target, None
-        if target is None or not self.enabled or not self.engine.is_ready_for(target[0]):
+    def request(self, key: str, x: float, y: float) -> None:
+        """Ask the engine for pixel ``(x, y)`` of image ``key`` now, without the dwell (if enabled and
+        the image is encoded)."""
+        self._timer.stop()
+        self._target = None
+        if not self.enabled or not self.engine.is_ready_for(key):
             return
-        key, x, y = target
-        self._sent = target
+        self._sent = (key, float(x), float(y))
         self.engine.hover(key, hover_prompts(x, y).predict_kwargs())
+
+    def _send(self) -> None:
+        if self._target is not None:
+            self.request(*self._target)
 
     def _on_ready(self, prediction: Prediction, kwargs: dict) -> None:
         # the engine delivers only the answer to its newest hover request, the one for _sent
