@@ -1,12 +1,16 @@
-"""What the format modules share: their reports and the mask -> polygon decision."""
+"""What the format modules share: their reports, the mask -> polygon decision and how an import finds
+the project image a file names."""
 
 from __future__ import annotations
 
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
+
+import numpy as np
 
 from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
@@ -92,6 +96,38 @@ def check_policy(policy: str, tolerance: float) -> None:
         raise ValueError(f"tolerance must be >= 0 pixels; got {tolerance}")
 
 
+# an RLE whose counts string is longer than this is decoded by pycocotools (whole frame, then cut)
+# rather than run by run in Python: about where the two take the same time
+_LONG_COUNTS = 50_000
+
+
+def instance_crop(instance: Instance) -> tuple[np.ndarray, int, int]:
+    """The mask of an instance cut to its bbox (``bool`` ``(h, w)``, C order) and the bbox's top-left
+    corner ``(x, y)``.
+
+    Only the runs of the bbox's columns are decoded, so the time grows with the instance and not with
+    the image (a whole 4000x3000 frame takes about 0.1 s to decode and lay out in C order); masks with
+    very many runs are decoded by pycocotools instead. An empty mask gives a ``(0, 0)`` array.
+    """
+    rle = instance.rle
+    height = int(rle["size"][0])
+    x, y, w, h = (int(v) for v in masks.bbox(rle))
+    if w == 0 or h == 0:
+        return np.zeros((0, 0), bool), 0, 0
+    if len(rle["counts"]) > _LONG_COUNTS:
+        return np.ascontiguousarray(masks.decode(rle)[y:y + h, x:x + w]), x, y
+    runs = np.asarray(masks.run_lengths(rle), dtype=np.int64)
+    ends = np.cumsum(runs)
+    first, last = x * height, (x + w) * height  # the bbox's columns, column-major
+    starts = np.clip(ends[1::2] - runs[1::2], first, last) - first  # foreground runs: odd ones
+    stops = np.clip(ends[1::2], first, last) - first
+    edges = np.zeros(last - first + 1, np.int32)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, stops, -1)
+    columns = (np.cumsum(edges[:-1]) > 0).reshape(w, height)
+    return np.ascontiguousarray(columns[:, y:y + h].T), x, y
+
+
 def polygons_for(
     instance: Instance, policy: PolygonPolicy, tolerance: float, report: ExportReport
 ) -> list[masks.Ring] | None:
@@ -99,16 +135,21 @@ def polygons_for(
 
     ``auto``: polygons only for a single part without holes (and not crowd) whose polygon is not empty;
     ``always``: one ring per part, holes dropped (recorded in ``report.holes_lost``); ``never``: None.
+    The mask is traced within its bbox (:func:`instance_crop`) and the rings moved to image coordinates,
+    which gives the same rings as tracing the whole frame.
     """
     if policy == "never" or (policy == "auto" and instance.iscrowd):
         return None
-    mask = instance.mask()
-    parts = masks.part_count(mask)
-    holes = masks.has_holes(mask)
+    crop, x, y = instance_crop(instance)
+    parts = masks.part_count(crop) if crop.size else 0
+    holes = masks.has_holes(crop) if crop.size else False
     if policy == "auto" and (parts > 1 or holes):
         return None
-    rings = masks.mask_to_polygons(mask, "all", tolerance)
-    if policy == "auto" and masks.area(masks.polygons_to_rle(rings, *mask.shape)) == 0:
+    offset = np.array([x, y], dtype=np.float64)
+    rings = [masks.Ring(ring.points + offset, ring.hole, ring.parent)
+             for ring in masks.mask_to_polygons(crop, "all", tolerance)] if crop.size else []
+    height, width = (int(v) for v in instance.rle["size"])
+    if policy == "auto" and masks.area(masks.polygons_to_rle(rings, height, width)) == 0:
         return None
     if holes:
         report.holes_lost.append(instance.id)
@@ -188,3 +229,64 @@ def output_names(images: Sequence[ImageRecord], report: ExportReport) -> dict[in
         names[image.id] = name
         report.renamed.append((image.path, name))
     return names
+
+
+# --------------------------------------------------------------------------------------------- import
+def relative_image_path(name: str, root: Path | None = None) -> str | None:
+    """The project-relative POSIX path under which an import file names an image: backslashes read as
+    slashes, ``.`` and ``folder/..`` folded (``a/./b/../x.png`` is ``a/x.png``).
+
+    None for a path outside the project folder ``root``: one that climbs out of it (``../x.png``), or
+    an absolute one (``/data/x.png``, ``C:/x.png``) unless it lies inside ``root`` (then it is made
+    relative to it). Importers skip and report such images: the project only holds images of its
+    folder. ValueError for a name that names no file (empty, ``.``, ``a/..``).
+    """
+    text = name.replace("\\", "/")
+    if text.startswith("/") or PureWindowsPath(text).anchor:
+        absolute = Path(text)
+        if root is None or not absolute.is_absolute():  # no folder to compare, or another system's path
+            return None
+        try:
+            text = absolute.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            return None
+    relative = posixpath.normpath(text)
+    if relative == ".":
+        raise ValueError(f"{name!r} names no file")
+    if relative == ".." or relative.startswith("../"):
+        return None
+    return relative
+
+
+class ImageFinder:
+    """Finds the project image that an import file names by a relative path (see :meth:`find`).
+
+    Built once per import from the document as it is before the import adds anything, so lookups take
+    constant time and an image added by the import is never taken for another entry of the file.
+    """
+
+    def __init__(self, document: Document) -> None:
+        self._by_path = {image.path: image for image in document.images}
+        self._by_name: dict[str, list[ImageRecord]] = defaultdict(list)
+        for image in document.images:
+            self._by_name[PurePosixPath(image.path).name].append(image)
+
+    def find(self, path: str) -> ImageRecord | None:
+        """The image at exactly ``path``; else the one image whose path ends with ``/`` + ``path`` (the
+        file was written from a folder above or below the project's: ``val/x.png`` finds
+        ``data/val/x.png``, and a bare ``x.png`` the one ``x.png`` of any folder); else None, also when
+        several images end so. A path with folders never finds an image in another folder
+        (``val/x.png`` is not ``train/x.png``); the importer adds it as a new image."""
+        record = self._by_path.get(path)
+        if record is not None:
+            return record
+        tail = "/" + path
+        found = [image for image in self._by_name.get(PurePosixPath(path).name, ())
+                 if image.path.endswith(tail)]
+        return found[0] if len(found) == 1 else None
+
+
+def find_image_record(document: Document, path: str) -> ImageRecord | None:
+    """The project image an import names by the relative POSIX ``path`` (see :meth:`ImageFinder.find`);
+    for many lookups build one :class:`ImageFinder`."""
+    return ImageFinder(document).find(path)
