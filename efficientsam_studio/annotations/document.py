@@ -22,6 +22,7 @@ from efficientsam_studio.annotations.errors import DocumentError
 from efficientsam_studio.annotations.records import (
     COLOUR_PATTERN,
     DEFAULT_COLOURS,
+    ID_KINDS,
     SOURCES,
     Category,
     Change,
@@ -34,8 +35,17 @@ from efficientsam_studio.annotations.records import (
 _log = logging.getLogger(__name__)
 
 __all__ = [
-    "COLOUR_PATTERN", "DEFAULT_COLOURS", "SOURCES", "Category", "Change", "Document", "ImageRecord",
-    "ImageStatus", "Instance", "Listener",
+    "COLOUR_PATTERN",
+    "DEFAULT_COLOURS",
+    "ID_KINDS",
+    "SOURCES",
+    "Category",
+    "Change",
+    "Document",
+    "ImageRecord",
+    "ImageStatus",
+    "Instance",
+    "Listener",
 ]
 
 
@@ -54,7 +64,7 @@ class Document:
         self._categories: dict[int, Category] = {}
         self._instances: dict[int, Instance] = {}
         self._by_image: dict[int, list[int]] = {}
-        self._next_ids = {"image": 1, "category": 1, "instance": 1}
+        self._next_ids = dict.fromkeys(ID_KINDS, 1)
 
     # ----------------------------------------------------------------- notification and dirtiness
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -101,9 +111,20 @@ class Document:
             self._next_ids[kind] = used + 1
 
     def restore_next_ids(self, next_ids: dict[str, int]) -> None:
-        """Raise the id counters to at least ``next_ids`` (used when loading a file)."""
+        """Raise the id counters to at least ``next_ids`` (used when loading a file).
+
+        Raises DocumentError for a kind other than those of :data:`ID_KINDS` or a value that is not a
+        positive integer (the counters are left as they were).
+        """
         for kind, value in next_ids.items():
-            self._reserve(kind, int(value) - 1)
+            if kind not in self._next_ids:
+                raise DocumentError(
+                    f"next_ids: {kind!r} is not a kind of id (those are {', '.join(ID_KINDS)})"
+                )
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DocumentError(f"next_ids: the next {kind} id must be a positive integer; got {value!r}")
+        for kind, value in next_ids.items():
+            self._reserve(kind, value - 1)
 
     # ----------------------------------------------------------------- read access
     @property
@@ -303,8 +324,13 @@ class Document:
         instances: Iterable[Instance],
         next_ids: dict[str, int] | None = None,
     ) -> None:
-        """Replace the whole content (no per-record notification; one ``reset`` change). Marks clean."""
+        """Replace the whole content (no per-record notification; one ``reset`` change). Marks clean.
+
+        The records are checked as the primitive edits check them (unique ids, image paths and category
+        names; category names and colours; references); a DocumentError names the first bad record.
+        """
         self._clear()
+        names: dict[str, int] = {}
         for image in images:
             if image.id in self._images or image.path in self._image_by_path:
                 raise DocumentError(f"image id {image.id} or path {image.path!r} appears twice")
@@ -315,6 +341,16 @@ class Document:
         for category in categories:
             if category.id in self._categories:
                 raise DocumentError(f"category id {category.id} appears twice")
+            try:
+                _check_category(category)
+            except DocumentError as exc:
+                raise DocumentError(f"category id {category.id}: {exc}") from None
+            if category.name in names:
+                raise DocumentError(
+                    f"categories {names[category.name]} and {category.id} have the same name "
+                    f"{category.name!r}"
+                )
+            names[category.name] = category.id
             self._categories[category.id] = category
             self._reserve("category", category.id)
         for instance in instances:
@@ -322,10 +358,13 @@ class Document:
                 raise DocumentError(f"instance id {instance.id} appears twice")
             if instance.image_id not in self._images:
                 raise DocumentError(
-                    f"instance {instance.id} refers to image {instance.image_id}, which is absent")
+                    f"instance {instance.id} refers to image {instance.image_id}, which is absent"
+                )
             if instance.category_id not in self._categories:
                 raise DocumentError(
-                    f"instance {instance.id} refers to category {instance.category_id}, which is absent")
+                    f"instance {instance.id} refers to category {instance.category_id}, which is absent"
+                )
+            self._check_instance(instance)
             self._instances[instance.id] = instance
             self._by_image[instance.image_id].append(instance.id)
             self._reserve("instance", instance.id)
@@ -339,8 +378,12 @@ class Document:
         per_status = {status.value: 0 for status in ImageStatus}
         for image in self._images.values():
             per_status[image.status.value] += 1
-        return {"images": len(self._images), "instances": len(self._instances),
-                "categories": len(self._categories), "status": per_status}
+        return {
+            "images": len(self._images),
+            "instances": len(self._instances),
+            "categories": len(self._categories),
+            "status": per_status,
+        }
 
 
 def _check_category(category: Category) -> None:
@@ -348,4 +391,5 @@ def _check_category(category: Category) -> None:
         raise DocumentError("a category needs a non-empty name")
     if not COLOUR_PATTERN.match(category.colour):
         raise DocumentError(
-            f"category {category.name!r}: colour must look like '#rrggbb'; got {category.colour!r}")
+            f"category {category.name!r}: colour must look like '#rrggbb'; got {category.colour!r}"
+        )

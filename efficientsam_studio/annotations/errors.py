@@ -45,21 +45,34 @@ class CorruptProjectError(ProjectError):
     """The project file is not valid JSON or misses/mistypes a field.
 
     ``backup_path`` is the previous good version (``<file>.bak``) when one exists: open it with
-    ``Project.open(path, recover=True)`` or :func:`recover_from_backup`.
+    ``Project.open(path, recover=True)`` or :func:`recover_from_backup`. ``damaged_backup`` is the backup
+    when it exists but is damaged too (``backup_path`` is then None). ``reason`` is the message without
+    the advice on what to do.
     """
 
-    def __init__(self, message: str, path: Path, backup_path: Path | None = None) -> None:
+    def __init__(
+        self, message: str, path: Path, backup_path: Path | None = None, *, damaged_backup: Path | None = None
+    ) -> None:
+        self.reason = message
         if backup_path is not None:
             message += (
                 f"\nThe last good version is kept in {backup_path}: the app offers to continue from it "
                 "when you open the project, keeping the damaged file aside; on the command line, label and "
                 "import continue from it with --recover, and export --recover exports it."
             )
+        elif damaged_backup is not None:
+            message += (
+                f"\nNeither {path} nor its backup {damaged_backup} can be opened; both were left as they "
+                "are. To go on, correct the field named above in one of them with a text editor, or move "
+                "both aside and import your latest export into a new project "
+                f"(efsam-studio import {path.parent} --format coco --from EXPORT.json)."
+            )
         else:
             message += "\nNo backup (.bak) exists for this project."
         super().__init__(message)
         self.path = path
         self.backup_path = backup_path
+        self.damaged_backup = damaged_backup
 
 
 class SaveError(ProjectError):

@@ -66,7 +66,7 @@ def _content(mask: np.ndarray) -> np.ndarray:
     """The mask cropped to its foreground's bbox plus a one-pixel background frame (uint8)."""
     binary = _as_uint8(mask)
     x, y, w, h = cv2.boundingRect(binary)
-    return cv2.copyMakeBorder(binary[y:y + h, x:x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    return cv2.copyMakeBorder(binary[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
 
 
 def encode(mask: np.ndarray) -> RLE:
@@ -90,8 +90,10 @@ def to_compressed(rle: RLE) -> RLE:
     """Normalise an RLE (compressed with str/bytes counts, or uncompressed with a list) to compressed/str."""
     out = _to_pycoco(rle)
     counts = out["counts"]
-    return {"size": [int(out["size"][0]), int(out["size"][1])],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(out["size"][0]), int(out["size"][1])],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
 
 
 def run_lengths(rle: RLE) -> list[int]:
@@ -107,8 +109,57 @@ def run_lengths(rle: RLE) -> list[int]:
     counts = rle["counts"]
     if isinstance(counts, list):
         return list(counts)
+    runs = _string_runs(counts)
+    return runs.tolist() if isinstance(runs, np.ndarray) else runs
+
+
+def _string_runs(counts: str | bytes) -> np.ndarray | list[int]:
+    """The runs of a ``counts`` string (see :func:`run_lengths`): an int64 array, or a list of Python
+    integers when a run is too long for 35 bits."""
     if isinstance(counts, bytes):
         counts = counts.decode("latin-1")
+    codes = np.frombuffer(counts.encode("utf-32-le"), np.uint32).astype(np.int64) - 48
+    bad = np.flatnonzero((codes < 0) | (codes >= 64))
+    digits = codes[: bad[0]] if bad.size else codes
+    ends = (digits & 0x20) == 0
+    complete = int(np.flatnonzero(ends)[-1]) + 1 if ends.any() else 0
+    runs = _complete_runs(counts, digits[:complete], ends[:complete])  # errors in string order
+    if bad.size:
+        position = int(bad[0])
+        raise ValueError(
+            f"character {counts[position]!r} at position {position} is not an RLE digit ('0' to 'o')"
+        )
+    if complete < codes.size:
+        raise ValueError("the string ends inside a run")
+    return runs
+
+
+def _complete_runs(counts: str, codes: np.ndarray, ends: np.ndarray) -> np.ndarray | list[int]:
+    """The runs of the digits ``codes`` (``counts`` as numbers) that end on a run's last digit."""
+    if not codes.size:
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
+    digit = np.arange(codes.size) - np.repeat(starts, np.diff(np.append(starts, codes.size)))
+    if digit.max() > 6:  # a run of more than 35 bits: read it with Python's integers
+        return _run_lengths_slow(counts)
+    values = np.add.reduceat((codes & 0x1F) << (5 * digit), starts)
+    last = np.flatnonzero(ends)
+    negative = (codes[last] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * (digit[last][negative] + 1))
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    below = np.flatnonzero(runs < 0)
+    if below.size:
+        index = int(below[0])
+        raise ValueError(
+            f"run {index} (ending at position {int(last[index])}) is negative ({int(runs[index])})"
+        )
+    return runs
+
+
+def _run_lengths_slow(counts: str) -> list[int]:
+    """:func:`run_lengths` of a ``counts`` string, one character at a time (any size of run)."""
     runs: list[int] = []
     value = shift = 0
     for position, char in enumerate(counts):
@@ -142,16 +193,37 @@ def check_rle(rle: RLE, height: int, width: int) -> None:
     counts = rle.get("counts")
     if not isinstance(counts, (str, bytes, list)):
         raise ValueError("counts must be a string (compressed RLE) or a list of integers (uncompressed RLE)")
-    runs = run_lengths(rle)
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in runs):
-        raise ValueError("the runs must be non-negative integers")
-    if sum(runs) != height * width:
-        raise ValueError(f"the runs cover {sum(runs)} pixels, not height x width = {height * width}")
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise ValueError("the runs must be non-negative integers")
+        covered = sum(counts)
+    else:
+        runs = _string_runs(counts)  # non-negative integers, or a ValueError
+        covered = int(runs.sum()) if isinstance(runs, np.ndarray) else sum(runs)
+    if covered != height * width:
+        raise ValueError(f"the runs cover {covered} pixels, not height x width = {height * width}")
 
 
 def decode(rle: RLE) -> np.ndarray:
     """Decode a (compressed or uncompressed) RLE to a ``bool`` mask of shape ``(H, W)``."""
     return coco_mask.decode(_to_pycoco(rle)).astype(bool, order="C")
+
+
+def decode_crop(rle: RLE) -> tuple[np.ndarray, int, int]:
+    """The mask cut to its bounding box, ``(crop, x, y)``: ``crop`` bool ``(h, w)`` in C order, equal to
+    ``decode(rle)[y:y + h, x:x + w]``. Only the runs of the box's columns are laid out, so the time grows
+    with the object, not with the image (a whole 4000x3000 frame takes about 0.1 s to decode and lay
+    out). An empty mask gives a ``(0, 0)`` crop at ``(0, 0)``."""
+    height = int(rle["size"][0])
+    x, y, w, h = (int(v) for v in bbox(rle))
+    if w == 0 or h == 0:
+        return np.zeros((0, 0), bool), 0, 0
+    runs = np.asarray(run_lengths(rle), np.int64)
+    ends = np.cumsum(runs)
+    first, last = x * height, (x + w) * height  # the box's columns, in column-major order
+    lengths = np.clip(ends, first, last) - np.clip(ends - runs, first, last)
+    columns = np.repeat(np.arange(len(runs)) % 2 == 1, lengths).reshape(w, height)  # odd runs: foreground
+    return np.ascontiguousarray(columns[:, y : y + h].T), x, y
 
 
 def area(rle: RLE) -> int:
@@ -191,7 +263,7 @@ def _trace(mask: np.ndarray, retrieval: int) -> tuple[list[np.ndarray], np.ndarr
     x, y, w, h = cv2.boundingRect(binary)
     if w == 0 or h == 0:
         return [], None, (0, 0)
-    crop = cv2.copyMakeBorder(binary[y:y + h, x:x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    crop = cv2.copyMakeBorder(binary[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     doubled = crop.repeat(2, axis=0).repeat(2, axis=1)
     contours, hierarchy = cv2.findContours(doubled, retrieval, cv2.CHAIN_APPROX_SIMPLE)
     return list(contours), hierarchy, (x - 1, y - 1)
@@ -253,8 +325,10 @@ def check_polygon(polygon: Ring | np.ndarray | Sequence[float], height: int, wid
         raise ValueError("the coordinates must be finite numbers")
     x, y = points[:, 0], points[:, 1]
     if len(points) and (x.min() < -width or x.max() > 2 * width or y.min() < -height or y.max() > 2 * height):
-        raise ValueError(f"a point lies far outside the {width}x{height} image (more than the image's "
-                         "width or height beyond its border)")
+        raise ValueError(
+            f"a point lies far outside the {width}x{height} image (more than the image's "
+            "width or height beyond its border)"
+        )
 
 
 def polygons_to_rle(polygons: Sequence[Ring | np.ndarray | Sequence[float]], height: int, width: int) -> RLE:
@@ -264,8 +338,9 @@ def polygons_to_rle(polygons: Sequence[Ring | np.ndarray | Sequence[float]], hei
     Points may lie outside the image (what lies outside is cut off) but not farther than the image's
     width / height beyond its border, and must be finite (ValueError otherwise).
     """
-    rings = [p if isinstance(p, Ring) else Ring(np.asarray(p, dtype=np.float64).reshape(-1, 2))
-             for p in polygons]
+    rings = [
+        p if isinstance(p, Ring) else Ring(np.asarray(p, dtype=np.float64).reshape(-1, 2)) for p in polygons
+    ]
     for ring in rings:
         check_polygon(ring, height, width)
     if not rings:

@@ -91,33 +91,44 @@ def encode_project(document: Document, settings: dict[str, Any] | None = None) -
     return "".join(parts).encode("utf-8")
 
 
-def decode_project(path: Path, raw: bytes) -> tuple[Document, dict[str, Any]]:
-    """Parse and validate a project file's bytes; raises CorruptProjectError / SchemaVersionError."""
+def decode_project(path: Path, raw: bytes, *, offer_backup: bool = True) -> tuple[Document, dict[str, Any]]:
+    """Parse and validate a project file's bytes; raises CorruptProjectError / SchemaVersionError.
+
+    The error offers ``<path>.bak`` when it exists, unless ``offer_backup`` is False (``path`` is a backup).
+    """
     backup = backup_path(path)
-    offer = backup if backup.exists() and backup != path else None
+    offer = backup if offer_backup and backup.exists() and backup != path else None
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CorruptProjectError(
-            f"project file {path} is not UTF-8 text (bad byte at offset {exc.start})", path, offer) from None
+            f"project file {path} is not UTF-8 text (bad byte at offset {exc.start})", path, offer
+        ) from None
     except json.JSONDecodeError as exc:
         raise CorruptProjectError(
             f"project file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-            path, offer) from None
+            path,
+            offer,
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise CorruptProjectError(
             f"{path} is not an EfficientSAM Studio project file (field 'format' is not {FORMAT_NAME!r})",
-            path, offer)
+            path,
+            offer,
+        )
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise CorruptProjectError(f"project file {path}: field schema_version is missing or not an integer",
-                                  path, offer)
+        raise CorruptProjectError(
+            f"project file {path}: field schema_version is missing or not an integer", path, offer
+        )
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"project file {path} uses schema version {version}, written by a newer EfficientSAM Studio "
             f"(app {data.get('app_version', '?')}); this version reads schema {SCHEMA_VERSION} and older. "
             "Update EfficientSAM Studio to open it; the file was not changed.",
-            version, SCHEMA_VERSION)
+            version,
+            SCHEMA_VERSION,
+        )
     try:
         return document_from_dict(data)
     except SchemaFieldError as exc:
@@ -162,8 +173,9 @@ class Project:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def create(cls, folder: str | Path, name: str | None = None, *, recursive: bool = False,
-               scan: bool = True) -> Project:
+    def create(
+        cls, folder: str | Path, name: str | None = None, *, recursive: bool = False, scan: bool = True
+    ) -> Project:
         """Create ``<folder>/<name>.efsam.json`` (name defaults to the folder's name), lock it, add the
         images found in the folder (``recursive``: also in subfolders) and save it."""
         folder = Path(folder)
@@ -185,8 +197,9 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, path: str | Path, *, recover: bool = False, read_only: bool = False,
-             scan: bool = True) -> Project:
+    def open(
+        cls, path: str | Path, *, recover: bool = False, read_only: bool = False, scan: bool = True
+    ) -> Project:
         """Open a project file (or the folder holding one).
 
         ``recover``: if the file is damaged, continue from ``<file>.bak`` (the damaged file is kept as
@@ -227,12 +240,15 @@ class Project:
         except CorruptProjectError as exc:
             if not recover or exc.backup_path is None:
                 raise
-            backup = exc.backup_path
+            backup, damage = exc.backup_path, exc
         try:
             raw = backup.read_bytes()
         except OSError as exc:
             raise ProjectError(f"cannot read the backup {backup}: {os_error_reason(exc)}") from None
-        document, settings = decode_project(backup, raw)
+        try:
+            document, settings = decode_project(backup, raw, offer_backup=False)
+        except CorruptProjectError as exc:
+            raise _both_damaged(path, backup, damage, exc) from None
         project = cls(path, document, settings, lock)
         project.recovered_from = backup
         if lock is not None:
@@ -288,8 +304,11 @@ class Project:
             record = ImageRecord(self.document.allocate_id("image"), relative, int(width), int(height))
             self.document.add_image(record)
             report.added.append(record)
-        report.missing = [image for image in self.document.images
-                          if image.path not in on_disk and not (self.folder / image.path).is_file()]
+        report.missing = [
+            image
+            for image in self.document.images
+            if image.path not in on_disk and not (self.folder / image.path).is_file()
+        ]
         self.missing_images = report.missing
         return report
 
@@ -331,6 +350,21 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _both_damaged(
+    path: Path, backup: Path, damage: CorruptProjectError, backup_damage: CorruptProjectError
+) -> CorruptProjectError:
+    """The error for a damaged project file whose backup is damaged too (names both and any copies of
+    damaged versions set aside by earlier recoveries)."""
+    message = f"{damage.reason}\nIts backup is damaged too: {backup_damage.reason}"
+    earlier = sorted(path.parent.glob(f"{path.name}.corrupt-*"))
+    if earlier:
+        message += (
+            "\nDamaged versions set aside by earlier recoveries (they may hold labels to copy by hand): "
+            + ", ".join(p.name for p in earlier)
+        )
+    return CorruptProjectError(message, path, damaged_backup=backup)
 
 
 def recover_from_backup(path: str | Path, *, read_only: bool = False) -> Project:

@@ -20,10 +20,26 @@ from efficientsam_studio.annotations.errors import EmptyMaskError
 
 COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 SOURCES = ("ai", "manual")
+# the kinds of record that have their own id counter (``Document.allocate_id``)
+ID_KINDS = ("image", "category", "instance")
 # distinct colours handed to new categories in turn (Okabe-Ito plus a few, "#rrggbb")
 DEFAULT_COLOURS = (
-    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7", "#999999",
-    "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#66c2a5",
+    "#e69f00",
+    "#56b4e9",
+    "#009e73",
+    "#f0e442",
+    "#0072b2",
+    "#d55e00",
+    "#cc79a7",
+    "#999999",
+    "#e41a1c",
+    "#377eb8",
+    "#4daf4a",
+    "#984ea3",
+    "#ff7f00",
+    "#a65628",
+    "#f781bf",
+    "#66c2a5",
 )
 
 
@@ -93,8 +109,16 @@ class Instance:
         attributes: dict | None = None,
     ) -> Instance:
         """Build an instance from an ``(H, W)`` mask; raises :class:`EmptyMaskError` for an empty one."""
-        return cls.from_rle(id, image_id, category_id, masks.encode(mask), score=score, source=source,
-                            iscrowd=iscrowd, attributes=attributes)
+        return cls.from_rle(
+            id,
+            image_id,
+            category_id,
+            masks.encode(mask),
+            score=score,
+            source=source,
+            iscrowd=iscrowd,
+            attributes=attributes,
+        )
 
     @classmethod
     def from_rle(
@@ -116,10 +140,18 @@ class Instance:
             raise EmptyMaskError(f"the mask of instance {id} on image {image_id} is empty; nothing to keep")
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}; got {source!r}")
-        return cls(id=id, image_id=image_id, category_id=category_id, rle=rle,
-                   bbox=tuple(masks.bbox(rle)), area=pixels,
-                   score=None if score is None else float(score), source=source,
-                   iscrowd=bool(iscrowd), attributes=dict(attributes or {}))
+        return cls(
+            id=id,
+            image_id=image_id,
+            category_id=category_id,
+            rle=rle,
+            bbox=tuple(masks.bbox(rle)),
+            area=pixels,
+            score=None if score is None else float(score),
+            source=source,
+            iscrowd=bool(iscrowd),
+            attributes=dict(attributes or {}),
+        )
 
     def __hash__(self) -> int:
         return hash((self.id, self.image_id, self.rle["counts"]))

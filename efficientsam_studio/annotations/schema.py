@@ -10,8 +10,10 @@ import datetime as _dt
 from typing import Any
 
 from efficientsam_studio import __version__
+from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import (
     COLOUR_PATTERN,
+    ID_KINDS,
     SOURCES,
     Category,
     Document,
@@ -19,7 +21,7 @@ from efficientsam_studio.annotations.document import (
     ImageStatus,
     Instance,
 )
-from efficientsam_studio.annotations.errors import DocumentError
+from efficientsam_studio.annotations.errors import DocumentError, EmptyMaskError
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "efficientsam-studio-project"
@@ -78,8 +80,9 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = obj[key]
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise SchemaFieldError(f"{where}.{key}" if where else key,
-                               f"must be {names}; found {type(value).__name__}")
+        raise SchemaFieldError(
+            f"{where}.{key}" if where else key, f"must be {names}; found {type(value).__name__}"
+        )
     return value
 
 
@@ -87,71 +90,160 @@ def _list(data: dict, key: str) -> list:
     return _get(data, key, list, "")
 
 
+def _positive_id(obj: Any, key: str, where: str) -> int:
+    value = _get(obj, key, int, where)
+    if value < 1:
+        raise SchemaFieldError(f"{where}.{key}", f"must be a positive integer; found {value}")
+    return value
+
+
+def _next_ids(data: dict) -> dict[str, int]:
+    """The ``next_ids`` counters: a subset of the three kinds, each a positive integer."""
+    next_ids = data.get("next_ids", {})
+    if not isinstance(next_ids, dict):
+        raise SchemaFieldError("next_ids", "must be a JSON object")
+    for kind, value in next_ids.items():
+        if kind not in ID_KINDS:
+            raise SchemaFieldError(
+                f"next_ids.{kind}", f"is not a kind of id (those are {', '.join(ID_KINDS)})"
+            )
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SchemaFieldError(f"next_ids.{kind}", f"must be a positive integer; found {value!r}")
+    return next_ids
+
+
+def _categories(data: dict) -> list[Category]:
+    categories: list[Category] = []
+    names: dict[str, int] = {}
+    ids: set[int] = set()
+    for n, raw in enumerate(_list(data, "categories")):
+        where = f"categories[{n}]"
+        category_id = _positive_id(raw, "id", where)
+        if category_id in ids:
+            raise SchemaFieldError(f"{where}.id", f"category id {category_id} appears twice")
+        ids.add(category_id)
+        name = _get(raw, "name", str, where)
+        if not name.strip():
+            raise SchemaFieldError(f"{where}.name", f"category {category_id} needs a non-empty name")
+        if name in names:
+            raise SchemaFieldError(
+                f"{where}.name", f"category {category_id} is named {name!r} like category {names[name]}"
+            )
+        names[name] = category_id
+        colour = _get(raw, "colour", str, where)
+        if not COLOUR_PATTERN.match(colour):
+            raise SchemaFieldError(f"{where}.colour", f"must look like '#rrggbb'; found {colour!r}")
+        categories.append(Category(category_id, name, colour, str(raw.get("supercategory") or "")))
+    return categories
+
+
+def _images(data: dict) -> list[ImageRecord]:
+    images: list[ImageRecord] = []
+    for n, raw in enumerate(_list(data, "images")):
+        where = f"images[{n}]"
+        image_id = _positive_id(raw, "id", where)
+        status = _get(raw, "status", str, where)
+        if status not in _STATUSES:
+            raise SchemaFieldError(f"{where}.status", f"must be one of {sorted(_STATUSES)}; found {status!r}")
+        width, height = _positive_id(raw, "width", where), _positive_id(raw, "height", where)
+        images.append(ImageRecord(image_id, _get(raw, "path", str, where), width, height, _STATUSES[status]))
+    return images
+
+
+def _instance(
+    raw: Any, where: str, instance_id: int, images: dict[int, ImageRecord], category_ids: set[int]
+) -> Instance:
+    """One instance record; its mask is checked against its image's size and its bbox and area are
+    computed from the mask (the stored ones are not trusted)."""
+    image_id = _get(raw, "image_id", int, where)
+    if image_id not in images:
+        raise SchemaFieldError(
+            f"{where}.image_id", f"refers to image {image_id}, which is not in the project"
+        )
+    category_id = _get(raw, "category_id", int, where)
+    if category_id not in category_ids:
+        raise SchemaFieldError(
+            f"{where}.category_id", f"refers to category {category_id}, which is not in the project"
+        )
+    segmentation = _get(raw, "segmentation", dict, where)
+    counts = _get(segmentation, "counts", str, f"{where}.segmentation")
+    size = _get(segmentation, "size", list, f"{where}.segmentation")
+    image = images[image_id]
+    if size != [image.height, image.width]:
+        raise SchemaFieldError(
+            f"{where}.segmentation.size",
+            f"{size} differs from the image's [height, width] {[image.height, image.width]}",
+        )
+    try:
+        masks.check_rle({"size": size, "counts": counts}, image.height, image.width)
+    except ValueError as exc:
+        raise SchemaFieldError(f"{where}.segmentation.counts", f"is not a valid COCO RLE: {exc}") from None
+    bbox = _get(raw, "bbox", list, where)
+    if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+        raise SchemaFieldError(f"{where}.bbox", "must be 4 numbers [x, y, w, h]")
+    _get(raw, "area", int, where)  # checked for its type only: bbox and area are computed from the mask
+    score = raw.get("score")
+    if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)):
+        raise SchemaFieldError(f"{where}.score", "must be a number or null")
+    source = raw.get("source", "manual")
+    if source not in SOURCES:
+        raise SchemaFieldError(f"{where}.source", f"must be one of {SOURCES}; found {source!r}")
+    iscrowd = raw.get("iscrowd", False)
+    if not isinstance(iscrowd, bool):
+        raise SchemaFieldError(f"{where}.iscrowd", f"must be true or false; found {iscrowd!r}")
+    attributes = raw.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise SchemaFieldError(f"{where}.attributes", "must be a JSON object")
+    try:
+        return Instance.from_rle(
+            instance_id,
+            image_id,
+            category_id,
+            {"size": size, "counts": counts},
+            score=score,
+            source=source,
+            iscrowd=iscrowd,
+            attributes=attributes,
+        )
+    except EmptyMaskError:
+        raise SchemaFieldError(
+            f"{where}.segmentation", "is an empty mask (empty masks are never stored)"
+        ) from None
+
+
 def document_from_dict(data: Any) -> tuple[Document, dict[str, Any]]:
     """Build a document from a project dict; returns it (clean) and the ``settings`` dict.
 
-    Raises :class:`SchemaFieldError` naming the first bad field. The schema version is checked by the
-    caller (:mod:`.project`), which turns these errors into :class:`CorruptProjectError`.
+    Every record is checked: ids are positive and unique per kind, category names non-empty and unique,
+    references point at records of the file, each mask is a valid RLE of its image's size (the stored
+    ``bbox`` and ``area`` are replaced by the ones computed from it). Raises :class:`SchemaFieldError`
+    naming the first bad field. The schema version is checked by the caller (:mod:`.project`), which
+    turns these errors into :class:`CorruptProjectError`.
     """
     if not isinstance(data, dict):
         raise SchemaFieldError("(top level)", "must be a JSON object")
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise SchemaFieldError("settings", "must be a JSON object")
-    next_ids = data.get("next_ids", {})
-    if not isinstance(next_ids, dict) or not all(isinstance(v, int) for v in next_ids.values()):
-        raise SchemaFieldError("next_ids", "must map image/category/instance to integers")
-    categories = []
-    for n, raw in enumerate(_list(data, "categories")):
-        where = f"categories[{n}]"
-        colour = _get(raw, "colour", str, where)
-        if not COLOUR_PATTERN.match(colour):
-            raise SchemaFieldError(f"{where}.colour", f"must look like '#rrggbb'; found {colour!r}")
-        categories.append(Category(_get(raw, "id", int, where), _get(raw, "name", str, where), colour,
-                                   str(raw.get("supercategory") or "")))
-    images = []
-    for n, raw in enumerate(_list(data, "images")):
-        where = f"images[{n}]"
-        status = _get(raw, "status", str, where)
-        if status not in _STATUSES:
-            raise SchemaFieldError(f"{where}.status", f"must be one of {sorted(_STATUSES)}; found {status!r}")
-        images.append(ImageRecord(_get(raw, "id", int, where), _get(raw, "path", str, where),
-                                  _get(raw, "width", int, where), _get(raw, "height", int, where),
-                                  _STATUSES[status]))
-    sizes = {image.id: [image.height, image.width] for image in images}
-    instances = []
+    next_ids = _next_ids(data)
+    categories = _categories(data)
+    images = _images(data)
+    by_id = {image.id: image for image in images}
+    category_ids = {category.id for category in categories}
+    instances: list[Instance] = []
+    seen: dict[int, int] = {}
     for n, raw in enumerate(_list(data, "instances")):
-        where = f"instances[{n}]"
-        instance_id = _get(raw, "id", int, where)
+        instance_id = _positive_id(raw, "id", f"instances[{n}]")
         where = f"instances[{n}] (instance id {instance_id})"
-        image_id = _get(raw, "image_id", int, where)
-        segmentation = _get(raw, "segmentation", dict, where)
-        counts = _get(segmentation, "counts", str, f"{where}.segmentation")
-        size = _get(segmentation, "size", list, f"{where}.segmentation")
-        if image_id in sizes and size != sizes[image_id]:
-            raise SchemaFieldError(f"{where}.segmentation.size",
-                                   f"{size} differs from the image's [height, width] {sizes[image_id]}")
-        bbox = _get(raw, "bbox", list, where)
-        if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
-            raise SchemaFieldError(f"{where}.bbox", "must be 4 numbers [x, y, w, h]")
-        score = raw.get("score")
-        if score is not None and not isinstance(score, (int, float)):
-            raise SchemaFieldError(f"{where}.score", "must be a number or null")
-        source = raw.get("source", "manual")
-        if source not in SOURCES:
-            raise SchemaFieldError(f"{where}.source", f"must be one of {SOURCES}; found {source!r}")
-        attributes = raw.get("attributes", {})
-        if not isinstance(attributes, dict):
-            raise SchemaFieldError(f"{where}.attributes", "must be a JSON object")
-        instances.append(Instance(
-            id=instance_id, image_id=image_id, category_id=_get(raw, "category_id", int, where),
-            rle={"size": size, "counts": counts}, bbox=tuple(float(v) for v in bbox),
-            area=_get(raw, "area", int, where), score=None if score is None else float(score),
-            source=source, iscrowd=bool(raw.get("iscrowd", False)), attributes=attributes,
-        ))
+        if instance_id in seen:
+            raise SchemaFieldError(
+                f"{where}.id", f"instance id {instance_id} is also used by instances[{seen[instance_id]}]"
+            )
+        seen[instance_id] = n
+        instances.append(_instance(raw, where, instance_id, by_id, category_ids))
     document = Document()
     try:
         document.load_records(images, categories, instances, next_ids)
     except DocumentError as exc:
-        raise SchemaFieldError("(references)", str(exc)) from None
+        raise SchemaFieldError("(records)", str(exc)) from None
     return document, settings

@@ -6,7 +6,8 @@ file in the same folder, is flushed and ``fsync``-ed, and then renamed over the 
 version is kept as ``<file>.bak`` (a hard link to the old file, or a copy where links are unsupported).
 
 :class:`ProjectLock` is a ``<file>.lock`` created with ``O_CREAT | O_EXCL`` that records the holder's pid,
-host name and start time (JSON). A lock left by a process that died on this host is recovered.
+host name and start time (JSON). A lock left by a process that died on this host is recovered, and so
+is a lock file that is not such a record once it is a few seconds old.
 """
 
 from __future__ import annotations
@@ -158,6 +159,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_pid(info: dict | None) -> int | None:
+    """The holder's pid of a lock file's content, or None when it is not a lock as :class:`ProjectLock`
+    writes one (a positive integer ``pid`` and a string ``hostname``)."""
+    if info is None:
+        return None
+    pid, hostname = info.get("pid"), info.get("hostname")
+    if (
+        not isinstance(pid, int)
+        or isinstance(pid, bool)
+        or not 0 < pid < 2**31
+        or not isinstance(hostname, str)
+    ):
+        return None
+    return pid
+
+
 class ProjectLock:
     """An exclusive lock on one project file, held by this process until :meth:`release`."""
 
@@ -181,8 +198,11 @@ class ProjectLock:
                 raise self._locked_error() from None
             except OSError as exc:
                 raise self._unwritable_error(exc) from exc
-            info = {"pid": os.getpid(), "hostname": socket.gethostname(),
-                    "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            info = {
+                "pid": os.getpid(),
+                "hostname": socket.gethostname(),
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
             try:
                 try:
                     _write_all(fd, json.dumps(info).encode())
@@ -212,15 +232,24 @@ class ProjectLock:
         return info if isinstance(info, dict) else None
 
     def _remove_if_stale(self) -> bool:
+        """Remove the lock file if its holder is gone; True when it was removed (or vanished).
+
+        A lock of a process of this host that no longer runs is stale. A lock of another host is never
+        taken over (its process cannot be checked). A lock file that cannot be read as a lock (not
+        JSON, or no integer ``pid`` and string ``hostname``) is stale once it is a few seconds old: a
+        live holder writes its lock right after creating it, so only a crashed or foreign writer leaves
+        such a file behind.
+        """
         info = self.holder()
-        if info is None:
+        pid = _lock_pid(info)
+        if pid is None:
             try:
                 age = time.time() - self.path.stat().st_mtime
             except FileNotFoundError:
                 return True
             if age < _FRESH_LOCK_SECONDS:
                 return False
-        elif info.get("hostname") != socket.gethostname() or _pid_alive(int(info.get("pid", 0))):
+        elif info["hostname"] != socket.gethostname() or _pid_alive(pid):
             return False
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -232,17 +261,19 @@ class ProjectLock:
             return ProjectLockedError(
                 f"project {self.target} is already open in this program (in another window): switch to "
                 "it, or close the project there first.",
-                self.path, info,
+                self.path,
+                info,
             )
-        if info:
-            who = f"process {info.get('pid')} on {info.get('hostname')}"
+        if _lock_pid(info) is not None:
+            who = f"process {info['pid']} on {info['hostname']}"
         else:
             who = "another process"
         since = f" since {info['since']}" if info.get("since") else ""
         return ProjectLockedError(
             f"project {self.target} is open in {who}{since}. Close it there first. If that program is "
             f"no longer running (it crashed on another computer), delete the lock file {self.path}.",
-            self.path, info,
+            self.path,
+            info,
         )
 
     def release(self) -> None:

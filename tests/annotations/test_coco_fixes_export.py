@@ -8,9 +8,8 @@ import pytest
 
 from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Category, Document, ImageRecord, Instance
-from efficientsam_studio.annotations.formats import common
 from efficientsam_studio.annotations.formats.coco import coco_dict
-from efficientsam_studio.annotations.formats.common import ExportReport, instance_crop
+from efficientsam_studio.annotations.formats.common import ExportReport, polygons_for
 
 from .conftest import disk, ring, two_parts
 
@@ -55,15 +54,13 @@ def varied_document() -> Document:
     return document
 
 
-def test_instance_crop_is_the_mask_within_its_bbox(monkeypatch):
+def test_decode_crop_is_the_mask_within_its_bbox():
     document = varied_document()
-    for long_counts in (common._LONG_COUNTS, 0):  # decoded run by run, and by pycocotools
-        monkeypatch.setattr(common, "_LONG_COUNTS", long_counts)
-        for instance in document.iter_instances():
-            crop, x, y = instance_crop(instance)
-            bx, by, bw, bh = (int(v) for v in instance.bbox)
-            assert (x, y) == (bx, by) and crop.flags.c_contiguous and crop.dtype == bool
-            assert np.array_equal(crop, instance.mask()[by : by + bh, bx : bx + bw])
+    for instance in document.iter_instances():
+        crop, x, y = masks.decode_crop(instance.rle)
+        bx, by, bw, bh = (int(v) for v in instance.bbox)
+        assert (x, y) == (bx, by) and crop.flags.c_contiguous and crop.dtype == bool
+        assert np.array_equal(crop, instance.mask()[by : by + bh, bx : bx + bw])
 
 
 @pytest.mark.parametrize("policy", ["auto", "always", "never"])
@@ -88,5 +85,5 @@ def test_export_writes_what_tracing_the_whole_frame_wrote_without_decoding_it(mo
 def test_polygons_of_an_instance_are_in_image_coordinates():
     document = varied_document()
     instance = document.instances_of(1)[0]  # disk(20, 20, 8)
-    (outline,) = common.polygons_for(instance, "auto", 0.0, ExportReport())
+    (outline,) = polygons_for(instance, "auto", 0.0, ExportReport())
     assert np.array_equal(masks.polygons_to_mask([outline], 48, 64), instance.mask())

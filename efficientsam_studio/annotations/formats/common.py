@@ -96,38 +96,6 @@ def check_policy(policy: str, tolerance: float) -> None:
         raise ValueError(f"tolerance must be >= 0 pixels; got {tolerance}")
 
 
-# an RLE whose counts string is longer than this is decoded by pycocotools (whole frame, then cut)
-# rather than run by run in Python: about where the two take the same time
-_LONG_COUNTS = 50_000
-
-
-def instance_crop(instance: Instance) -> tuple[np.ndarray, int, int]:
-    """The mask of an instance cut to its bbox (``bool`` ``(h, w)``, C order) and the bbox's top-left
-    corner ``(x, y)``.
-
-    Only the runs of the bbox's columns are decoded, so the time grows with the instance and not with
-    the image (a whole 4000x3000 frame takes about 0.1 s to decode and lay out in C order); masks with
-    very many runs are decoded by pycocotools instead. An empty mask gives a ``(0, 0)`` array.
-    """
-    rle = instance.rle
-    height = int(rle["size"][0])
-    x, y, w, h = (int(v) for v in masks.bbox(rle))
-    if w == 0 or h == 0:
-        return np.zeros((0, 0), bool), 0, 0
-    if len(rle["counts"]) > _LONG_COUNTS:
-        return np.ascontiguousarray(masks.decode(rle)[y:y + h, x:x + w]), x, y
-    runs = np.asarray(masks.run_lengths(rle), dtype=np.int64)
-    ends = np.cumsum(runs)
-    first, last = x * height, (x + w) * height  # the bbox's columns, column-major
-    starts = np.clip(ends[1::2] - runs[1::2], first, last) - first  # foreground runs: odd ones
-    stops = np.clip(ends[1::2], first, last) - first
-    edges = np.zeros(last - first + 1, np.int32)
-    np.add.at(edges, starts, 1)
-    np.add.at(edges, stops, -1)
-    columns = (np.cumsum(edges[:-1]) > 0).reshape(w, height)
-    return np.ascontiguousarray(columns[:, y:y + h].T), x, y
-
-
 def polygons_for(
     instance: Instance, policy: PolygonPolicy, tolerance: float, report: ExportReport
 ) -> list[masks.Ring] | None:
@@ -135,12 +103,12 @@ def polygons_for(
 
     ``auto``: polygons only for a single part without holes (and not crowd) whose polygon is not empty;
     ``always``: one ring per part, holes dropped (recorded in ``report.holes_lost``); ``never``: None.
-    The mask is traced within its bbox (:func:`instance_crop`) and the rings moved to image coordinates,
-    which gives the same rings as tracing the whole frame.
+    The mask is traced within its bbox (:func:`~..masks.decode_crop`) and the rings moved to image
+    coordinates, which gives the same rings as tracing the whole frame.
     """
     if policy == "never" or (policy == "auto" and instance.iscrowd):
         return None
-    crop, x, y = instance_crop(instance)
+    crop, x, y = masks.decode_crop(instance.rle)
     parts = masks.part_count(crop) if crop.size else 0
     holes = masks.has_holes(crop) if crop.size else False
     if policy == "auto" and (parts > 1 or holes):

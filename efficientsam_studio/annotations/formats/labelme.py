@@ -1,8 +1,10 @@
 """labelme JSON (5.x), one file per image: export and import.
 
-Coordinates: labelme puts pixel centres on integers (its rasteriser draws a polygon through pixel indices),
-while the studio's polygons use COCO's convention (pixel centres at ``+0.5``); export subtracts and import
-adds half a pixel, so both tools see the outline in the same place.
+Coordinates: labelme puts pixel centres on integers and rasterises a polygon as Pillow draws it: the
+vertices rounded to pixels, the pixels inside filled and the pixels the outline passes through included
+(so a rectangle from ``[10, 10]`` to ``[30, 25]`` covers 21 x 16 pixels). Import does the same
+(:func:`polygon_mask`); export traces each part through the centres of its border pixels
+(:func:`centre_rings`), so a polygon exported with tolerance 0 imports as the same mask.
 
 Export (``polygons``):
 - ``"auto"`` (default): a mask without holes becomes ``polygon`` shapes, one per part, the parts of one
@@ -11,7 +13,8 @@ Export (``polygons``):
   the bbox crop, 0/1), so nothing is lost.
 - ``"always"``: polygons only; labelme polygons have no holes, so holes are filled (reported).
 - ``"never"``: ``mask`` shapes only (pixel exact).
-``score`` (predicted IoU) and non-empty ``attributes`` ride along as extra shape keys, which labelme keeps.
+``score`` (predicted IoU) and non-empty ``attributes`` ride along as extra shape keys, which labelme keeps;
+a crowd region (``iscrowd``) is written like any object with the shape flag ``"iscrowd": true``.
 A JSON is written for every labelled image (with instances, or marked done), at the image's
 relative path with ``.json`` under ``out``; ``imagePath`` is relative to the JSON and ``imageData`` null.
 Images that share that name (``a/x.png`` and ``a/x.jpg``) get distinct ones (``a/x_png.json``,
@@ -19,11 +22,18 @@ Images that share that name (``a/x.png`` and ``a/x.jpg``) get distinct ones (``a
 names its own image in ``imagePath``.
 
 Import: ``polygon``, ``rectangle``, ``circle`` and ``mask`` shapes; shapes with the same label and
-``group_id`` are united into one instance. Other shape types (point, line, linestrip) are skipped and
+``group_id`` (an integer or null) are united into one instance, which takes the ``score`` (a number in
+[0, 1]) and ``attributes`` (an object) read back from its shapes, and is a crowd region when a shape's
+``flags`` hold ``"iscrowd": true``. Other shape types (point, line, linestrip) are skipped and
 reported. JSON files that are not labelme files (no ``shapes``) are skipped; a labelme file with a bad
 field raises :class:`FormatError` naming the file and shape, before anything is added: among them points
 that are not finite or lie far outside the image, and a ``mask`` shape not inside the image or whose PNG
-is not the size of the box its points span.
+is not the size of the box its points span. ``imagePath`` (relative to the labelme file, or absolute)
+must name an image file: empty, or naming a folder, is a FormatError. The image is found as
+:class:`~.common.ImageFinder` says (the project image at that path, else the one whose path ends with
+it), else, when no image file is there, the one project image of that file name. One outside the
+project folder (climbing out of it, or absolute elsewhere, another system's included) that matches no
+image by file name is skipped and reported.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import cv2
@@ -43,6 +53,7 @@ from efficientsam_studio.annotations.document import Category, Document, ImageRe
 from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
+    ImageFinder,
     ImportReport,
     PolygonPolicy,
     Progress,
@@ -50,6 +61,7 @@ from efficientsam_studio.annotations.formats.common import (
     exportable_instances,
     images_to_export,
     output_names,
+    relative_image_path,
     with_progress,
 )
 from efficientsam_studio.annotations.storage import atomic_write
@@ -59,28 +71,47 @@ LABELME_VERSION = "5.5.0"
 
 
 # --------------------------------------------------------------------------------------------- export
-def _mask_shape(mask: np.ndarray, instance: Instance) -> dict[str, Any]:
-    x, y, w, h = (int(v) for v in instance.bbox)
-    ok, png = cv2.imencode(".png", mask[y:y + h, x:x + w].astype(np.uint8))
+def _mask_shape(x: int, y: int, crop: np.ndarray, instance: Instance) -> dict[str, Any]:
+    h, w = crop.shape
+    ok, png = cv2.imencode(".png", crop.astype(np.uint8))
     if not ok:
         raise FormatError(f"could not encode the mask of instance {instance.id} as PNG")
     return {"points": [[float(x), float(y)], [float(x + w - 1), float(y + h - 1)]], "shape_type": "mask",
             "mask": base64.b64encode(png.tobytes()).decode("ascii"), "group_id": None}
 
 
+def centre_rings(crop: np.ndarray, tolerance: float) -> list[np.ndarray]:
+    """The outline of each part of a ``bool`` mask through the centres of its border pixels, in the mask's
+    pixel indices: ``int (N, 2)`` arrays of ``(x, y)``, largest part first, each of at least 3 points
+    (a part one pixel wide or high is a back-and-forth line). Rasterised as labelme does
+    (:func:`polygon_mask`), each ring gives its part back with any holes filled: exactly when
+    ``tolerance`` (pixels, ``cv2.approxPolyDP``) is 0, within ``tolerance`` otherwise."""
+    padded = cv2.copyMakeBorder(crop.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    rings = []
+    for contour in sorted(contours, key=lambda c: -cv2.contourArea(c)):
+        if tolerance > 0 and len(contour) > 4:
+            simplified = cv2.approxPolyDP(contour, float(tolerance), True)
+            if len(simplified) >= 3:
+                contour = simplified
+        points = contour.reshape(-1, 2) - 1
+        rings.append(np.resize(points, (3, 2)) if len(points) < 3 else points)
+    return rings
+
+
 def instance_shapes(
     instance: Instance, label: str, polygons: PolygonPolicy, tolerance: float, report: ExportReport
 ) -> list[dict[str, Any]]:
     """The labelme shapes of one instance (see the module doc)."""
-    mask = instance.mask()
-    holes = masks.has_holes(mask)
+    crop, x, y = masks.decode_crop(instance.rle)
+    holes = masks.has_holes(crop)
     if polygons == "never" or (polygons == "auto" and holes):
-        shapes = [_mask_shape(mask, instance)]
+        shapes = [_mask_shape(x, y, crop, instance)]
         report.rle += 1
     else:
-        rings = masks.mask_to_polygons(mask, "all", tolerance)
+        rings = centre_rings(crop, tolerance)
         group = instance.id if len(rings) > 1 else None
-        shapes = [{"points": (ring.points - 0.5).round(2).tolist(), "shape_type": "polygon",
+        shapes = [{"points": (ring + (x, y)).astype(float).tolist(), "shape_type": "polygon",
                    "group_id": group} for ring in rings]
         report.polygons += 1
         if holes:
@@ -92,7 +123,8 @@ def instance_shapes(
         extra["score"] = instance.score
     if instance.attributes:
         extra["attributes"] = instance.attributes
-    return [{"label": label, **shape, "description": "", "flags": {}, **extra} for shape in shapes]
+    flags = {"iscrowd": True} if instance.iscrowd else {}
+    return [{"label": label, **shape, "description": "", "flags": dict(flags), **extra} for shape in shapes]
 
 
 def export_labelme(
@@ -153,6 +185,17 @@ def _points(
     return array
 
 
+def polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Rasterise a labelme polygon (``(N, 2)`` points, pixel centres on integers) as labelme does with
+    Pillow: vertices rounded to the nearest pixel (halves away from zero), the pixels inside and those
+    the outline passes through set. A ``bool (height, width)`` mask."""
+    vertices = (np.sign(points) * np.floor(np.abs(points) + 0.5)).astype(np.int32).reshape(-1, 1, 2)
+    canvas = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(canvas, [vertices], 1)
+    cv2.polylines(canvas, [vertices], True, 1)
+    return canvas.astype(bool)
+
+
 def shape_to_mask(shape: dict, height: int, width: int, file: Path, where: str) -> np.ndarray | None:
     """Rasterise one labelme shape to a ``bool (height, width)`` mask; None for unsupported types.
 
@@ -162,7 +205,7 @@ def shape_to_mask(shape: dict, height: int, width: int, file: Path, where: str) 
     kind = shape.get("shape_type") or "polygon"
     size = (height, width)
     if kind == "polygon":
-        return masks.polygons_to_mask([_points(shape, size, file, where, 3) + 0.5], height, width)
+        return polygon_mask(_points(shape, size, file, where, 3), height, width)
     canvas = np.zeros((height, width), np.uint8)
     if kind == "rectangle":
         (x0, y0), (x1, y1) = np.rint(_points(shape, size, file, where, 2, exact=True)).astype(int)
@@ -220,10 +263,61 @@ def _read(file: Path) -> dict | None:
     for key in ("imageHeight", "imageWidth"):
         if data[key] <= 0:
             raise FormatError(f"labelme file {file}: field '{key}' must be positive; got {data[key]}")
+    image_path = data["imagePath"].replace("\\", "/")
+    if PurePosixPath(image_path).name in ("", ".", "..") or image_path.endswith("/") \
+            or (file.parent / image_path).is_dir():
+        raise FormatError(f"labelme file {file}: field 'imagePath' must name an image file; "
+                          f"got {data['imagePath']!r}")
     for n, shape in enumerate(data["shapes"]):
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
             raise FormatError(f"labelme file {file}: shapes[{n}]: field 'label' is missing or empty")
     return data
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def shape_metadata(shape: dict, file: Path, where: str) -> tuple[Any, dict[str, Any]]:
+    """A shape's ``group_id`` and the instance fields it carries (``score``, ``attributes``,
+    ``iscrowd``; those it leaves out are absent), checked: FormatError naming the file and shape."""
+    def bad(field: str, rule: str, value: Any) -> FormatError:
+        return FormatError(f"labelme file {file}: {where}: field '{field}' must be {rule}; got {value!r}")
+
+    group = shape.get("group_id")
+    if group is not None and not (isinstance(group, int) and not isinstance(group, bool)):
+        raise bad("group_id", "an integer or null", group)
+    fields: dict[str, Any] = {}
+    score = shape.get("score")
+    if score is not None:
+        if not _number(score) or not np.isfinite(score) or not 0 <= score <= 1:
+            raise bad("score", "a number from 0 to 1 or null", score)
+        fields["score"] = float(score)
+    attributes = shape.get("attributes")
+    if attributes is not None:
+        if not isinstance(attributes, dict):
+            raise bad("attributes", "an object", attributes)
+        fields["attributes"] = attributes
+    flags = shape.get("flags")
+    if flags is not None:
+        if not isinstance(flags, dict):
+            raise bad("flags", "an object", flags)
+        if "iscrowd" in flags:
+            if not isinstance(flags["iscrowd"], bool):
+                raise bad("flags.iscrowd", "true or false", flags["iscrowd"])
+            fields["iscrowd"] = flags["iscrowd"]
+    return group, fields
+
+
+def _unite(fields: dict[str, Any], found: dict[str, Any]) -> None:
+    """Add the fields of one more shape of an object: the first score is kept, attributes are merged
+    (the first shape's value wins) and a crowd flag on any shape makes the object a crowd region."""
+    if "score" in found:
+        fields.setdefault("score", found["score"])
+    if "attributes" in found:
+        fields["attributes"] = {**found["attributes"], **fields.get("attributes", {})}
+    if found.get("iscrowd"):
+        fields["iscrowd"] = True
 
 
 def import_labelme(
@@ -232,11 +326,12 @@ def import_labelme(
     """Add the shapes of labelme JSON files (a file, or a folder searched recursively) to ``document``.
 
     ``image_root``: the project folder; each file's ``imagePath`` must point into it (or match a project
-    image by file name). Images not yet in the document are added (missing files reported).
+    image by file name; otherwise the file is skipped and reported). Images not yet in the document are
+    added (missing files reported).
     """
     source, root = Path(source), Path(image_root).resolve()
     report = ImportReport()
-    parsed: list[tuple[Path, dict, list[tuple[str, dict]]]] = []  # masks kept as RLE: little memory
+    parsed: list[tuple[Path, dict, list[tuple[str, dict, dict]]]] = []  # masks kept as RLE: little memory
     for file in _labelme_files(source):
         data = _read(file)
         if data is None:
@@ -244,21 +339,26 @@ def import_labelme(
             continue
         height, width = data["imageHeight"], data["imageWidth"]
         objects: dict[tuple[str, Any], np.ndarray] = {}
+        fields: dict[tuple[str, Any], dict[str, Any]] = {}
         for n, shape in enumerate(data["shapes"]):
-            mask = shape_to_mask(shape, height, width, file, f"shapes[{n}]")
+            where = f"shapes[{n}]"
+            group, found = shape_metadata(shape, file, where)
+            mask = shape_to_mask(shape, height, width, file, where)
             if mask is None:
-                report.skipped.append((f"{file.name} shapes[{n}]",
+                report.skipped.append((f"{file.name} {where}",
                                        f"shape type {shape.get('shape_type')!r} has no area; not imported"))
                 continue
-            group = shape.get("group_id")
             key = (shape["label"], group if group is not None else ("shape", n))
             objects[key] = objects[key] | mask if key in objects else mask
-        parsed.append((file, data, [(label, masks.encode(mask)) for (label, _), mask in objects.items()]))
+            _unite(fields.setdefault(key, {}), found)
+        parsed.append((file, data, [(label, masks.encode(mask), fields[label, group])
+                                    for (label, group), mask in objects.items()]))
+    finder = ImageFinder(document)
     for file, data, objects in parsed:
-        image = _image_for(document, file, data, root, report)
+        image = _image_for(document, finder, file, data, root, report)
         if image is None:
             continue
-        for label, rle in objects:
+        for label, rle, found in objects:
             if masks.area(rle) == 0:
                 report.skipped.append((f"{file.name} {label}", "empty shape; not imported"))
                 continue
@@ -273,28 +373,28 @@ def import_labelme(
                 report.duplicates += 1
                 continue
             instance_id = document.allocate_id("instance")
-            document.add_instance(Instance.from_rle(instance_id, image.id, category.id, rle))
+            document.add_instance(Instance.from_rle(instance_id, image.id, category.id, rle, **found))
             report.instances_added += 1
     return report
 
 
 def _image_for(
-    document: Document, file: Path, data: dict, root: Path, report: ImportReport
+    document: Document, finder: ImageFinder, file: Path, data: dict, root: Path, report: ImportReport
 ) -> ImageRecord | None:
     size = (data["imageWidth"], data["imageHeight"])
-    absolute = (file.parent / data["imagePath"].replace("\\", "/")).resolve()
-    try:
-        relative = absolute.relative_to(root).as_posix()
-    except ValueError:
-        relative = None
-    record = document.image_by_path(relative) if relative else None
-    if record is None:
-        by_name = [image for image in document.images if Path(image.path).name == absolute.name]
-        record = by_name[0] if len(by_name) == 1 else None
+    raw = data["imagePath"].replace("\\", "/")
+    # imagePath is relative to the labelme file; absolute ones (this system's or another's) stay as they are
+    named = raw if raw.startswith("/") or PureWindowsPath(raw).anchor else str(file.parent.resolve() / raw)
+    relative = relative_image_path(named, root)
+    record = (document.image_by_path(relative) or finder.find(relative)) if relative else None
+    if record is None and (relative is None or not (root / relative).is_file()):
+        record = finder.find(PurePosixPath(raw).name)  # the JSON moved away from its image
     if record is None and relative is None:
-        report.skipped.append((str(file), f"its image {absolute} is outside the project folder {root}"))
+        report.skipped.append((str(file), f"its image {data['imagePath']} is outside the project folder "
+                               f"{root}"))
         return None
     if record is None:
+        absolute = root / relative
         if absolute.is_file():
             try:
                 found = image_io.read_image_size(absolute)

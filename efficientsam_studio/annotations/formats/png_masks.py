@@ -17,6 +17,9 @@ Where instances overlap, the one higher in the z-order wins. The semantic PNG st
 palette), so OpenCV, Pillow and numpy readers all get the class index; the palette lives in
 ``categories.json`` and the colour images. More than 255 categories or 65,535 instances on one image do
 not fit and raise :class:`FormatError`.
+
+Each instance is decoded and painted within its bounding box only (:func:`~..masks.decode_crop`), so the time
+an image takes grows with the area of its instances rather than with their number times the image size.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Document
 from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import (
@@ -80,9 +84,10 @@ def export_png_masks(
         labels = np.zeros((image.height, image.width), np.uint16)
         entries = []
         for n, instance in enumerate(instances, start=1):
-            mask = instance.mask()
-            semantic[mask] = index_of[instance.category_id]
-            labels[mask] = n
+            crop, x, y = masks.decode_crop(instance.rle)
+            h, w = crop.shape
+            semantic[y:y + h, x:x + w][crop] = index_of[instance.category_id]
+            labels[y:y + h, x:x + w][crop] = n
             entries.append({"index": n, "id": instance.id, "category_id": instance.category_id,
                             "score": instance.score})
             report.instances += 1

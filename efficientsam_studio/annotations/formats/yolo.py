@@ -16,8 +16,11 @@ distinct names (``a/x_png``, ``a/x_jpg``; :func:`~.common.output_names`, listed 
 raise :class:`FormatError` before anything is written.
 
 Each part of an object becomes its own line (YOLO has no object grouping) and holes are lost: both are
-reported (``ExportReport.parts_split`` / ``holes_lost``). A labelled image without instances gets an empty
-label file (a negative example); an export without labelled images is a valid empty dataset.
+reported (``ExportReport.parts_split`` / ``holes_lost``). Crowd regions (``iscrowd``) are left out, as
+YOLO has no crowd flag and would train on them as single objects; each is listed in
+``ExportReport.skipped``. A labelled image without instances gets an empty label file (a negative
+example); an export without labelled images is a valid empty dataset. Outlines are traced on each
+instance's bounding-box crop (:func:`~..masks.decode_crop`), not on a full-size mask.
 """
 
 from __future__ import annotations
@@ -85,8 +88,9 @@ def export_yolo(
     """Write a YOLO segmentation dataset under ``out`` (see the module doc); ``image_root``: project folder.
 
     Images whose file is missing are written without an image (their labels are kept) and reported as
-    skipped-image entries (instance id 0). With ``images="none"``, images that share a name without
-    extension raise :class:`FormatError` naming them, before anything is written.
+    skipped-image entries (instance id 0); crowd instances are left out and reported under their id.
+    With ``images="none"``, images that share a name without extension raise :class:`FormatError` naming
+    them, before anything is written.
     """
     check_policy("always", tolerance)
     if images not in ("link", "copy", "none"):
@@ -103,14 +107,17 @@ def export_yolo(
     for image in with_progress(chosen, progress):
         lines = []
         for instance in exportable_instances(document, image.id, report):
-            mask = instance.mask()
-            rings = masks.mask_to_polygons(mask, "all", tolerance)
-            if masks.has_holes(mask):
+            if instance.iscrowd:
+                report.skipped.append((instance.id, "crowd region; YOLO has no crowd flag, not exported"))
+                continue
+            crop, x, y = masks.decode_crop(instance.rle)
+            rings = masks.mask_to_polygons(crop, "all", tolerance)
+            if masks.has_holes(crop):
                 report.holes_lost.append(instance.id)
             if len(rings) > 1:
                 report.parts_split.append(instance.id)
             for ring in rings:
-                points = ring.points.copy()
+                points = ring.points + (x, y)
                 points[:, 0] /= image.width
                 points[:, 1] /= image.height
                 coords = " ".join(f"{v:.6f}" for v in points.clip(0.0, 1.0).reshape(-1))
