@@ -118,18 +118,17 @@ class MainWindow(QMainWindow):
             QMessageBox.critical(self, "Project is open elsewhere", str(exc))
             return False
         except CorruptProjectError as exc:
-            if (
-                exc.backup_path is None
-                or QMessageBox.question(
-                    self, "Damaged project file", f"{exc}\n\nContinue from the last good version?"
-                )
-                != QMessageBox.StandardButton.Yes
-            ):
-                QMessageBox.critical(
-                    self, "Cannot open project", str(exc)
-                ) if exc.backup_path is None else None
+            if exc.backup_path is None:
+                QMessageBox.critical(self, "Cannot open project", str(exc))
                 return False
-            project, first_image = open_target(path, recover=True)
+            question = f"{exc}\n\nContinue from the last good version?"
+            if QMessageBox.question(self, "Damaged project file", question) != QMessageBox.StandardButton.Yes:
+                return False
+            try:
+                project, first_image = open_target(path, recover=True)
+            except StudioError as again:  # the backup is damaged too, or the project was locked meanwhile
+                QMessageBox.critical(self, "Cannot open project", str(again))
+                return False
         except StudioError as exc:
             QMessageBox.critical(self, "Cannot open", str(exc))
             return False
