@@ -1,9 +1,12 @@
 """``efsam-studio weights``: list, download, import and locate the published model weights.
 
-- ``weights list``: every catalogue entry with its size, whether it is installed, and where.
-- ``weights download NAME``: download with a progress bar, resuming an interrupted download.
+- ``weights list``: every catalogue entry with its size, whether it is installed (``damaged`` for a file
+  whose size is not the published one), and where.
+- ``weights download NAME``: download with a progress bar, resuming an interrupted download; damaged
+  files are replaced. Interrupted (Ctrl+C), it says where the bytes received so far are kept.
 - ``weights import PATH [--name NAME]``: check that a torch checkpoint loads, then install it (an ONNX
-  file is not installed: the message says how to use it with the ONNX backend).
+  file is not installed: the message says how to use it with the ONNX backend; nor is a checkpoint of
+  the ``tiny`` model: it is used with ``--model tiny --checkpoint PATH``).
 - ``weights path NAME``: print the installed file(s), one per line (exit 1 when not installed).
 """
 
@@ -67,8 +70,10 @@ def _list(args: argparse.Namespace) -> int:
     rows = [("NAME", "SIZE", "INSTALLED", "WHERE")]
     for name, entry in weights.catalogue().items():
         files = _installed_files(name)
-        where = ", ".join(str(p) for p in files) if files else "-"
-        rows.append((name, _size_text(entry), "yes" if files else "no", where))
+        damaged = [path for path, _, _ in weights.damaged_files(name)] if not files else []
+        state = "yes" if files else "damaged" if damaged else "no"
+        where = ", ".join(str(p) for p in files or damaged) or "-"
+        rows.append((name, _size_text(entry), state, where))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print(
@@ -90,21 +95,40 @@ def _download(args: argparse.Namespace) -> int:
         for path in existing:
             print(path)
         return 0
-    with tqdm(
-        desc=args.name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, dynamic_ncols=True
-    ) as bar:
+    try:
+        with tqdm(
+            desc=args.name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, dynamic_ncols=True
+        ) as bar:
 
-        def progress(done: int, total: int | None) -> None:
-            if total is not None and bar.total != total:
-                bar.total = total
-                bar.refresh()
-            bar.update(done - bar.n)
+            def progress(done: int, total: int | None) -> None:
+                if total is not None and bar.total != total:
+                    bar.total = total
+                    bar.refresh()
+                bar.update(done - bar.n)
 
-        weights.download(args.name, progress=progress, base_url=args.base_url, force=args.force)
+            weights.download(args.name, progress=progress, base_url=args.base_url, force=args.force)
+    except KeyboardInterrupt:
+        _report_kept_parts(entry)
+        raise
     print(f"installed {entry.description}:")
     for path in _installed_files(args.name):
         print(path)
     return 0
+
+
+def _report_kept_parts(entry) -> None:
+    """After Ctrl+C: say which partial downloads are kept, so that the next run resumes them."""
+    from efficientsam_studio.paths import weights_dir
+
+    for remote in entry.files:
+        part = weights_dir() / f"{remote.filename}.part"
+        size = part.stat().st_size if part.is_file() else 0
+        if size:
+            print(
+                f"the {size:,} bytes downloaded so far are kept in {part}; "
+                f"efsam-studio weights download {entry.name} resumes from there",
+                file=sys.stderr,
+            )
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -122,7 +146,7 @@ def _import(args: argparse.Namespace) -> int:
     try:
         target = weights.import_weights(args.path, name=args.name)
     except CheckpointError as exc:  # the checkpoint reader speaks of --model; this command's flag is --name
-        raise CheckpointError(re.sub(r"--model (\w+)", r"--name \1", str(exc))) from exc
+        raise CheckpointError(re.sub(r"\(e\.g\. --model (\w+)\)", r"(e.g. --name \1)", str(exc))) from exc
     name = args.name or next(
         n for n, e in weights.catalogue().items() if target.name == e.files[0].installed_name
     )

@@ -3,7 +3,9 @@
 Files are read with ``torch.load(weights_only=True, map_location="cpu")``: tensors and plain containers
 only, never arbitrary pickled code. Accepted forms: ``{"model": state_dict}`` (the published format),
 a bare state_dict, or a ``.zip`` archive holding one such ``.pt`` (how the published vit_s is shipped).
-Every failure raises :class:`~efficientsam_studio.errors.CheckpointError` naming the file and the problem.
+Every failure raises :class:`~efficientsam_studio.errors.CheckpointError` naming the file and the problem;
+an ONNX model given as a checkpoint is recognised from its first bytes and named as one, and for a damaged
+file of the weights store the message gives the command that downloads it again.
 """
 
 from __future__ import annotations
@@ -61,8 +63,47 @@ def _open_payload(path: Path) -> io.BytesIO | Path:
             return io.BytesIO(archive.read(inner[0]))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise CheckpointError(
-            f"{path}: the zip archive is truncated or corrupt ({exc}); download or copy it again"
+            f"{path}: the zip archive is truncated or corrupt ({exc}); {_reread_hint(path)}"
         ) from exc
+
+
+_ONNX_MODEL_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72})
+"""Protobuf tags of the ``ModelProto`` fields that follow ``ir_version`` (producer, domain, graph, ...)."""
+
+
+def looks_like_onnx(head: bytes) -> bool:
+    """Whether ``head``, the first bytes of a file, starts an ONNX model rather than a torch checkpoint.
+
+    An ONNX ``ModelProto`` is protobuf starting with field 1 (``ir_version``, a small varint: ``08 nn``)
+    followed by another of its fields, usually the producer name (``12 07 pytorch``); a torch checkpoint
+    starts with ``PK\\x03\\x04`` (zip) or ``\\x80`` (pickle).
+    """
+    if len(head) < 3 or head[0] != 0x08:
+        return False
+    return 1 <= head[1] < 0x80 and head[2] in _ONNX_MODEL_TAGS
+
+
+def _reread_hint(path: Path) -> str:
+    """How to get a good copy of ``path``: the download command for a file of the weights store, else
+    a general word."""
+    try:
+        from efficientsam_studio.engine.weights_catalogue import CATALOGUE
+        from efficientsam_studio.paths import weights_dir
+
+        store = weights_dir().resolve()
+        if path.resolve().parent == store:
+            for name, entry in CATALOGUE.items():
+                if entry.format == "torch" and path.name == entry.files[0].installed_name:
+                    return f"download it again: efsam-studio weights download {name} --force"
+    except (ImportError, OSError, RuntimeError):
+        pass
+    return "download or copy it again"
+
+
+def _torch_detail(text: str) -> str:
+    """The useful first sentence of a torch error, without the notes meant for torch's developers."""
+    text = re.split(r"\s*This is an internal \w+ error", text, maxsplit=1)[0]
+    return _short(text)
 
 
 def read_checkpoint(path: str | Path) -> Any:
@@ -75,7 +116,14 @@ def read_checkpoint(path: str | Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty; download or copy it again")
+        raise CheckpointError(f"{path}: the file is empty; {_reread_hint(path)}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if looks_like_onnx(head):
+        raise CheckpointError(f"{path} is an ONNX model, not a torch checkpoint: use --backend onnx")
     payload = _open_payload(path)
     try:
         return torch.load(payload, map_location="cpu", weights_only=True)
@@ -90,12 +138,12 @@ def read_checkpoint(path: str | Path) -> Any:
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         reason = detail.group(1).strip() if detail else _short(text)
         raise CheckpointError(
-            f"{path}: is corrupt, not a readable checkpoint ({_short(reason)}); download or copy it again"
+            f"{path}: is corrupt, not a readable checkpoint ({_short(reason)}); {_reread_hint(path)}"
         ) from exc
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise CheckpointError(
             f"{path}: is truncated or corrupt and cannot be read as a torch checkpoint "
-            f"({_short(str(exc))}); download or copy it again"
+            f"({_torch_detail(str(exc))}); {_reread_hint(path)}"
         ) from exc
 
 

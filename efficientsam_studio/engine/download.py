@@ -13,13 +13,23 @@
 - the finished file's size and checksum are verified (``sha256``, or a git blob id: the SHA-1 of
   ``b"blob <size>\\0" + content``); a mismatch removes the file and raises :class:`DownloadError`
   (after one fresh download when the mismatching file had been resumed from an older ``.part``);
+- ``check`` (optional) is called on the verified file before it takes the place of ``dest``; when it
+  refuses the file, the file is removed and ``dest`` is left as it was;
 - the verified file is flushed to disk and renamed over ``dest`` atomically.
+
+One download of a file runs at a time: :class:`DownloadLock` holds ``<dest>.lock`` (``fcntl.flock`` on
+POSIX, ``msvcrt.locking`` on Windows; the operating system drops the lock of a process that dies) from the
+first request to the rename. A second download of the same file, from another process or another window
+of the app, is refused at once with :class:`DownloadInProgress` saying so, rather than waiting: a command
+that waits shows no progress and looks hung, and a second progress dialog for the same file helps no one.
+The first download goes on undisturbed.
 
 Only the standard library is used (``urllib``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -34,12 +44,14 @@ from pathlib import Path
 from typing import Literal
 
 from efficientsam_studio import __version__
-from efficientsam_studio.errors import StudioError
+from efficientsam_studio.errors import StudioError, os_error_reason
 
 __all__ = [
     "Checksum",
     "DownloadCancelled",
     "DownloadError",
+    "DownloadInProgress",
+    "DownloadLock",
     "ProgressCallback",
     "fetch_file",
     "file_checksum",
@@ -60,6 +72,101 @@ class DownloadError(StudioError):
 
 class DownloadCancelled(DownloadError):
     """The download was cancelled by the caller; the partial file is kept for a later resume."""
+
+
+class DownloadInProgress(DownloadError):
+    """Another download of the same file is running (in another process, or another thread)."""
+
+
+def lock_path(dest: Path) -> Path:
+    """The lock file of the download of ``dest``: ``<dest>.lock``, next to ``<dest>.part``."""
+    return dest.with_name(dest.name + ".lock")
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on the open file ``fd`` without waiting; ``False`` when another holds it."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError on POSIX, PermissionError (EACCES) on Windows
+        return False
+    return True
+
+
+class DownloadLock:
+    """The exclusive lock on the download of one file ``dest``, as a context manager.
+
+    The lock is ``<dest>.lock`` held with ``fcntl.flock`` (``msvcrt.locking`` on Windows); it holds this
+    process's pid for whoever looks. Entering raises :class:`DownloadInProgress` when another download
+    of ``dest`` holds it, and :class:`DownloadError` when the lock file cannot be created. Leaving
+    releases the lock and removes the file.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = Path(dest)
+        self.path = lock_path(self.dest)
+        self._fd: int | None = None
+
+    def __enter__(self) -> DownloadLock:
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise DownloadError(
+                    f"cannot create the lock file {self.path}: {os_error_reason(exc)}"
+                ) from None
+            if not _try_lock(fd):
+                os.close(fd)
+                raise DownloadInProgress(
+                    f"a download of {self.dest.name} into {self.dest.parent} is already running (in another "
+                    "efsam-studio command or window); let it finish, or stop it, then try again"
+                )
+            if os.name == "nt" or self._still_linked(fd):
+                self._fd = fd
+                with contextlib.suppress(OSError):  # the pid is for people; the lock works without it
+                    os.ftruncate(fd, 0)
+                    os.write(fd, str(os.getpid()).encode())
+                return self
+            os.close(fd)  # the holder before us removed this file as we opened it: take a fresh one
+        raise DownloadInProgress(f"the lock file {self.path} keeps changing; try again")
+
+    def _still_linked(self, fd: int) -> bool:
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except OSError:
+            return False
+
+    def __exit__(self, *exc_info: object) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if os.name == "nt":  # an open file cannot be removed there: unlock and close it first
+            import msvcrt
+
+            with contextlib.suppress(OSError):
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        else:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(fd)
+
+
+def _kept_note(part: Path) -> str:
+    """What remains of an unfinished download in ``part``, for an error message ("" when nothing)."""
+    kept = part.stat().st_size if part.exists() else 0
+    if not kept:
+        return ""
+    return f"; the {kept:,} bytes received so far are kept in {part} and the next run resumes from there"
 
 
 @dataclass(frozen=True)
@@ -166,8 +273,8 @@ def _attempt(
             try:
                 handle = open(part, "ab" if have else "wb")  # noqa: SIM115 (closed below)
             except OSError as exc:
-                raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from None
-            with handle:
+                raise DownloadError(f"cannot write {part}: {os_error_reason(exc)}") from None
+            with _closed_quietly(handle):
                 if progress:
                     progress(have, expected_end)
                 while True:
@@ -178,8 +285,9 @@ def _attempt(
                         break
                     try:
                         handle.write(block)
+                        handle.flush()
                     except OSError as exc:
-                        raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from None
+                        raise _write_failed(part, exc) from None
                     received += len(block)
                     if progress:
                         progress(have + received, expected_end)
@@ -202,6 +310,21 @@ def _attempt(
     return received
 
 
+@contextlib.contextmanager
+def _closed_quietly(handle):
+    """Close ``handle`` on leaving, ignoring a failure to flush what a full disk did not take."""
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+def _write_failed(part: Path, exc: OSError) -> DownloadError:
+    """The error for a chunk that could not be written to ``part`` (a full disk, most often)."""
+    return DownloadError(f"cannot write {part}: {os_error_reason(exc)}{_kept_note(part)}")
+
+
 def fetch_file(
     url: str,
     dest: Path,
@@ -213,6 +336,8 @@ def fetch_file(
     retries: int = 4,
     backoff: float = 1.0,
     timeout: float = 30.0,
+    check: Callable[[Path], None] | None = None,
+    lock: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` (see the module doc); returns ``dest``.
 
@@ -224,18 +349,39 @@ def fetch_file(
         retries: attempts after the first that may fail without any progress before giving up.
         backoff: first retry delay in seconds, doubled each time (``0`` retries at once).
         timeout: seconds to wait for the server on connect and on each read.
+        check: called with the complete, verified file (still under its partial name) before it
+            replaces ``dest``; raises :class:`DownloadError` to refuse it, and the file is removed.
+        lock: hold :class:`DownloadLock` on ``dest`` while downloading; ``False`` when the caller holds it.
 
     Raises:
         DownloadError: persistent network or server errors, HTTP errors like 404, a size or checksum
             mismatch (the downloaded file is removed), or a file that cannot be written.
         DownloadCancelled: ``cancel`` fired.
+        DownloadInProgress: another download of ``dest`` is running.
     """
     dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DownloadError(f"cannot create the folder {dest.parent}: {exc.strerror or exc}") from None
+        raise DownloadError(f"cannot create the folder {dest.parent}: {os_error_reason(exc)}") from None
+    with DownloadLock(dest) if lock else contextlib.nullcontext():
+        return _fetch_locked(url, dest, size, checksum, progress, cancel, retries, backoff, timeout, check)
+
+
+def _fetch_locked(
+    url: str,
+    dest: Path,
+    size: int | None,
+    checksum: Checksum | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | Callable[[], bool] | None,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    check: Callable[[Path], None] | None,
+) -> Path:
+    """:func:`fetch_file` once the download lock of ``dest`` is held."""
+    part = dest.with_name(dest.name + ".part")
     resumed = part.exists() and part.stat().st_size > 0
     while True:
         _transfer(url, part, size, progress, cancel, retries, backoff, timeout)
@@ -250,6 +396,12 @@ def fetch_file(
             f"{url}: the downloaded file is not the published one: {problem}. It was removed; run the "
             "command again, and if this repeats, the server or a proxy is serving a different file"
         )
+    if check is not None:
+        try:
+            check(part)
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
     _commit(part, dest)
     return dest
 
@@ -284,9 +436,8 @@ def _transfer(
             if failures > retries:
                 raise DownloadError(
                     f"{url}: download failed after {failures} failed attempt{'s' if failures > 1 else ''} in "
-                    f"a row ({exc}); check the "
-                    f"network connection and run the command again (the {received:,} bytes received so "
-                    f"far are kept in {part} and will be resumed)"
+                    f"a row ({exc}); check the network connection and run the command again"
+                    f"{_kept_note(part)}"
                 ) from None
             _wait(backoff * 2 ** (failures - 1), cancel)
 
@@ -304,4 +455,4 @@ def _commit(part: Path, dest: Path) -> None:
             finally:
                 os.close(fd)
     except OSError as exc:
-        raise DownloadError(f"cannot move the download into {dest}: {exc.strerror or exc}") from None
+        raise DownloadError(f"cannot move the download into {dest}: {os_error_reason(exc)}") from None

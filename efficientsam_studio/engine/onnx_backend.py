@@ -13,6 +13,11 @@ It runs two kinds of encoder/decoder pairs, recognised by their input names:
   (1, 1, N)``, ``orig_im_size``; outputs by position (masks, IoU, low-res logits), one prompt per call.
   Only its low-res logits are used, so masks follow the same rule as every backend: bicubic > 0.
 
+The model size a pair holds is read from the files where they tell it: an export's metadata
+(``efsam.model``), a published encoder's SHA-256 (the catalogue's digests) or, failing that, its published
+file name. A pair of another size than the model asked for is refused, as the torch backend refuses
+such a checkpoint; files that do not tell are taken for the model asked for.
+
 Where files come from (``load_onnx_predictor``):
 
 - ``checkpoint`` = an encoder ``.onnx`` file (its decoder is the sibling file), or a folder holding a pair;
@@ -178,16 +183,15 @@ class OnnxPredictor(NumpyPredictor):
         if enc_inputs == ["images"] and "point_coords" in dec_inputs:
             self.kind = "export"
             self.precision = meta.get("efsam.precision", "fp32")
-            name = meta.get("efsam.model") or model_name or "unknown"
+            name = _check_model(self.encoder_path, meta.get("efsam.model"), model_name)
             weights = meta.get("efsam.weights_sha256") or f"file-{file_checksum(self.encoder_path)}"
             self.model_key = f"{name}:{weights}:{self.precision}"
         elif enc_inputs == ["batched_images"] and "batched_point_coords" in dec_inputs:
             self.kind = "published"
             self.precision = "fp32"
-            stem = self.encoder_path.name
-            guessed = next((m for m, prefix in PUBLISHED_NAMES.items() if stem.startswith(prefix)), None)
-            name = model_name or guessed or "unknown"
-            self.model_key = f"{name}:published-onnx-{file_checksum(self.encoder_path)[:16]}:fp32"
+            digest = file_checksum(self.encoder_path)
+            name = _check_model(self.encoder_path, published_model(self.encoder_path, digest), model_name)
+            self.model_key = f"{name}:published-onnx-{digest[:16]}:fp32"
         else:
             raise OnnxModelError(
                 f"{self.encoder_path} / {self.decoder_path}: not an EfficientSAM encoder/decoder pair "
@@ -265,6 +269,29 @@ class OnnxPredictor(NumpyPredictor):
         return np.stack(logit_parts), np.stack(iou_parts)
 
 
+def published_model(encoder: Path, sha256: str) -> str | None:
+    """The model of a published ONNX encoder: from its digest when it is the catalogue's file, else from
+    its published file name (``efficient_sam_vitt_encoder.onnx``); ``None`` when neither tells."""
+    from .weights_catalogue import CATALOGUE
+
+    for entry in CATALOGUE.values():
+        if entry.format == "onnx" and entry.files[0].checksum is not None:
+            if entry.files[0].checksum.value.lower() == sha256:
+                return entry.model
+    return next((m for m, prefix in PUBLISHED_NAMES.items() if encoder.name.startswith(prefix)), None)
+
+
+def _check_model(encoder: Path, recorded: str | None, requested: str | None) -> str:
+    """The model name of an ONNX pair: the one its files record (export metadata, published digest or
+    name), which must be the one requested; the requested one when the files do not tell."""
+    if recorded and requested and recorded != requested:
+        raise OnnxModelError(
+            f"{encoder}: holds an EfficientSAM {recorded} ONNX model, but model {requested!r} was requested; "
+            f"choose model {recorded!r} (e.g. --model {recorded})"
+        )
+    return recorded or requested or "unknown"
+
+
 # -- finding the files -------------------------------------------------------------------------------
 
 
@@ -320,6 +347,20 @@ def _other_exports(model: str) -> list[Path]:
     return [folder for folder in folders if _pair_in_dir(folder, model, "fp32") is not None]
 
 
+def _stored_checkpoint(model: str) -> Path | None:
+    """The store's torch checkpoint of ``model`` even where it is not counted as installed (a size other
+    than the published one): an export of exactly its bytes was made from a file that loaded."""
+    from efficientsam_studio.paths import weights_dir
+
+    from .weights_catalogue import CATALOGUE
+
+    entry = CATALOGUE.get(model)
+    if entry is None or entry.format != "torch":
+        return None
+    path = weights_dir() / entry.files[0].installed_name
+    return path if path.is_file() else None
+
+
 def find_onnx_pair(
     model: str, checkpoint: str | Path | None = None, precision: str = "fp32"
 ) -> tuple[Path, Path]:
@@ -361,7 +402,8 @@ def find_onnx_pair(
         installed = weights.installed_path(model)
     except StudioError:
         installed = None
-    store = None if installed is None else export_dir_for(model, installed)
+    stored = installed or _stored_checkpoint(model)
+    store = None if stored is None else export_dir_for(model, stored)
     if store is not None:
         pair = _pair_in_dir(store, model, precision)
         if pair is not None:

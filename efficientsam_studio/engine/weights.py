@@ -12,21 +12,31 @@ name           installed files                                     integrity
 ``vit_s_onnx`` ``efficient_sam_vits_{encoder,decoder}.onnx``        sha256 each
 ============== =================================================== =================================
 
-:func:`download` fetches an entry (resume, retries, checksum, atomic rename: see
-:mod:`efficientsam_studio.engine.download`). The published vit_s comes as ``efficient_sam_vits.pt.zip``;
-it is unpacked to ``efficient_sam_vits.pt`` (the zip's CRC-32 checked on the way) and, since no checksum
-was published for it, the result is accepted only if it loads as a vit_s checkpoint; the zip is then
-deleted. All files are fetched from ``<base>/<published file name>`` instead of their published URLs
-when a base URL is given, as the ``base_url`` argument or the environment variable ``EFSAM_WEIGHTS_URL``
-(a mirror, or a local server in tests).
+A file counts as installed when it is there and, where the catalogue knows its exact size, has that
+size or is another complete checkpoint (a zip archive with its end record, as ``torch.save`` writes: an
+imported one). Any other file is damaged (:func:`damaged_files`, a cut-off download most often): it is not
+used, and :func:`download` replaces it.
+
+:func:`download` fetches an entry (resume, retries, checksum, atomic rename, one download of a file at a
+time: see :mod:`efficientsam_studio.engine.download`). The published vit_s comes as
+``efficient_sam_vits.pt.zip``; it is unpacked to ``efficient_sam_vits.pt`` (the zip's CRC-32 checked on
+the way) and, since no checksum was published for it, the result is accepted only if it loads as a vit_s
+checkpoint. New files are checked before they take the place of installed ones, so a bad download never
+costs the weights already there. The zip is deleted once unpacked; a complete zip kept by a failed
+unpack (a full disk) is unpacked by the next run without downloading it again. All files are fetched from
+``<base>/<published file name>`` instead of their published URLs when a base URL is given, as the
+``base_url`` argument or the environment variable ``EFSAM_WEIGHTS_URL`` (a mirror, or a local server in
+tests).
 
 :func:`import_weights` installs a checkpoint the user already has, after loading it to check that it is
-an EfficientSAM vit_t or vit_s checkpoint.
+an EfficientSAM vit_t or vit_s checkpoint. Checkpoints of the small ``tiny`` model (``train --preset
+tiny``) are not installed: they are used where they are, with ``--model tiny --checkpoint PATH``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -38,12 +48,15 @@ from efficientsam_studio.engine.download import (
     Checksum,
     DownloadCancelled,
     DownloadError,
+    DownloadInProgress,
+    DownloadLock,
     ProgressCallback,
     fetch_file,
     file_checksum,
+    verify_file,
 )
 from efficientsam_studio.engine.weights_catalogue import CATALOGUE, RemoteFile, WeightsEntry
-from efficientsam_studio.errors import CheckpointError, StudioError
+from efficientsam_studio.errors import CheckpointError, StudioError, os_error_reason
 from efficientsam_studio.paths import weights_dir
 
 __all__ = [
@@ -51,11 +64,13 @@ __all__ = [
     "Checksum",
     "DownloadCancelled",
     "DownloadError",
+    "DownloadInProgress",
     "RemoteFile",
     "WeightsEntry",
     "UnknownWeightsError",
     "WeightsError",
     "catalogue",
+    "damaged_files",
     "download",
     "get_entry",
     "import_weights",
@@ -96,10 +111,44 @@ def get_entry(name: str) -> WeightsEntry:
         ) from None
 
 
+def _size_of(path: Path) -> int | None:
+    """The size of the file ``path``, or ``None`` when there is no such file."""
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _intact(remote: RemoteFile, path: Path) -> bool:
+    """Whether ``path`` holds ``remote`` or a checkpoint in its place, as far as a cheap look tells: a
+    non-empty file of the exact published size where one is known, or else a complete zip archive."""
+    size = _size_of(path)
+    if not size:
+        return False
+    if remote.unpack is not None or remote.size is None or size == remote.size:
+        return True
+    try:
+        return zipfile.is_zipfile(path)  # reads the end record only
+    except OSError:
+        return False
+
+
 def _installed(entry: WeightsEntry) -> list[Path] | None:
     store = weights_dir()
     paths = [store / f.installed_name for f in entry.files]
-    return paths if all(p.is_file() and p.stat().st_size > 0 for p in paths) else None
+    return paths if all(_intact(f, p) for f, p in zip(entry.files, paths, strict=True)) else None
+
+
+def damaged_files(name: str) -> list[tuple[Path, int, int]]:
+    """The files of ``name`` in the store whose size is not the published one, as ``(path, size,
+    published size)``; such a file is not counted as installed and :func:`download` replaces it."""
+    found = []
+    for remote in get_entry(name).files:
+        path = weights_dir() / remote.installed_name
+        size = _size_of(path)
+        if size is not None and not _intact(remote, path):
+            found.append((path, size, remote.size or 0))
+    return found
 
 
 def installed_path(name: str) -> Path | None:
@@ -168,7 +217,7 @@ def download(
     offset = 0
     for remote in entry.files:
         target = store / remote.installed_name
-        if not force and target.is_file() and target.stat().st_size > 0:
+        if not force and _intact(remote, target):
             offset += target.stat().st_size
             continue
         url = f"{base}/{remote.filename}" if base else remote.url
@@ -178,23 +227,52 @@ def download(
             if progress is not None:
                 progress(start + done, entry_total if entry_total is not None else _plus(start, total))
 
-        fetched = fetch_file(
-            url,
-            store / remote.filename,
-            size=remote.size,
-            checksum=remote.checksum,
-            progress=report,
-            cancel=cancel,
-            retries=DOWNLOAD_RETRIES if retries is None else retries,
-            backoff=DOWNLOAD_BACKOFF_S if backoff is None else backoff,
-            timeout=timeout,
-        )
-        offset += fetched.stat().st_size
-        if remote.unpack:
-            _unpack(fetched, target, url)
-        if remote.checksum is None and entry.format == "torch":
-            _validate_or_remove(target, entry, url)
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DownloadError(f"cannot create the folder {store}: {os_error_reason(exc)}") from None
+        fetch_options = {
+            "cancel": cancel,
+            "retries": DOWNLOAD_RETRIES if retries is None else retries,
+            "backoff": DOWNLOAD_BACKOFF_S if backoff is None else backoff,
+            "timeout": timeout,
+        }
+        with DownloadLock(store / remote.filename):
+            offset += _install_file(entry, remote, url, report, force, fetch_options)
     return store / entry.files[0].installed_name
+
+
+def _install_file(
+    entry: WeightsEntry, remote: RemoteFile, url: str, report: ProgressCallback, force: bool, options: dict
+) -> int:
+    """Download (or reuse a kept archive of) one file of ``entry`` and install it; returns the bytes
+    of the download. Runs with the download lock of the file held; ``options`` go to ``fetch_file``."""
+    store = weights_dir()
+    downloaded = store / remote.filename
+    check = None
+    if remote.checksum is None and entry.format == "torch" and not remote.unpack:
+        check = lambda path: _validate(path, entry, url)  # noqa: E731 (a one-line check)
+    if remote.unpack and not force and _complete_archive(remote, downloaded):
+        report(downloaded.stat().st_size, downloaded.stat().st_size)
+    else:
+        options = {**options, "size": remote.size, "checksum": remote.checksum, "check": check, "lock": False}
+        fetch_file(url, downloaded, progress=report, **options)
+    size = downloaded.stat().st_size
+    if remote.unpack:
+        _unpack(downloaded, store / remote.installed_name, url, entry)
+    return size
+
+
+def _complete_archive(remote: RemoteFile, path: Path) -> bool:
+    """Whether ``path`` is a complete download of ``remote`` kept by an earlier run (a file under the
+    final name was verified before its rename); one that fails the published size or checksum is
+    removed."""
+    if not _size_of(path):
+        return False
+    if verify_file(path, remote.size, remote.checksum) is None:
+        return True
+    path.unlink(missing_ok=True)
+    return False
 
 
 def _plus(start: int, total: int | None) -> int | None:
@@ -212,17 +290,28 @@ def _zip_member(archive: zipfile.ZipFile, wanted: str) -> str:
     return candidates[0]
 
 
-def _unpack(archive_path: Path, target: Path, url: str) -> None:
-    """Extract the checkpoint from ``archive_path`` to ``target`` atomically, then delete the archive."""
+def _copy_member(archive: zipfile.ZipFile, member: str, part: Path) -> None:
+    """Extract ``member`` of ``archive`` to ``part`` and flush it to disk (zipfile checks the CRC-32)."""
+    with archive.open(member) as source, open(part, "wb") as sink:
+        shutil.copyfileobj(source, sink, 1 << 20)
+        sink.flush()
+        os.fsync(sink.fileno())
+
+
+def _unpack(archive_path: Path, target: Path, url: str, entry: WeightsEntry) -> None:
+    """Extract the checkpoint from ``archive_path`` and check it, then move it over ``target`` and
+    delete the archive.
+
+    A damaged archive, or one whose checkpoint is not one of ``entry.model``, is removed and nothing is
+    replaced. When the checkpoint cannot be written (a full disk), the archive is kept for the next run.
+    """
     part = target.with_name(target.name + ".part")
+    unpacked_bytes = None
     try:
         with zipfile.ZipFile(archive_path) as archive:
             member = _zip_member(archive, target.name)
-            with archive.open(member) as source, open(part, "wb") as sink:
-                shutil.copyfileobj(source, sink, 1 << 20)  # zipfile checks the CRC-32 at the end
-                sink.flush()
-                os.fsync(sink.fileno())
-        os.replace(part, target)
+            unpacked_bytes = archive.getinfo(member).file_size
+            _copy_member(archive, member, part)
     except (zipfile.BadZipFile, zlib.error, EOFError, DownloadError) as exc:
         part.unlink(missing_ok=True)
         archive_path.unlink(missing_ok=True)
@@ -232,20 +321,43 @@ def _unpack(archive_path: Path, target: Path, url: str) -> None:
         ) from None
     except OSError as exc:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"cannot unpack {archive_path} to {target}: {exc.strerror or exc}") from None
+        needs = f" (unpacking needs {_human_bytes(unpacked_bytes)} free)" if unpacked_bytes else ""
+        raise DownloadError(
+            f"cannot unpack {archive_path} to {target}: {os_error_reason(exc)}. The downloaded archive "
+            f"{archive_path} ({_human_bytes(archive_path.stat().st_size)}) is kept; run the command again "
+            f"to unpack it without downloading it again{needs}"
+        ) from None
+    if entry.format == "torch":
+        try:
+            _validate(part, entry, url)
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            archive_path.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(part, target)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"cannot move the unpacked checkpoint to {target}: {os_error_reason(exc)}"
+        ) from None
     archive_path.unlink(missing_ok=True)
 
 
-def _validate_or_remove(path: Path, entry: WeightsEntry, url: str) -> None:
-    """Load ``path`` as a checkpoint of ``entry.model``; remove it and raise when it is not one."""
+def _validate(path: Path, entry: WeightsEntry, url: str) -> None:
+    """Raise :class:`DownloadError` when the new file ``path`` does not load as a checkpoint of
+    ``entry.model``; the caller removes it, and the installed weights stay as they are."""
     from efficientsam_studio.engine.checkpoints import load_state_dict_file
 
     try:
         load_state_dict_file(path, entry.model)
     except CheckpointError as exc:
-        path.unlink(missing_ok=True)
+        reason = re.sub(r"; download (or copy )?it again.*$", "", str(exc).removeprefix(f"{path}: "))
+        installed = weights_dir() / entry.files[0].installed_name
+        kept = f"; the installed {installed} was left as it was" if installed.exists() else ""
         raise DownloadError(
-            f"{url}: the downloaded file is not a usable {entry.model} checkpoint and was removed: {exc}"
+            f"{url}: the downloaded file is not a usable {entry.model} checkpoint ({reason}); it was "
+            f"removed{kept}"
         ) from None
 
 
@@ -278,6 +390,7 @@ def import_weights(path: str | os.PathLike[str], name: str | None = None) -> Pat
         read_checkpoint,
         validate_state_dict,
     )
+    from efficientsam_studio.model import MODEL_CONFIGS
 
     source = Path(path)
     torch_names = [n for n, e in CATALOGUE.items() if e.format == "torch"]
@@ -286,8 +399,16 @@ def import_weights(path: str | os.PathLike[str], name: str | None = None) -> Pat
             f"weights import takes torch checkpoints of {' or '.join(torch_names)}, not {name!r}"
         )
     state_dict = extract_state_dict(read_checkpoint(source), source)
+    architecture = identify_architecture(state_dict)
+    if architecture in MODEL_CONFIGS and architecture not in torch_names:
+        raise CheckpointError(
+            f"{source}: is not a checkpoint of the published EfficientSAM models "
+            f"({' or '.join(torch_names)}; it looks like: {architecture}). Only those are installed into "
+            f"the weights store; use this file where it is: --model {architecture} --checkpoint {source} "
+            "(segment, label, gui)"
+        )
     if name is None:
-        name = identify_architecture(state_dict)
+        name = architecture
         if name.startswith("sam_"):
             validate_state_dict(state_dict, "vit_t", source)  # raises: "looks like a SAM ... checkpoint"
         if name not in torch_names:
@@ -344,9 +465,14 @@ def missing_weights_message(name: str) -> str:
     size = _human_bytes(entry.display_bytes)
     approx = "about " if remote.size is None and remote.approx_bytes else ""
     wanted = ", ".join(f.installed_name for f in entry.files)
+    damaged = damaged_files(name)
+    if damaged:
+        found = "; ".join(f"{p.name} has {have:,} bytes instead of {want:,}" for p, have, want in damaged)
+        what = f"the installed {name} weights in {weights_dir()} are damaged ({found})"
+    else:
+        what = f"no {name} weights are installed (looked for {wanted} in {weights_dir()})"
     message = (
-        f"no {name} weights are installed (looked for {wanted} in {weights_dir()}). "
-        f"Download them: efsam-studio weights download {name}  ({approx}{size} from {remote.url})"
+        f"{what}. Download them: efsam-studio weights download {name}  ({approx}{size} from {remote.url})"
     )
     if entry.format == "torch":
         message += (
