@@ -14,7 +14,10 @@ calls it) to the best candidate on the canvas (``canvas.set_preview`` returned):
 - ``hover_to_preview_ms``: from the cursor resting on a pixel (after the dwell) to its hover preview on
   the canvas.
 
-Both kinds of click run in the same process, alternated round by round. Medians; prints one JSON object.
+Before each action the user pauses (``--pause``, 0.3 s): the app paints and then idles, as between a
+person's clicks (on this machine memory is slower to touch after an idle spell, so this is slower than
+clicks one after another). Both kinds of click run in the same process, alternated round by round.
+Medians; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="torch-bf16", choices=["torch", "torch-bf16"])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--pause", type=float, default=0.3, help="seconds the user pauses before each action (0: none)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     scratch = Path(tempfile.mkdtemp(prefix="efsam-bench-app-"))
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import numpy as np
     import torch
+    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from efficientsam_studio.annotations.images import load_image
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from efficientsam_studio.gui.settings import StudioSettings
     from efficientsam_studio.model import build_model
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # kept for the whole run
     folder = scratch / "photos"
     folder.mkdir()
     rgb = cv2.resize(load_image(REPO / "resources" / "samples" / "astronaut.png"), SIZE)
@@ -67,12 +74,21 @@ def main(argv: list[str] | None = None) -> int:
         return cls(build_model("vit_t").eval(), "vit_t", "cpu")
 
     def wait(condition, timeout: float = 120.0) -> None:
-        end = time.perf_counter() + timeout
-        while not condition():
-            if time.perf_counter() > end:
-                raise TimeoutError("the app did not answer")
-            app.processEvents()
-            time.sleep(0.0002)
+        """Run the GUI thread's event loop until ``condition()``: the thread sleeps between events, as the
+        app's does (a busy-polling GUI thread would take a core from the engine's threads)."""
+        if condition():
+            return
+        loop = QEventLoop()
+        check = QTimer(interval=1)
+        check.timeout.connect(lambda: condition() and loop.quit())
+        deadline = QTimer(singleShot=True, interval=int(timeout * 1000))
+        deadline.timeout.connect(loop.quit)
+        check.start()
+        deadline.start()
+        loop.exec()
+        check.stop()
+        if not condition():
+            raise TimeoutError("the app did not answer")
 
     engine = EngineService(loader=loader)
     window = MainWindow(StudioSettings(autosave_seconds=0, precompute_ahead=0), engine)
@@ -106,16 +122,24 @@ def main(argv: list[str] | None = None) -> int:
         ai.cancel()
         wait(lambda: not ai.waiting)
 
+    def pause(seconds: float) -> None:
+        """The user's pause: the app paints and then idles until the next action."""
+        end = time.perf_counter() + seconds
+        wait(lambda: time.perf_counter() >= end)
+
     for index in range(args.rounds + 3):
         x, y = (float(v) for v in rng.uniform((50, 50), (SIZE[0] - 50, SIZE[1] - 50)))
+        pause(args.pause)
         baseline = click(x, y)
         clear()
         x, y = x + 7.0, y + 5.0
+        pause(args.pause)
         shown.clear()
         start = time.perf_counter()
         ai.hover.request(key, x, y)  # as after the dwell: the user's rest is not the app's work
         wait(lambda: ai.hover.prediction is not None and bool(shown))
         hovered = (shown[-1] - start) * 1000
+        pause(args.pause)
         after_hover = click(x, y)
         clear()
         if index >= 3:  # warm-up rounds
@@ -125,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     window.close()
     engine.shutdown()
     result = {name: round(statistics.median(values), 2) for name, values in times.items()}
-    result.update(backend=args.backend, rounds=args.rounds, image=list(SIZE), threads=torch.get_num_threads())
+    result.update(
+        backend=args.backend, rounds=args.rounds, pause_s=args.pause, image=list(SIZE),
+        threads=torch.get_num_threads(),
+    )  # fmt: skip
     print(json.dumps(result, indent=2))
     return 0
 
