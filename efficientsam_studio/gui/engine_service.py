@@ -1,5 +1,11 @@
 """The engine service: the only place where the GUI reaches the model, always off the GUI thread.
 
+Every torch call of the app happens in the worker's thread. Besides keeping the window responsive,
+this keeps torch's OpenMP threads at one team: once a second thread has run a parallel torch
+operation, libgomp manages more threads than a small machine's cores and lets idle workers sleep at
+once, and each parallel operation of the engine then waits for one to wake (a click's decode went
+from 11 to 17.6 ms on a 2-core machine; ``benchmarks/README.md``).
+
 :class:`EngineWorker` lives in a ``QThread``; it loads the predictor, encodes images and decodes
 prompts. :class:`EngineService` is its facade on the GUI thread: every call returns a request id at
 once, the work is queued to the worker, and answers come back as signals carrying that id. Answers
