@@ -55,13 +55,16 @@ class ImageStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """An image of the project. ``path``: POSIX path relative to the project folder; size in pixels."""
+    """An image of the project. ``path``: POSIX path relative to the project folder; size in pixels;
+    ``coco_id``: the image's id in the COCO file it was imported from (written back as its id on COCO
+    export), or None."""
 
     id: int
     path: str
     width: int
     height: int
     status: ImageStatus = ImageStatus.UNLABELLED
+    coco_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,7 @@ def document_to_dict(document: Document, settings: dict[str, Any] | None = None)
             {"id": c.id, "name": c.name, "colour": c.colour, "supercategory": c.supercategory}
             for c in document.categories
         ],
-        "images": [
-            {"id": i.id, "path": i.path, "width": i.width, "height": i.height, "status": i.status.value}
-            for i in document.images
-        ],
+        "images": [_image_dict(i) for i in document.images],
         "instances": [
             {
                 "id": inst.id,
@@ -70,6 +67,16 @@ def document_to_dict(document: Document, settings: dict[str, Any] | None = None)
             for inst in document.iter_instances()
         ],
     }
+
+
+def _image_dict(image: ImageRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": image.id, "path": image.path, "width": image.width, "height": image.height,
+        "status": image.status.value,
+    }  # fmt: skip
+    if image.coco_id is not None:
+        out["coco_id"] = image.coco_id
+    return out
 
 
 def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -137,6 +144,12 @@ def _categories(data: dict) -> list[Category]:
     return categories
 
 
+def _coco_id(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SchemaFieldError(f"{where}.coco_id", f"must be a non-negative integer; found {value!r}")
+    return value
+
+
 def _images(data: dict) -> list[ImageRecord]:
     images: list[ImageRecord] = []
     for n, raw in enumerate(_list(data, "images")):
@@ -146,7 +159,9 @@ def _images(data: dict) -> list[ImageRecord]:
         if status not in _STATUSES:
             raise SchemaFieldError(f"{where}.status", f"must be one of {sorted(_STATUSES)}; found {status!r}")
         width, height = _positive_id(raw, "width", where), _positive_id(raw, "height", where)
-        images.append(ImageRecord(image_id, _get(raw, "path", str, where), width, height, _STATUSES[status]))
+        coco_id = None if raw.get("coco_id") is None else _coco_id(raw["coco_id"], where)
+        path = _get(raw, "path", str, where)
+        images.append(ImageRecord(image_id, path, width, height, _STATUSES[status], coco_id))
     return images
 
 

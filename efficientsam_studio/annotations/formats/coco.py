@@ -1,16 +1,19 @@
 """COCO instance segmentation: export a document and import COCO files into one.
 
-Export: image, category and annotation ids are the document's own ids, so they stay the same from one
-export to the next. The labelled images are exported (with instances, or marked done) unless
-``image_ids`` names others. Each mask is written as a polygon list or as compressed RLE (``counts`` a string):
-``polygons="auto"`` writes polygons for single-part masks without holes and RLE otherwise (so nothing is
-lost), ``"always"`` writes every part as a polygon (holes are lost and reported), ``"never"`` writes RLE.
-Crowd instances (``iscrowd``) are written as RLE under ``auto``. ``bbox`` and ``area`` come from the mask;
-polygons are traced within the instance's bbox, so the time an export takes grows with the instances and
-not with the size of the images. Every category is written (used or not) with its ``supercategory``
-(``""`` when it has none) and its ``color``. Extra keys: per image ``status`` (the labelling status, so
-that an import brings back images marked done without instances, the true negatives), per annotation
-``score`` (predicted IoU of AI masks) and ``attributes`` when not empty.
+Export: category and annotation ids are the document's own ids, so they stay the same from one export
+to the next. An image imported from a COCO file gets its id in that file back (``coco_id``), so the
+annotations stay matched to the original dataset; other images get their project id, or the next id
+above all the others where that one is taken (as do images that would share a ``coco_id``). The
+labelled images are exported (with instances, or marked done) unless ``image_ids`` names others. Each
+mask is written as a polygon list or as compressed RLE (``counts`` a string): ``polygons="auto"``
+writes polygons for single-part masks without holes and RLE otherwise (so nothing is lost),
+``"always"`` writes every part as a polygon (holes are lost and reported), ``"never"`` writes RLE.
+Crowd instances (``iscrowd``) are written as RLE under ``auto``. ``bbox`` and ``area`` come from the
+mask; polygons are traced within the instance's bbox, so the time an export takes grows with the
+instances and not with the size of the images. Every category is written (used or not) with its
+``supercategory`` (``""`` when it has none) and its ``color``. Extra keys: per image ``status`` (the
+labelling status, so that an import brings back images marked done without instances, the true
+negatives), per annotation ``score`` (predicted IoU of AI masks) and ``attributes`` when not empty.
 
 Import: :func:`import_coco` (see :mod:`.coco_import`, whose names are re-exported here).
 """
@@ -20,12 +23,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from efficientsam_studio import __version__
-from efficientsam_studio.annotations.document import Document, Instance
+from efficientsam_studio.annotations.document import Document, ImageRecord, Instance
 from efficientsam_studio.annotations.formats.coco_import import import_coco, read_coco
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
@@ -39,7 +43,7 @@ from efficientsam_studio.annotations.formats.common import (
 )
 from efficientsam_studio.annotations.storage import atomic_write
 
-__all__ = ["coco_dict", "export_coco", "import_coco", "read_coco"]
+__all__ = ["coco_dict", "export_coco", "export_image_ids", "import_coco", "read_coco"]
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -57,11 +61,13 @@ def coco_dict(
     check_policy(polygons, tolerance)
     report = ExportReport()
     chosen = images_to_export(document, list(image_ids) if image_ids is not None else None)
+    ids = export_image_ids(chosen)
     annotations = []
     for image in with_progress(chosen, progress):
         for instance in exportable_instances(document, image.id, report):
             annotation = _annotation(instance, polygons, tolerance, report)
             if annotation is not None:
+                annotation["image_id"] = ids[image.id]
                 annotations.append(annotation)
     report.images = len(chosen)
     report.instances = len(annotations)
@@ -78,7 +84,7 @@ def coco_dict(
         },
         "licenses": list(licenses or []),
         "images": [
-            {"id": image.id, "file_name": image.path, "width": image.width, "height": image.height,
+            {"id": ids[image.id], "file_name": image.path, "width": image.width, "height": image.height,
              "status": image.status.value}
             for image in chosen
         ],
@@ -89,6 +95,29 @@ def coco_dict(
         "annotations": annotations,
     }
     return data, report
+
+
+def export_image_ids(images: Sequence[ImageRecord]) -> dict[int, int]:
+    """The COCO id of each exported image by project id (see the module doc): its ``coco_id`` when no
+    other exported image has the same one; else its project id when that is free; else the next id
+    above every other."""
+    shared = Counter(image.coco_id for image in images if image.coco_id is not None)
+    ids = {
+        image.id: image.coco_id
+        for image in images
+        if image.coco_id is not None and shared[image.coco_id] == 1
+    }
+    used = set(ids.values())
+    next_free = max([*used, *(image.id for image in images)], default=0) + 1
+    for image in images:
+        if image.id in ids:
+            continue
+        if image.id in used:
+            ids[image.id], next_free = next_free, next_free + 1
+        else:
+            ids[image.id] = image.id
+        used.add(ids[image.id])
+    return ids
 
 
 def _annotation(

@@ -28,8 +28,9 @@ the file is imported, used or not, in file order (YOLO class indices follow that
 ``color`` when it is ``#rrggbb`` (otherwise the next default colour) and its ``supercategory``; a
 category whose name an earlier one of the file has joins it. A new category keeps its COCO id when the
 project never handed that id out (the id is not below the project's next category id: always the case
-for a project without categories), and otherwise gets the next free id. Image and annotation ids are
-the project's own: a project image record has no room for a COCO image id.
+for a project without categories), and otherwise gets the next free id. Annotation ids are the
+project's own. An image keeps the id it has in the file as its ``coco_id`` (a project image that has
+one already keeps it), which the export writes back as its id.
 """
 
 from __future__ import annotations
@@ -341,6 +342,7 @@ def _add_images(
                 raw["width"],
                 raw["height"],
                 status or ImageStatus.UNLABELLED,
+                coco_id,
             )
             document.add_image(record)
             report.images_added.append(record)
@@ -353,8 +355,14 @@ def _add_images(
                 )
             )
             continue
-        elif status is not None and record.status == ImageStatus.UNLABELLED:
-            document.replace_image(dataclasses.replace(record, status=status))
+        else:
+            changes: dict = {}
+            if status is not None and record.status == ImageStatus.UNLABELLED:
+                changes["status"] = status
+            if record.coco_id is None:
+                changes["coco_id"] = coco_id
+            if changes:
+                document.replace_image(dataclasses.replace(record, **changes))
         image_map[coco_id] = record.id
     return image_map
 
