@@ -145,8 +145,8 @@ def _categories(data: dict) -> list[Category]:
 
 
 def _coco_id(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SchemaFieldError(f"{where}.coco_id", f"must be a non-negative integer; found {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaFieldError(f"{where}.coco_id", f"must be an integer; found {value!r}")
     return value
 
 

@@ -139,16 +139,24 @@ def _installed(entry: WeightsEntry) -> list[Path] | None:
     return paths if all(_intact(f, p) for f, p in zip(entry.files, paths, strict=True)) else None
 
 
-def damaged_files(name: str) -> list[tuple[Path, int, int]]:
-    """The files of ``name`` in the store whose size is not the published one, as ``(path, size,
-    published size)``; such a file is not counted as installed and :func:`download` replaces it."""
+def damaged_files(name: str) -> list[tuple[Path, int, int | None]]:
+    """The files of ``name`` in the store that are empty or whose size is not the published one, as
+    ``(path, size, published size or None where the installed file's size is not published)``; such a
+    file is not counted as installed and :func:`download` replaces it."""
     found = []
     for remote in get_entry(name).files:
         path = weights_dir() / remote.installed_name
         size = _size_of(path)
         if size is not None and not _intact(remote, path):
-            found.append((path, size, remote.size or 0))
+            published = remote.size if remote.unpack is None else None  # an archive's size is not the file's
+            found.append((path, size, published))
     return found
+
+
+def _describe_damage(path: Path, size: int, published: int | None) -> str:
+    if size == 0 or published is None:
+        return f"{path.name} is empty" if size == 0 else f"{path.name} is damaged"
+    return f"{path.name} has {size:,} bytes instead of {published:,}"
 
 
 def installed_path(name: str) -> Path | None:
@@ -467,7 +475,7 @@ def missing_weights_message(name: str) -> str:
     wanted = ", ".join(f.installed_name for f in entry.files)
     damaged = damaged_files(name)
     if damaged:
-        found = "; ".join(f"{p.name} has {have:,} bytes instead of {want:,}" for p, have, want in damaged)
+        found = "; ".join(_describe_damage(*item) for item in damaged)
         what = f"the installed {name} weights in {weights_dir()} are damaged ({found})"
     else:
         what = f"no {name} weights are installed (looked for {wanted} in {weights_dir()})"

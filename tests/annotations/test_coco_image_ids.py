@@ -93,7 +93,7 @@ def test_the_project_file_keeps_the_coco_id(tmp_path):
         assert reopened.document.images[0].coco_id == 397133
 
 
-@pytest.mark.parametrize("bad", ["397133", -1, True, 1.5])
+@pytest.mark.parametrize("bad", ["397133", True, 1.5, [1]])
 def test_a_bad_coco_id_in_the_project_file_is_damage(tmp_path, bad):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -105,3 +105,15 @@ def test_a_bad_coco_id_in_the_project_file_is_damage(tmp_path, bad):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(CorruptProjectError, match="coco_id"):
         Project.open(path)
+
+
+def test_a_negative_coco_id_is_kept_and_the_project_reopens(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with Project.create(folder, "labels") as project:
+        import_coco(project.document, dataset({"a.png": -1}))
+        project.save()
+        path = project.path
+    with Project.open(path) as reopened:
+        assert reopened.document.images[0].coco_id == -1
+        assert exported_ids(reopened.document) == {"a.png": -1}

@@ -288,3 +288,12 @@ def test_image_paths_find_project_images_as_the_other_importers_do(folder):
     assert [len(document.instances_of(i.id)) for i in document.images] == [1, 0, 1, 1]
     assert [i.path for i in document.images][3:] == ["labels/x.png"]
     assert report.missing_images == ["labels/x.png"]
+
+
+def test_a_label_of_spaces_is_refused_before_anything_is_added(folder):
+    document = Document()
+    document.add_image(ImageRecord(document.allocate_id("image"), "a.png", W, H))
+    labelme_file(folder / "a.json", [shape("   ", [[1, 1], [9, 1], [9, 9]])])
+    with pytest.raises(FormatError, match="label"):
+        import_labelme(document, folder / "a.json", image_root=folder)
+    assert not document.categories and not list(document.iter_instances())

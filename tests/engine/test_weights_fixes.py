@@ -199,6 +199,18 @@ def test_a_file_of_another_size_is_damaged_listed_so_and_replaced(monkeypatch, s
     assert cut.read_bytes() == PAYLOAD and weights.installed_path("vit_t") == cut
 
 
+@pytest.mark.parametrize(
+    "name, file", [("vit_s", "efficient_sam_vits.pt"), ("vit_t_onnx", "efficient_sam_vitt_encoder.onnx")]
+)
+def test_an_empty_file_whose_size_is_not_published_is_called_empty(home, name, file):
+    empty = home / "weights" / file
+    empty.parent.mkdir(parents=True)
+    empty.write_bytes(b"")
+    assert weights.damaged_files(name) == [(empty, 0, None)]
+    message = weights.missing_weights_message(name)
+    assert f"{file} is empty" in message and "instead of" not in message
+
+
 def test_a_truncated_store_checkpoint_says_how_to_download_it_again(home):
     torch.manual_seed(0)
     buffer = io.BytesIO()

@@ -204,3 +204,14 @@ def test_the_real_engine_gives_the_hover_preview_the_masks_of_a_click(
     assert ai.prediction is not hovered
     np.testing.assert_array_equal(ai.prediction.scores, hovered.scores)
     np.testing.assert_array_equal(ai.prediction.masks, hovered.masks)
+
+
+def test_a_model_reload_drops_the_hover_answer(qtbot, make_window, image_folder):
+    predictor = FakePredictor()
+    window = ready_window(qtbot, make_window, image_folder, predictor)
+    ai = window.workspace.ai
+    hover(qtbot, window, 40, 30)
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=5000)
+    with qtbot.waitSignal(window.engine.loaded, timeout=10_000):
+        window.model.load()  # as after another model is chosen in the settings
+    assert ai.hover.prediction is None and preview_width(window) == 0

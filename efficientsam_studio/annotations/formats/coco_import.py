@@ -55,8 +55,6 @@ from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import ImageFinder, ImportReport, relative_image_path
 from efficientsam_studio.errors import ImageLoadError
 
-STATUSES = {status.value: status for status in ImageStatus}
-
 
 def _fail(source: str, where: str, problem: str) -> FormatError:
     return FormatError(f"COCO file {source}: {where}: {problem}")
@@ -295,7 +293,10 @@ def _claimed_images(document: Document, images: dict[int, tuple[dict, str | None
 
 def _status(raw: dict) -> ImageStatus | None:
     value = raw.get("status")
-    return STATUSES.get(value) if isinstance(value, str) else None
+    try:
+        return ImageStatus(value) if isinstance(value, str) else None
+    except ValueError:  # a status this version does not know: the image gets none from the file
+        return None
 
 
 def _add_images(

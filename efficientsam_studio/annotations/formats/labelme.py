@@ -269,7 +269,8 @@ def _read(file: Path) -> dict | None:
         raise FormatError(f"labelme file {file}: field 'imagePath' must name an image file; "
                           f"got {data['imagePath']!r}")
     for n, shape in enumerate(data["shapes"]):
-        if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
+        label = shape.get("label") if isinstance(shape, dict) else None
+        if not isinstance(label, str) or not label.strip():
             raise FormatError(f"labelme file {file}: shapes[{n}]: field 'label' is missing or empty")
     return data
 

@@ -46,6 +46,8 @@ class HoverPreview(QObject):
         self._sent: tuple[str, float, float] | None = None  # the newest pixel sent to the engine
         self._result: tuple[str, float, float, Prediction] | None = None
         engine.hover_ready.connect(self._on_ready)
+        engine.loaded.connect(lambda _info: self.clear())  # an answer of the previous model is not taken
+        engine.load_failed.connect(lambda _message: self.clear())
 
     @property
     def prediction(self) -> Prediction | None:
