@@ -174,6 +174,19 @@ def import_coco(
     return report
 
 
+def _first_use(position: dict, entry_id: int | str, n: int, kind: str, source: str) -> None:
+    """Note that entry ``n`` of the ``kind`` list has id ``entry_id``; FormatError when an earlier entry
+    of that list has it (its annotations would go to the wrong image or category)."""
+    entries = "categories" if kind == "category" else f"{kind}s"
+    if entry_id in position:
+        raise _fail(
+            source,
+            f"{entries}[{n}]",
+            f"{kind} id {entry_id!r} is used twice ({entries}[{position[entry_id]}] and {entries}[{n}])",
+        )
+    position[entry_id] = n
+
+
 def _check_images(raw_images: list, root: Path | None, source: str) -> dict[int, tuple[dict, str | None]]:
     """The images by COCO id: each entry and its project-relative path (None: outside the folder)."""
     images: dict[int, tuple[dict, str | None]] = {}
@@ -182,13 +195,7 @@ def _check_images(raw_images: list, root: Path | None, source: str) -> dict[int,
     for n, raw in enumerate(raw_images):
         where = f"images[{n}]"
         image_id = _field(raw, "id", int, source, where)
-        if image_id in position:
-            raise _fail(
-                source,
-                where,
-                f"image id {image_id} is used twice (images[{position[image_id]}] and images[{n}])",
-            )
-        position[image_id] = n
+        _first_use(position, image_id, n, "image", source)
         for key in ("width", "height"):
             if _field(raw, key, int, source, where) <= 0:
                 raise _fail(source, where, f"field '{key}' must be positive")
@@ -215,14 +222,7 @@ def _check_categories(raw_categories: list, source: str) -> dict[int, dict]:
     for n, raw in enumerate(raw_categories):
         where = f"categories[{n}]"
         category_id = _field(raw, "id", int, source, where)
-        if category_id in position:
-            raise _fail(
-                source,
-                where,
-                f"category id {category_id} is used twice "
-                f"(categories[{position[category_id]}] and categories[{n}])",
-            )
-        position[category_id] = n
+        _first_use(position, category_id, n, "category", source)
         if not _field(raw, "name", str, source, where).strip():
             raise _fail(source, f"{where}: field 'name'", "must not be empty")
         categories[category_id] = raw
@@ -242,14 +242,7 @@ def _check_annotations(
     for n, raw in enumerate(raw_annotations):
         where = f"annotations[{n}]"
         annotation_id = _field(raw, "id", (int, str), source, where)
-        if annotation_id in position:
-            raise _fail(
-                source,
-                where,
-                f"annotation id {annotation_id!r} is used twice "
-                f"(annotations[{position[annotation_id]}] and annotations[{n}])",
-            )
-        position[annotation_id] = n
+        _first_use(position, annotation_id, n, "annotation", source)
         where = f"annotation id {annotation_id} (annotations[{n}])"
         image_id = _field(raw, "image_id", int, source, where)
         category_id = _field(raw, "category_id", int, source, where)
