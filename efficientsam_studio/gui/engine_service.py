@@ -20,6 +20,10 @@ never starts while one of them is sent and not yet taken up by the worker, nor w
 click again, and the answer to ``image_ready`` is a prompt). An encode already under way, precompute
 or not, runs to its end: the encoder cannot be interrupted.
 
+A box that marks a small part of a large image is segmented again in a cut around it
+(:meth:`EngineService.refine`, ``engine/crop_refine.py``): the worker encodes the cut, decodes the
+prompt there and puts the image's own embedding back; a new prompt or image supersedes the request.
+
 Hover previews (:meth:`EngineService.hover`: the mask a click would give under the resting cursor) are
 user requests too, but never ahead of a click: a prompt or a new image supersedes every hover request
 queued before it, and a hover failure is not reported (the click itself reports it).
@@ -27,305 +31,39 @@ queued before it, and a hover failure is not reported (the click itself reports 
 
 from __future__ import annotations
 
-import threading
-import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal
 
-from efficientsam_studio.engine.prompts import Prompt
-from efficientsam_studio.errors import StudioError
+from efficientsam_studio.gui.engine_worker import (
+    PRECOMPUTE_PAUSE_SECONDS,
+    EngineConfig,
+    EngineInfo,
+    EngineWorker,
+    ImageReader,
+    PendingRequests,
+    Predictor,
+    PredictorLoader,
+    RequestTracker,
+    default_loader,
+    default_reader,
+)
 from efficientsam_studio.gui.prediction import Prediction
 
-
-class Predictor(Protocol):
-    """The engine's predictor protocol (see ``efficientsam_studio.engine.load_predictor``).
-
-    Predictors that also have ``predict_batch`` (every engine backend) are asked for low-resolution
-    logits, and only the best candidate is upsampled before the answer goes out (see ``prediction.py``).
-    """
-
-    def set_image(self, image: np.ndarray) -> None: ...
-
-    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output: bool = True): ...
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What to load: model name, checkpoint path (or None for the installed weights), backend, device."""
-
-    model: str = "vit_t"
-    checkpoint: str | None = None
-    backend: str = "auto"
-    device: str = "auto"
-    cache_mb: int = 1024
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What was loaded, for the status bar."""
-
-    model: str
-    backend: str
-    device: str
-
-
-PRECOMPUTE_PAUSE_SECONDS = 1.0  # a precompute job starts no sooner after a user request (module docstring)
-
-PredictorLoader = Callable[[EngineConfig], Any]
-ImageReader = Callable[[Path], np.ndarray]
-
-
-def default_loader(config: EngineConfig) -> Any:
-    """Load a predictor through the engine (imported here, in the worker thread, never at GUI start)."""
-    from efficientsam_studio.engine import load_predictor
-
-    kwargs: dict[str, Any] = {"model": config.model, "device": config.device, "backend": config.backend}
-    if config.checkpoint:
-        kwargs["checkpoint"] = config.checkpoint
-    predictor = load_predictor(**kwargs)
-    try:
-        from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache
-    except ImportError:
-        return predictor
-    return CachedPredictor(predictor, EmbeddingCache.default(memory_bytes=config.cache_mb * 2**20))
-
-
-def default_reader(path: Path) -> np.ndarray:
-    from efficientsam_studio.annotations.images import load_image
-
-    return load_image(path)
-
-
-class RequestTracker:
-    """The newest request id of each kind, shared by the GUI facade and the worker (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next = 0
-        self._latest: dict[str, int] = {}
-
-    def new(self, kind: str) -> int:
-        with self._lock:
-            self._next += 1
-            self._latest[kind] = self._next
-            return self._next
-
-    def is_current(self, kind: str, request_id: int) -> bool:
-        with self._lock:
-            return self._latest.get(kind) == request_id
-
-
-class PendingRequests:
-    """How many user requests the GUI has sent that the worker has not taken up yet (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = 0
-
-    def sent(self) -> None:
-        with self._lock:
-            self._count += 1
-
-    def taken(self) -> None:
-        with self._lock:
-            self._count = max(0, self._count - 1)
-
-    def __bool__(self) -> bool:
-        with self._lock:
-            return self._count > 0
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, StudioError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-class EngineWorker(QObject):
-    """Runs in the worker thread. Its slots are called through queued signals only.
-
-    ``pending`` counts the user requests (``set_image``, ``predict``) sent to it and not yet taken up;
-    precompute jobs wait while it is non-zero and for ``pause_seconds`` after each user request.
-    """
-
-    loaded = Signal(object)  # EngineInfo
-    load_failed = Signal(str)
-    encode_started = Signal(int, str)  # request id, image key
-    image_ready = Signal(int, str)
-    prediction_ready = Signal(int, object)  # request id, Prediction
-    hover_ready = Signal(int, object, object)  # request id, Prediction, the prompt's keyword arguments
-    failed = Signal(int, str)  # request id, message
-    precompute_progress = Signal(int, int)  # done, total
-
-    def __init__(
-        self,
-        tracker: RequestTracker,
-        loader: PredictorLoader,
-        reader: ImageReader,
-        pending: PendingRequests | None = None,
-        pause_seconds: float = PRECOMPUTE_PAUSE_SECONDS,
-    ) -> None:
-        super().__init__()
-        self._tracker = tracker
-        self._loader = loader
-        self._reader = reader
-        self._pending = pending if pending is not None else PendingRequests()
-        self._pause_ms = max(0, int(pause_seconds * 1000))
-        self._predictor: Any = None
-        self._image_key: str | None = None
-        self._queue: list[tuple[str, Path]] = []
-        self._queue_total = 0
-        self._queue_done = 0
-        self._next_job = QTimer(self)  # moves to the worker thread with its parent
-        self._next_job.setSingleShot(True)
-        self._next_job.timeout.connect(self._precompute_next)
-
-    @Slot(object)
-    def load(self, config: EngineConfig) -> None:
-        self._predictor = None
-        self._image_key = None
-        try:
-            predictor = self._loader(config)
-        except Exception as exc:  # reported to the user; the GUI stays usable without a model
-            self.load_failed.emit(_describe(exc))
-            return
-        from efficientsam_studio.engine.loader import predictor_device
-
-        self._predictor = predictor
-        self.loaded.emit(
-            EngineInfo(
-                model=str(getattr(predictor, "model_name", config.model)),
-                backend=str(getattr(predictor, "backend", config.backend)),
-                device=predictor_device(predictor),  # what "auto" resolved to
-            )
-        )
-
-    @Slot(int, str, object)
-    def set_image(self, request_id: int, key: str, image: np.ndarray) -> None:
-        self._pending.taken()
-        try:
-            self._set_image(request_id, key, image)
-        finally:
-            self._schedule_precompute(self._pause_ms)
-
-    def _set_image(self, request_id: int, key: str, image: np.ndarray) -> None:
-        if not self._tracker.is_current("image", request_id):
-            return  # the user has moved on to another image already
-        if self._predictor is None:
-            self.failed.emit(request_id, "No model is loaded.")
-            return
-        if self._image_key == key:
-            self.image_ready.emit(request_id, key)
-            return
-        self.encode_started.emit(request_id, key)
-        try:
-            self._predictor.set_image(image)
-            prepare = getattr(self._predictor, "prepare_decoding", None)
-            if prepare is not None:  # the decoder's per-image work, before the first click needs it
-                prepare()
-        except Exception as exc:
-            self._image_key = None
-            self.failed.emit(request_id, _describe(exc))
-            return
-        self._image_key = key
-        self.image_ready.emit(request_id, key)
-
-    @Slot(int, str, object)
-    def predict(self, request_id: int, key: str, kwargs: dict) -> None:
-        self._pending.taken()
-        try:
-            self._predict(request_id, key, kwargs)
-        finally:
-            self._schedule_precompute(self._pause_ms)
-
-    def _predict(self, request_id: int, key: str, kwargs: dict) -> None:
-        if not self._tracker.is_current("predict", request_id):
-            return  # a newer prompt is queued behind this one
-        if self._predictor is None or self._image_key != key:
-            self.failed.emit(request_id, "The image is not encoded yet.")
-            return
-        try:
-            prediction = self._decode(key, kwargs)
-        except Exception as exc:
-            traceback.print_exc()
-            self.failed.emit(request_id, _describe(exc))
-            return
-        self.prediction_ready.emit(request_id, prediction)
-        # the other candidates after the queued requests (Tab shows them at once, or makes them itself)
-        QTimer.singleShot(0, lambda: self._fill(request_id, prediction))
-
-    @Slot(int, str, object)
-    def hover(self, request_id: int, key: str, kwargs: dict) -> None:
-        self._pending.taken()
-        try:
-            if not self._tracker.is_current("hover", request_id):
-                return  # the cursor moved on, or a click came first
-            if self._predictor is None or self._image_key != key:
-                return  # a hover preview never starts an encode
-            try:
-                prediction = self._decode(key, kwargs)
-            except Exception:
-                return  # the same prompt, clicked, reports the failure
-            self.hover_ready.emit(request_id, prediction, kwargs)
-        finally:
-            self._schedule_precompute(self._pause_ms)
-
-    def _decode(self, key: str, kwargs: dict) -> Prediction:
-        """One prompt's candidates, with the best one's full-size mask made."""
-        predictor = self._predictor
-        if hasattr(predictor, "predict_batch"):  # every engine predictor: low-res logits, no upsampling
-            batch = predictor.predict_batch(prompts=[Prompt(**kwargs)], return_masks=False)
-            prediction = Prediction.from_logits(
-                key, batch.low_res_logits[0], batch.scores[0], predictor.original_size
-            )
-            prediction.mask(0)
-            return prediction
-        masks, scores, _ = predictor.predict(multimask_output=True, **kwargs)
-        return Prediction.from_masks(key, masks, scores)
-
-    def _fill(self, request_id: int, prediction: Prediction) -> None:
-        if self._tracker.is_current("predict", request_id):
-            prediction.fill()
-
-    @Slot(object)
-    def precompute(self, items: list[tuple[str, Path]]) -> None:
-        """Replace the background queue with ``items`` (image key, path), nearest first; the first job
-        starts after the pause that follows a user request."""
-        self._queue = list(items)
-        self._queue_total = len(items)
-        self._queue_done = 0
-        if self._queue:
-            self._schedule_precompute(self._pause_ms)
-        else:
-            self._next_job.stop()
-
-    def _schedule_precompute(self, delay_ms: int) -> None:
-        """Run the next precompute job after ``delay_ms`` (a later call restarts the wait)."""
-        if self._queue:
-            self._next_job.start(delay_ms)
-
-    def _precompute_next(self) -> None:
-        # One image per turn of the worker's event loop. While a user request is on its way the job
-        # waits: that request's slot schedules the next job when it ends.
-        if not self._queue or self._predictor is None or self._pending:
-            return
-        warm = getattr(self._predictor, "cache_image", None)
-        if warm is None:
-            self._queue = []  # without an embedding cache there is nowhere to keep the result
-            return
-        key, path = self._queue.pop(0)
-        try:
-            warm(self._reader(path))
-        except Exception:
-            pass  # a bad file is reported when the user opens it; precompute is best effort
-        self._queue_done += 1
-        self.precompute_progress.emit(self._queue_done, self._queue_total)
-        self._schedule_precompute(0)
+__all__ = [
+    "PRECOMPUTE_PAUSE_SECONDS",
+    "EngineConfig",
+    "EngineInfo",
+    "EngineService",
+    "EngineWorker",
+    "PendingRequests",
+    "Predictor",
+    "RequestTracker",
+    "default_loader",
+    "default_reader",
+]
 
 
 class EngineService(QObject):
@@ -337,6 +75,7 @@ class EngineService(QObject):
     image_ready = Signal(str)
     prediction_ready = Signal(object)  # Prediction
     hover_ready = Signal(object, object)  # Prediction, the hovered prompt's keyword arguments
+    refined_ready = Signal(object)  # Prediction of a box segmented again in a cut, placed in the image
     failed = Signal(str)
     precompute_progress = Signal(int, int)
 
@@ -344,6 +83,7 @@ class EngineService(QObject):
     _do_set_image = Signal(int, str, object)
     _do_predict = Signal(int, str, object)
     _do_hover = Signal(int, str, object)
+    _do_refine = Signal(int, str, object, object)
     _do_precompute = Signal(object)
 
     def __init__(
@@ -366,6 +106,7 @@ class EngineService(QObject):
         self._do_set_image.connect(self._worker.set_image)
         self._do_predict.connect(self._worker.predict)
         self._do_hover.connect(self._worker.hover)
+        self._do_refine.connect(self._worker.refine)
         self._do_precompute.connect(self._worker.precompute)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.load_failed.connect(self._on_load_failed)
@@ -373,6 +114,7 @@ class EngineService(QObject):
         self._worker.image_ready.connect(self._on_image_ready)
         self._worker.prediction_ready.connect(self._on_prediction)
         self._worker.hover_ready.connect(self._on_hover)
+        self._worker.refined_ready.connect(self._on_refined)
         self._worker.failed.connect(self._on_failed)
         self._worker.precompute_progress.connect(self.precompute_progress)
         self._info: EngineInfo | None = None
@@ -407,6 +149,7 @@ class EngineService(QObject):
         request_id = self._tracker.new("image")
         self._tracker.new("predict")  # prompts of the previous image are stale now
         self._tracker.new("hover")
+        self._tracker.new("refine")
         self._pending.sent()
         self._do_set_image.emit(request_id, key, image)
         return request_id
@@ -415,6 +158,7 @@ class EngineService(QObject):
         """Decode prompts (``Predictor.predict`` keyword arguments) on image ``key``."""
         request_id = self._tracker.new("predict")
         self._tracker.new("hover")  # hover requests queued before a prompt are not run before it
+        self._tracker.new("refine")  # nor a cut of the prompt before
         self._pending.sent()
         self._do_predict.emit(request_id, key, kwargs)
         return request_id
@@ -427,6 +171,14 @@ class EngineService(QObject):
         self._do_hover.emit(request_id, key, kwargs)
         return request_id
 
+    def refine(self, key: str, kwargs: dict, crop: tuple[int, int, int, int]) -> int:
+        """Segment the prompt (``Predictor.predict`` keyword arguments) of image ``key`` again in the cut
+        ``crop`` (x0, y0, x1, y1; see ``engine/crop_refine.py``); the answer is :attr:`refined_ready`."""
+        request_id = self._tracker.new("refine")
+        self._pending.sent()
+        self._do_refine.emit(request_id, key, kwargs, crop)
+        return request_id
+
     def cancel_hover(self) -> None:
         """Drop the answers of every hover request sent so far."""
         self._tracker.new("hover")
@@ -434,6 +186,7 @@ class EngineService(QObject):
     def cancel_predictions(self) -> None:
         """Drop the answers of every prediction asked so far (for example after Esc)."""
         self._tracker.new("predict")
+        self._tracker.new("refine")
 
     def precompute(self, items: Sequence[tuple[str, Path]]) -> None:
         """Encode these images (key, path) in the background when the worker is idle (module docstring)."""
@@ -442,7 +195,7 @@ class EngineService(QObject):
     def shutdown(self) -> None:
         """Stop the worker thread (waits for the current encode to end)."""
         if self._thread.isRunning():
-            for kind in ("image", "predict", "hover"):
+            for kind in ("image", "predict", "hover", "refine"):
                 self._tracker.new(kind)
             self._do_precompute.emit([])
             self._thread.quit()
@@ -475,6 +228,10 @@ class EngineService(QObject):
         if self._tracker.is_current("hover", request_id):
             self.hover_ready.emit(prediction, kwargs)
 
+    def _on_refined(self, request_id: int, prediction: Prediction) -> None:
+        if self._tracker.is_current("refine", request_id):
+            self.refined_ready.emit(prediction)
+
     def _on_failed(self, request_id: int, message: str) -> None:
-        if self._tracker.is_current("image", request_id) or self._tracker.is_current("predict", request_id):
+        if any(self._tracker.is_current(kind, request_id) for kind in ("image", "predict", "refine")):
             self.failed.emit(message)

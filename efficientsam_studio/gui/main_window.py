@@ -320,6 +320,7 @@ class MainWindow(QMainWindow):
             ws.polygon.polygon_mode, ws.polygon.tolerance = old.polygon_mode, old.polygon_tolerance
             ws.images.ahead = old.precompute_ahead
             ws.ai.hover.enabled = old.hover_preview
+            ws.ai.refine_boxes = old.refine_boxes
             if not old.hover_preview:
                 ws.ai.hover.clear()
         if reload:

@@ -38,7 +38,9 @@ class Prediction:
         self._masks = masks
         self._logits = low_res_logits
         self._size = original_size
+        self._place: tuple[int, int, int, int] | None = None  # x, y of the cut, H, W of the image
         self._lock = threading.Lock()
+        self.crop: tuple[int, int, int, int] | None = None  # where the masks were segmented, if cut
 
     @classmethod
     def from_masks(cls, image_key: str, masks: np.ndarray, scores: np.ndarray) -> Prediction:
@@ -57,6 +59,27 @@ class Prediction:
         logits = np.asarray(low_res_logits, np.float32)[order]
         return cls(image_key, np.asarray(scores)[order], [None] * len(order), logits, original_size)
 
+    def in_image(self, crop: tuple[int, int, int, int], image_size: tuple[int, int]) -> Prediction:
+        """This prediction, made on the cut ``crop`` (x0, y0, x1, y1) of an image of ``image_size``
+        (H, W), with its masks placed in the whole image (made on first use, as before)."""
+        x0, y0, x1, y1 = crop
+        height, width = image_size
+        placed = Prediction(self.image_key, self.scores, [None] * len(self.scores), self._logits, self._size)
+        placed._place = (x0, y0, height, width)
+        placed.crop = crop
+        for index, mask in enumerate(self._masks):
+            if mask is not None:
+                placed._masks[index] = placed._placed(mask)
+        return placed
+
+    def _placed(self, mask: np.ndarray) -> np.ndarray:
+        if self._place is None:
+            return mask
+        x0, y0, height, width = self._place
+        full = np.zeros((height, width), bool)
+        full[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask
+        return full
+
     def mask(self, index: int) -> np.ndarray:
         """Candidate ``index`` as bool (H, W). The upsampling runs outside the lock, so the GUI thread
         never waits for the worker's work on another candidate; if both threads make the same one at
@@ -66,7 +89,7 @@ class Prediction:
         if mask is not None:
             return mask
         assert self._logits is not None and self._size is not None
-        made = masks_from_logits(self._logits[index], self._size)
+        made = self._placed(masks_from_logits(self._logits[index], self._size))
         with self._lock:
             if self._masks[index] is None:
                 self._masks[index] = made

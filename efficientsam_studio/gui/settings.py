@@ -29,7 +29,8 @@ class StudioSettings:
     ``cache_mb``: in-memory embedding cache budget in MiB; ``polygon_tolerance``: simplification in
     pixels; ``autosave_seconds``: delay after the last edit before saving (0 = autosave off);
     ``precompute_ahead``: how many next images are encoded in the background; ``hover_preview``: the AI
-    tool shows the mask under the resting cursor before the first click.
+    tool shows the mask under the resting cursor before the first click; ``refine_boxes``: a box on a
+    small part of the image is segmented again in a cut around it.
     """
 
     model: str = "vit_t"
@@ -43,6 +44,7 @@ class StudioSettings:
     precompute_ahead: int = 3
     brush_size: int = 20
     hover_preview: bool = True
+    refine_boxes: bool = True
 
     def validated(self) -> StudioSettings:
         """A copy with every field inside its allowed range or set."""

@@ -30,6 +30,7 @@ class Workspace:
         )
         self.ai = AiTool(self.canvas, self.session, window.engine)
         self.ai.hover.enabled = window.settings.hover_preview
+        self.ai.refine_boxes = window.settings.refine_boxes
         self.polygon = PolygonTool(self.canvas, self.session)
         self.polygon.polygon_mode = window.settings.polygon_mode
         self.polygon.tolerance = window.settings.polygon_tolerance

@@ -1,5 +1,5 @@
 """The settings dialog: model, backend, device, cache size, polygon mode and simplification, autosave,
-images encoded ahead, the AI tool's hover preview."""
+images encoded ahead, the AI tool's hover preview and box refinement."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ class SettingsDialog(QDialog):
         self.hover = QCheckBox("Preview the mask under the cursor")
         self.hover.setChecked(settings.hover_preview)
         self.hover.setToolTip("Before the first click, the AI tool shows the mask a click would give")
+        self.refine = QCheckBox("Segment small boxes again at full resolution")
+        self.refine.setChecked(settings.refine_boxes)
+        self.refine.setToolTip(
+            "A box on a small part of a large image is segmented again in a cut around it (one more "
+            "encoder run); the finer mask replaces the first one"
+        )
         form = QFormLayout(self)
         form.addRow("Model", self.model)
         form.addRow("Checkpoint / ONNX file", row)
@@ -75,6 +81,7 @@ class SettingsDialog(QDialog):
         form.addRow("Autosave after the last edit", self.autosave)
         form.addRow("Images encoded ahead", self.ahead)
         form.addRow("AI tool", self.hover)
+        form.addRow("", self.refine)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -104,4 +111,5 @@ class SettingsDialog(QDialog):
             precompute_ahead=self.ahead.value(),
             brush_size=self._base.brush_size,
             hover_preview=self.hover.isChecked(),
+            refine_boxes=self.refine.isChecked(),
         ).validated()

@@ -12,7 +12,9 @@ the encoder ("Encoding the image…") or the decoder ("Computing the mask…").
 
 Before the first prompt, the mask a click would give under the resting cursor is shown lightly
 (:mod:`hover_preview`; settings: "Preview the mask under the cursor"), and a click there takes it at
-once.
+once. A box that marks a small part of the image is segmented again in a cut around it, at the model's
+full resolution (``engine/crop_refine.py``; settings: "Segment small boxes again at full
+resolution"): its first mask shows at once and the finer one replaces it when it is ready.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from efficientsam_studio.annotations.commands import AddInstance
+from efficientsam_studio.engine.crop_refine import refine_crop
 from efficientsam_studio.gui.canvas.overlays import PromptMarkers
 from efficientsam_studio.gui.canvas.view import CanvasView
 from efficientsam_studio.gui.engine_service import EngineService
@@ -37,6 +40,7 @@ PREVIEW_ALPHA = 140
 HOVER_ALPHA = 80  # the hover preview is lighter than the candidate of a click
 ENCODING_TEXT = "Encoding the image…"
 COMPUTING_TEXT = "Computing the mask…"
+REFINING_TEXT = "segmenting the box again at full resolution…"
 
 
 class AiTool(Tool):
@@ -57,6 +61,8 @@ class AiTool(Tool):
         self._press: tuple[QPointF, Qt.MouseButton, bool] | None = None
         self._rubber: QGraphicsRectItem | None = None
         self._waiting = False
+        self.refine_boxes = True  # segment small boxes again in a cut (settings)
+        self._refining = False
         self.hover = HoverPreview(engine, self)
         self.hover.changed.connect(self._show_hover)
         canvas.left.connect(self._cursor_left)
@@ -64,6 +70,7 @@ class AiTool(Tool):
         session.category_changed.connect(lambda _: self._show_candidate())
         engine.image_ready.connect(self._on_image_ready)
         engine.prediction_ready.connect(self._on_prediction)
+        engine.refined_ready.connect(self._on_refined)
         engine.failed.connect(self._on_failed)
 
     # ----- mouse -----
@@ -162,6 +169,7 @@ class AiTool(Tool):
     def _request(self) -> None:
         self.prediction = None
         self.candidate = 0
+        self._refining = False
         image_id = self.session.current_image_id
         key = None if image_id is None else self.session.image_key(image_id)
         hovered = None if key is None else self.hover.answer_for(key, self.prompts)
@@ -193,6 +201,7 @@ class AiTool(Tool):
     # ----- engine answers -----
     def _on_image_changed(self, image_id: int) -> None:
         self.hover.clear()
+        self._refining = False
         self.prompts = PromptSet()
         self.prediction = None
         self._waiting = False
@@ -215,14 +224,43 @@ class AiTool(Tool):
         self._waiting = False
         self.prediction = prediction
         self.candidate = 0
+        self._refine(prediction.image_key)
+        self._show_candidate()
+
+    def _refine(self, key: str) -> None:
+        """Ask for the current prompts again in a cut around their box, if the box is small enough."""
+        box = self.prompts.box
+        if not self.refine_boxes or box is None:
+            return
+        width, height = self.canvas.image_size
+        points, _ = self.prompts.used_points()
+        positives = [(p.x, p.y) for p in points if p.label == 1]
+        crop = refine_crop((box.x0, box.y0, box.x1, box.y1), (height, width), positives)
+        if crop is not None:
+            self._refining = True
+            self.engine.refine(key, self.prompts.predict_kwargs(), crop)
+
+    def _on_refined(self, prediction: Prediction) -> None:
+        image_id = self.session.current_image_id
+        if not self._refining or image_id is None or prediction.image_key != self.session.image_key(image_id):
+            return
+        self._refining = False
+        self.prediction = prediction
+        self.candidate = 0
         self._show_candidate()
 
     def _on_failed(self, message: str) -> None:
+        self._refining = False
         self._waiting = False
         self.busy_changed.emit("")
         self.status.emit(f"The model failed: {message}")
 
     # ----- candidates -----
+    @property
+    def refining(self) -> bool:
+        """True while a finer answer for the current box is on its way (the first one is shown)."""
+        return self._refining
+
     @property
     def waiting(self) -> bool:
         """True while an answer for the current prompts is outstanding."""
@@ -312,6 +350,8 @@ class AiTool(Tool):
                 f"Candidate {self.candidate + 1}/{len(scores)}, predicted IoU {scores[self.candidate]:.2f} "
                 "(Tab: next, Enter: accept, Esc: clear)"
             )
+            if self._refining:
+                parts.append(REFINING_TEXT)
         elif waiting_for == ENCODING_TEXT:
             parts.append(f"{ENCODING_TEXT} the mask appears when it is done.")
         elif waiting_for:
