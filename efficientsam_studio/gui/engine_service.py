@@ -138,9 +138,12 @@ class EngineService(QObject):
 
     # ----- requests -----
     def load_model(self, config: EngineConfig) -> None:
+        """Load another predictor; answers of the previous one still on their way are dropped."""
         self._loading = True
         self._info = None
         self._ready_key = None
+        for kind in ("predict", "hover", "refine"):
+            self._tracker.new(kind)
         self._do_load.emit(config)
 
     def set_image(self, key: str, image: np.ndarray) -> int:

@@ -160,6 +160,7 @@ class EngineWorker(QObject):
         self._predictor: Any = None
         self._image_key: str | None = None
         self._image: np.ndarray | None = None  # the current image's pixels, for cuts of it
+        self._cut: tuple[str, tuple, np.ndarray] | None = None  # image key, crop, embedding of the last cut
         self._queue: list[tuple[str, Path]] = []
         self._queue_total = 0
         self._queue_done = 0
@@ -172,6 +173,7 @@ class EngineWorker(QObject):
         self._predictor = None
         self._image_key = None
         self._image = None
+        self._cut = None
         try:
             predictor = self._loader(config)
         except Exception as exc:  # reported to the user; the GUI stays usable without a model
@@ -276,12 +278,16 @@ class EngineWorker(QObject):
         from efficientsam_studio.engine.crop_refine import prompt_in_crop
 
         x0, y0, x1, y1 = crop
+        cut = np.ascontiguousarray(image[y0:y1, x0:x1])
         saved = None
-        if hasattr(predictor, "get_image_embedding") and hasattr(predictor, "set_embedding"):
+        if all(hasattr(predictor, name) for name in ("get_image_embedding", "set_embedding", "encode_image")):
             saved = (predictor.get_image_embedding(), predictor.original_size)
         prediction = None
         try:
-            predictor.set_image(np.ascontiguousarray(image[y0:y1, x0:x1]))
+            if saved is None:
+                predictor.set_image(cut)
+            else:  # encoded beside the embedding cache: cuts would crowd out the images encoded ahead
+                predictor.set_embedding(self._cut_embedding(key, crop, cut), cut.shape[:2])
             prediction = self._decode(key, prompt_in_crop(kwargs, crop))
         except Exception as exc:
             self.failed.emit(request_id, _describe(exc))
@@ -289,6 +295,17 @@ class EngineWorker(QObject):
             self._restore(image, saved)
         if prediction is not None:
             self.refined_ready.emit(request_id, prediction.in_image(crop, image.shape[:2]))
+
+    def _cut_embedding(self, key: str, crop: tuple, cut: np.ndarray) -> np.ndarray:
+        """The embedding of the cut ``crop`` of image ``key``: the last cut's is kept, so points added to
+        the same box decode without encoding it again."""
+        if self._cut is not None and self._cut[:2] == (key, tuple(crop)):
+            return self._cut[2]
+        from efficientsam_studio.engine.cache import embedding_to_numpy
+
+        embedding = embedding_to_numpy(self._predictor.encode_image(cut))
+        self._cut = (key, tuple(crop), embedding)
+        return embedding
 
     def _restore(self, image: np.ndarray, saved: tuple | None) -> None:
         """Make the whole image current again after a cut (its embedding back, the decoder prepared)."""

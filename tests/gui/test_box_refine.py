@@ -13,6 +13,7 @@ from efficientsam_studio.engine.crop_refine import prompt_in_crop, refine_crop
 from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings
+from efficientsam_studio.paths import cache_dir
 from tests.gui.conftest import FakePredictor
 from tests.gui.test_workflow import click
 
@@ -177,10 +178,62 @@ def test_the_real_engine_refines_and_keeps_the_whole_image(qtbot, make_window, i
     qtbot.waitUntil(lambda: ai.prediction is not None and not ai.waiting, timeout=30_000)
     before = ai.prediction.scores.copy()
     ai.cancel()
+    stored = sorted((cache_dir() / "embeddings").rglob("*"))
     ai.add_prompt(BoxPrompt(10, 10, 28, 24))
     qtbot.waitUntil(lambda: ai.prediction is not None and ai.prediction.crop is not None, timeout=30_000)
     assert ai.prediction.masks.shape == (3, 64, 96)
+    assert sorted((cache_dir() / "embeddings").rglob("*")) == stored  # cuts do not fill the cache
     ai.cancel()
     ai.add_prompt(PointPrompt(48, 32, 1))  # the whole image's embedding is back: the same answer
     qtbot.waitUntil(lambda: ai.prediction is not None and not ai.waiting, timeout=30_000)
     np.testing.assert_array_equal(ai.prediction.scores, before)
+
+
+def test_the_candidate_chosen_with_tab_stays_chosen_when_the_finer_masks_come(
+    qtbot, make_window, image_folder
+):
+    predictor = GatedRefinePredictor()
+    window = ready(qtbot, make_window, image_folder, predictor)
+    ai = window.workspace.ai
+    ai.add_prompt(BoxPrompt(10, 10, 28, 24))
+    qtbot.waitUntil(lambda: ai.prediction is not None and ai.refining, timeout=5000)
+    assert window.action("cycle").trigger() is None and ai.candidate == 1
+    predictor.gate.set()
+    qtbot.waitUntil(lambda: not ai.refining and ai.prediction.crop is not None, timeout=5000)
+    assert ai.candidate == 1
+
+
+class GatedRefinePredictor(RecordingPredictor):
+    """The second ``predict`` (the cut's) waits for ``gate``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def predict(self, **kwargs):
+        if len(self.calls) == 1:
+            self.gate.wait(5)
+        return super().predict(**kwargs)
+
+
+def test_a_model_reload_drops_the_finer_masks_of_the_old_model(qtbot):
+    predictor = GatedPredictor()
+    service = EngineService(loader=lambda cfg: predictor, precompute_pause=0)
+    try:
+        with qtbot.waitSignal(service.loaded, timeout=5000):
+            service.load_model(EngineConfig(model="fake"))
+        with qtbot.waitSignal(service.image_ready, timeout=5000):
+            service.set_image("a", np.zeros((200, 300, 3), np.uint8))
+        refined = []
+        service.refined_ready.connect(refined.append)
+        box = {"point_coords": None, "point_labels": None, "box": np.array([5.0, 5.0, 20.0, 20.0])}
+        service.refine("a", box, (0, 0, 40, 40))  # the cut's decode waits for the gate
+        assert predictor.entered.wait(5)
+        service.load_model(EngineConfig(model="other"))
+        predictor.gate.set()
+        with qtbot.waitSignal(service.loaded, timeout=5000):
+            pass
+        qtbot.wait(100)
+        assert refined == []  # the unloaded model's answer never reached the app
+    finally:
+        service.shutdown()

@@ -8,6 +8,7 @@ import numpy as np
 from PySide6.QtCore import QPoint
 
 from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
+from efficientsam_studio.gui.prompts import PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings, load_settings, save_settings
 from tests.gui.conftest import FakePredictor
 from tests.gui.test_workflow import click
@@ -215,3 +216,44 @@ def test_a_model_reload_drops_the_hover_answer(qtbot, make_window, image_folder)
     with qtbot.waitSignal(window.engine.loaded, timeout=10_000):
         window.model.load()  # as after another model is chosen in the settings
     assert ai.hover.prediction is None and preview_width(window) == 0
+
+
+def test_a_click_anywhere_in_the_previewed_pixel_takes_the_preview(qtbot, make_window, image_folder):
+    predictor = FakePredictor()
+    window = ready_window(qtbot, make_window, image_folder, predictor)
+    ws, ai = window.workspace, window.workspace.ai
+    key = ws.session.image_key(ws.session.current_image_id)
+    ai.hover.request(key, 40.2, 30.7)  # as after a zoom: the same pixel, another sub-pixel position
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=5000)
+    hovered = ai.hover.prediction
+    ai.add_prompt(PointPrompt(40.9, 30.1, 1))
+    assert ai.prediction is hovered and len(predictor.calls) == 1
+    ai.cancel()
+    ai.hover.request(key, 40.2, 30.7)
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=5000)
+    ai.add_prompt(PointPrompt(41.0, 30.1, 1))  # the next pixel: decoded
+    qtbot.waitUntil(lambda: len(predictor.calls) == 3 and ai.prediction is not None, timeout=5000)
+
+
+def test_a_cursor_resting_while_the_image_encodes_gets_its_preview_when_it_is_ready(
+    qtbot, make_window, image_folder
+):
+    predictor = FakePredictor(encode_seconds=0.6)
+    window = make_window(loader=lambda cfg: predictor, path=image_folder)
+    ws, ai = window.workspace, window.workspace.ai
+    assert not window.engine.is_ready_for(ws.session.image_key(ws.session.current_image_id))
+    hover(qtbot, window, 40, 30)  # the cursor then rests; no other move comes
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=10_000)
+    assert len(predictor.calls) == 1
+
+
+def test_the_resting_cursor_gets_its_preview_back_after_esc(qtbot, make_window, image_folder):
+    predictor = FakePredictor()
+    window = ready_window(qtbot, make_window, image_folder, predictor)
+    ai = window.workspace.ai
+    hover(qtbot, window, 40, 30)
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=5000)
+    click(qtbot, window, 40, 30)
+    assert ai.hover.prediction is None and ai.prediction is not None
+    ai.cancel()  # Esc
+    qtbot.waitUntil(lambda: ai.hover.prediction is not None and preview_width(window) > 0, timeout=5000)

@@ -63,6 +63,7 @@ class AiTool(Tool):
         self._waiting = False
         self.refine_boxes = True  # segment small boxes again in a cut (settings)
         self._refining = False
+        self._cursor: QPointF | None = None  # where the cursor rests on the image, for the hover preview
         self.hover = HoverPreview(engine, self)
         self.hover.changed.connect(self._show_hover)
         canvas.left.connect(self._cursor_left)
@@ -118,11 +119,14 @@ class AiTool(Tool):
             return
         w, h = self.canvas.image_size
         if not (0.0 <= pos.x() < w and 0.0 <= pos.y() < h):
+            self._cursor = None
             self.hover.clear()
             return
+        self._cursor = QPointF(pos)
         self.hover.move_to(self.session.image_key(image_id), *self._clamp(pos))
 
     def _cursor_left(self) -> None:
+        self._cursor = None
         if self.prompts.is_empty():
             self.hover.clear()
 
@@ -184,6 +188,8 @@ class AiTool(Tool):
             self.engine.cancel_predictions()
             self._waiting = False
             self._show_candidate()
+            if self._cursor is not None:  # back to no prompt (Esc, undo, accept): the resting cursor again
+                self._hover_at(self._cursor)
             return
         if self.engine.info is None:
             self._show_candidate()
@@ -209,6 +215,8 @@ class AiTool(Tool):
         self.canvas.set_preview(None, QColor())
         self.candidates_changed.emit()
         self.busy_changed.emit("")
+        if self._cursor is not None:  # the cursor rests on the next image: its preview once it is encoded
+            self._hover_at(self._cursor)
 
     def _on_image_ready(self, key: str) -> None:
         image_id = self.session.current_image_id
@@ -246,7 +254,7 @@ class AiTool(Tool):
             return
         self._refining = False
         self.prediction = prediction
-        self.candidate = 0
+        self.candidate = min(self.candidate, len(prediction.scores) - 1)  # the one the user chose with Tab
         self._show_candidate()
 
     def _on_failed(self, message: str) -> None:

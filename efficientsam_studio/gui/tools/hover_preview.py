@@ -3,13 +3,16 @@
 While the AI tool has no prompts and the image is encoded, the cursor resting for
 :data:`HOVER_DWELL_MS` on a pixel sends that pixel to the engine as the positive point a click there
 would make. The answer is shown lightly; a click on that same pixel then takes the answer that is
-already there instead of asking the engine again (the same prompt gives the same masks), so the
-first mask of an object appears with the click. Moving the cursor on restarts the wait, so a fast
-sweep across the image decodes nothing; the engine drops requests the cursor has left behind, and a
-click or a new image goes before any of them.
+already there instead of asking the engine again (a point anywhere in one pixel gives the masks the
+user sees), so the first mask of an object appears with the click. A cursor resting on an image that
+is still being encoded is decoded as soon as the image is ready. Moving the cursor on restarts the
+wait, so a fast sweep across the image decodes nothing; the engine drops requests the cursor has left
+behind, and a click, a new image or another model goes before any of them.
 """
 
 from __future__ import annotations
+
+import math
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -18,6 +21,11 @@ from efficientsam_studio.gui.prediction import Prediction
 from efficientsam_studio.gui.prompts import PointPrompt, PromptSet
 
 HOVER_DWELL_MS = 40  # the cursor rests this long before its pixel is decoded
+
+
+def _same_pixel(a: tuple[str, float, float], b: tuple[str, float, float]) -> bool:
+    """Whether two (image key, x, y) points fall in the same pixel of the same image."""
+    return a[0] == b[0] and math.floor(a[1]) == math.floor(b[1]) and math.floor(a[2]) == math.floor(b[2])
 
 
 def hover_prompts(x: float, y: float) -> PromptSet:
@@ -46,6 +54,7 @@ class HoverPreview(QObject):
         self._sent: tuple[str, float, float] | None = None  # the newest pixel sent to the engine
         self._result: tuple[str, float, float, Prediction] | None = None
         engine.hover_ready.connect(self._on_ready)
+        engine.image_ready.connect(self._on_image_ready)
         engine.loaded.connect(lambda _info: self.clear())  # an answer of the previous model is not taken
         engine.load_failed.connect(lambda _message: self.clear())
 
@@ -63,7 +72,7 @@ class HoverPreview(QObject):
         if not self.enabled:
             return
         target = (key, float(x), float(y))
-        if self._result is not None and self._result[:3] == target:
+        if self._result is not None and _same_pixel(self._result[:3], target):
             self._timer.stop()
             self._target = None
             return
@@ -85,21 +94,30 @@ class HoverPreview(QObject):
         """The answer for ``prompts`` on image ``key`` if it is the hovered point's, else None."""
         if self._result is None or self._result[0] != key:
             return None
-        _, x, y, prediction = self._result
-        return prediction if prompts == hover_prompts(x, y) else None
+        points = prompts.points
+        if len(prompts.prompts) != 1 or len(points) != 1 or points[0].label != 1:
+            return None
+        return self._result[3] if _same_pixel(self._result[:3], (key, points[0].x, points[0].y)) else None
 
     def request(self, key: str, x: float, y: float) -> None:
         """Ask the engine for pixel ``(x, y)`` of image ``key`` now, without the dwell (if enabled and
         the image is encoded)."""
         self._timer.stop()
         self._target = None
-        if not self.enabled or not self.engine.is_ready_for(key):
+        if not self.enabled:
+            return
+        if not self.engine.is_ready_for(key):
+            self._target = (key, float(x), float(y))  # sent when the image is ready
             return
         self._sent = (key, float(x), float(y))
         self.engine.hover(key, hover_prompts(x, y).predict_kwargs())
 
     def _send(self) -> None:
         if self._target is not None:
+            self.request(*self._target)
+
+    def _on_image_ready(self, key: str) -> None:
+        if self._target is not None and self._target[0] == key and not self._timer.isActive():
             self.request(*self._target)
 
     def _on_ready(self, prediction: Prediction, kwargs: dict) -> None:
