@@ -6,6 +6,8 @@ need a dialog's answer set it on the recorder.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,49 @@ class FakePredictor:
             masks.append(mask)
         scores = np.array([0.6, 0.9, 0.3], np.float32)
         return np.stack(masks), scores, np.zeros((3, 256, 256), np.float32)
+
+
+class RecordingPredictor(FakePredictor):
+    """A :class:`FakePredictor` that also records the size of every image it is given (``sizes``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.sizes.append(image.shape[:2])
+        super().set_image(image)
+
+
+class GatedPredictor(RecordingPredictor):
+    """``predict`` waits for ``gate`` on its first call (``entered`` is set then), so that requests queue
+    up behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def predict(self, **kwargs):
+        if not self.calls:
+            self.entered.set()
+            self.gate.wait(5)
+        return super().predict(**kwargs)
+
+
+@contextlib.contextmanager
+def running_service(qtbot, predictor, image_shape: tuple[int, int] = (40, 60)):
+    """An ``EngineService`` with ``predictor`` loaded and image "a" (zeros of ``image_shape``) encoded."""
+    from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
+
+    service = EngineService(loader=lambda cfg: predictor, precompute_pause=0)
+    try:
+        with qtbot.waitSignal(service.loaded, timeout=5000):
+            service.load_model(EngineConfig(model="fake"))
+        with qtbot.waitSignal(service.image_ready, timeout=5000):
+            service.set_image("a", np.zeros((*image_shape, 3), np.uint8))
+        yield service
+    finally:
+        service.shutdown()
 
 
 @pytest.fixture(autouse=True)

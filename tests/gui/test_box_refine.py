@@ -10,11 +10,11 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from efficientsam_studio.engine.crop_refine import prompt_in_crop, refine_crop
-from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
+from efficientsam_studio.gui.engine_service import EngineConfig
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings
 from efficientsam_studio.paths import cache_dir
-from tests.gui.conftest import FakePredictor
+from tests.gui.conftest import GatedPredictor, RecordingPredictor, running_service
 from tests.gui.test_workflow import click
 
 
@@ -46,18 +46,6 @@ def test_the_prompt_moves_into_the_cut_and_points_outside_it_are_left_out():
 
 
 # ------------------------------------------------------------------------------------------ the app
-class RecordingPredictor(FakePredictor):
-    """Also records the size of every image it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sizes: list[tuple[int, int]] = []
-
-    def set_image(self, image):
-        self.sizes.append(image.shape[:2])
-        super().set_image(image)
-
-
 def ready(qtbot, make_window, image_folder, predictor, **settings):
     window = make_window(
         loader=lambda cfg: predictor,
@@ -128,28 +116,9 @@ def test_switched_off_in_the_settings(qtbot, make_window, image_folder):
     assert len(predictor.calls) == 1 and ai.prediction.crop is None
 
 
-class GatedPredictor(RecordingPredictor):
-    """``predict`` waits for ``gate`` on its first call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered, self.gate = threading.Event(), threading.Event()
-
-    def predict(self, **kwargs):
-        if not self.calls:
-            self.entered.set()
-            self.gate.wait(5)
-        return super().predict(**kwargs)
-
-
 def test_a_new_prompt_drops_the_cut_asked_before_it(qtbot):
     predictor = GatedPredictor()
-    service = EngineService(loader=lambda cfg: predictor, precompute_pause=0)
-    try:
-        with qtbot.waitSignal(service.loaded, timeout=5000):
-            service.load_model(EngineConfig(model="fake"))
-        with qtbot.waitSignal(service.image_ready, timeout=5000):
-            service.set_image("a", np.zeros((200, 300, 3), np.uint8))
+    with running_service(qtbot, predictor, (200, 300)) as service:
         refined, predictions = [], []
         service.refined_ready.connect(refined.append)
         service.prediction_ready.connect(predictions.append)
@@ -162,8 +131,6 @@ def test_a_new_prompt_drops_the_cut_asked_before_it(qtbot):
         qtbot.waitUntil(lambda: len(predictions) == 1, timeout=5000)
         qtbot.wait(100)
         assert refined == [] and predictor.sizes == [(200, 300)]  # the cut was never encoded
-    finally:
-        service.shutdown()
 
 
 def test_the_real_engine_refines_and_keeps_the_whole_image(qtbot, make_window, image_folder, tiny_checkpoint):
@@ -218,12 +185,7 @@ class GatedRefinePredictor(RecordingPredictor):
 
 def test_a_model_reload_drops_the_finer_masks_of_the_old_model(qtbot):
     predictor = GatedPredictor()
-    service = EngineService(loader=lambda cfg: predictor, precompute_pause=0)
-    try:
-        with qtbot.waitSignal(service.loaded, timeout=5000):
-            service.load_model(EngineConfig(model="fake"))
-        with qtbot.waitSignal(service.image_ready, timeout=5000):
-            service.set_image("a", np.zeros((200, 300, 3), np.uint8))
+    with running_service(qtbot, predictor, (200, 300)) as service:
         refined = []
         service.refined_ready.connect(refined.append)
         box = {"point_coords": None, "point_labels": None, "box": np.array([5.0, 5.0, 20.0, 20.0])}
@@ -235,5 +197,3 @@ def test_a_model_reload_drops_the_finer_masks_of_the_old_model(qtbot):
             pass
         qtbot.wait(100)
         assert refined == []  # the unloaded model's answer never reached the app
-    finally:
-        service.shutdown()

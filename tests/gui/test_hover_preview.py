@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from PySide6.QtCore import QPoint
 
 from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
 from efficientsam_studio.gui.prompts import PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings, load_settings, save_settings
-from tests.gui.conftest import FakePredictor
+from tests.gui.conftest import FakePredictor, GatedPredictor, running_service
 from tests.gui.test_workflow import click
 
 
@@ -119,28 +117,9 @@ def test_the_setting_is_kept_as_a_boolean(efsam_home):
     assert load_settings().hover_preview is True
 
 
-class GatedPredictor(FakePredictor):
-    """``predict`` waits for ``gate`` on its first call, so requests can queue up behind it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered, self.gate = threading.Event(), threading.Event()
-
-    def predict(self, **kwargs):
-        if not self.calls:
-            self.entered.set()
-            self.gate.wait(5)
-        return super().predict(**kwargs)
-
-
 def test_a_prompt_goes_before_hover_requests_queued_earlier(qtbot):
     predictor = GatedPredictor()
-    service = EngineService(loader=lambda cfg: predictor, precompute_pause=0)
-    try:
-        with qtbot.waitSignal(service.loaded, timeout=5000):
-            service.load_model(EngineConfig(model="fake"))
-        with qtbot.waitSignal(service.image_ready, timeout=5000):
-            service.set_image("a", np.zeros((40, 60, 3), np.uint8))
+    with running_service(qtbot, predictor) as service:
         hovers, predictions = [], []
         service.hover_ready.connect(lambda prediction, kwargs: hovers.append(kwargs))
         service.prediction_ready.connect(predictions.append)
@@ -155,8 +134,6 @@ def test_a_prompt_goes_before_hover_requests_queued_earlier(qtbot):
         decoded = [float(call["point_coords"][0][0]) for call in predictor.calls]
         assert decoded == [10.0, 30.0]  # the second hover never ran
         assert hovers == []  # and the first one's answer, superseded by the prompt, was not delivered
-    finally:
-        service.shutdown()
 
 
 def test_hover_never_starts_an_encode(qtbot):
