@@ -91,6 +91,21 @@ class GatedPredictor(RecordingPredictor):
         return super().predict(**kwargs)
 
 
+def ready_window(qtbot, make_window, image_folder, predictor, **settings):
+    """A window on ``image_folder`` whose engine uses ``predictor``, once its first image is encoded;
+    ``settings``: :class:`StudioSettings` fields."""
+    from efficientsam_studio.gui.settings import StudioSettings
+
+    window = make_window(
+        loader=lambda cfg: predictor,
+        path=image_folder,
+        settings=StudioSettings(autosave_seconds=0.2, **settings),
+    )
+    ws = window.workspace
+    qtbot.waitUntil(lambda: window.engine.is_ready_for(ws.session.image_key(ws.session.current_image_id)))
+    return window
+
+
 @contextlib.contextmanager
 def running_service(qtbot, predictor, image_shape: tuple[int, int] = (40, 60)):
     """An ``EngineService`` with ``predictor`` loaded and image "a" (zeros of ``image_shape``) encoded."""

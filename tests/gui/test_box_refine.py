@@ -14,7 +14,7 @@ from efficientsam_studio.gui.engine_service import EngineConfig
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings
 from efficientsam_studio.paths import cache_dir
-from tests.gui.conftest import GatedPredictor, RecordingPredictor, running_service
+from tests.gui.conftest import GatedPredictor, RecordingPredictor, ready_window, running_service
 from tests.gui.test_workflow import click
 
 
@@ -46,17 +46,6 @@ def test_the_prompt_moves_into_the_cut_and_points_outside_it_are_left_out():
 
 
 # ------------------------------------------------------------------------------------------ the app
-def ready(qtbot, make_window, image_folder, predictor, **settings):
-    window = make_window(
-        loader=lambda cfg: predictor,
-        path=image_folder,
-        settings=StudioSettings(autosave_seconds=0.2, **settings),
-    )
-    ws = window.workspace
-    qtbot.waitUntil(lambda: window.engine.is_ready_for(ws.session.image_key(ws.session.current_image_id)))
-    return window
-
-
 def drag_box(qtbot, window, x0, y0, x1, y1) -> None:
     canvas = window.workspace.canvas
     start, end = canvas.mapFromScene(x0, y0), canvas.mapFromScene(x1, y1)
@@ -69,7 +58,7 @@ def drag_box(qtbot, window, x0, y0, x1, y1) -> None:
 
 def test_a_small_box_is_segmented_again_in_a_cut_and_placed_back(qtbot, make_window, image_folder):
     predictor = RecordingPredictor()
-    window = ready(qtbot, make_window, image_folder, predictor)
+    window = ready_window(qtbot, make_window, image_folder, predictor)
     ai = window.workspace.ai
     ai.add_prompt(BoxPrompt(10, 10, 28, 24))
     qtbot.waitUntil(lambda: ai.prediction is not None and ai.prediction.crop is not None, timeout=5000)
@@ -98,7 +87,7 @@ def test_a_small_box_is_segmented_again_in_a_cut_and_placed_back(qtbot, make_win
 
 def test_a_large_box_is_not_cut(qtbot, make_window, image_folder):
     predictor = RecordingPredictor()
-    window = ready(qtbot, make_window, image_folder, predictor)
+    window = ready_window(qtbot, make_window, image_folder, predictor)
     ai = window.workspace.ai
     drag_box(qtbot, window, 5, 5, 80, 55)
     qtbot.waitUntil(lambda: ai.prediction is not None and not ai.waiting, timeout=5000)
@@ -108,7 +97,7 @@ def test_a_large_box_is_not_cut(qtbot, make_window, image_folder):
 
 def test_switched_off_in_the_settings(qtbot, make_window, image_folder):
     predictor = RecordingPredictor()
-    window = ready(qtbot, make_window, image_folder, predictor, refine_boxes=False)
+    window = ready_window(qtbot, make_window, image_folder, predictor, refine_boxes=False)
     ai = window.workspace.ai
     ai.add_prompt(BoxPrompt(10, 10, 28, 24))
     qtbot.waitUntil(lambda: ai.prediction is not None and not ai.waiting, timeout=5000)
@@ -160,7 +149,7 @@ def test_the_candidate_chosen_with_tab_stays_chosen_when_the_finer_masks_come(
     qtbot, make_window, image_folder
 ):
     predictor = GatedRefinePredictor()
-    window = ready(qtbot, make_window, image_folder, predictor)
+    window = ready_window(qtbot, make_window, image_folder, predictor)
     ai = window.workspace.ai
     ai.add_prompt(BoxPrompt(10, 10, 28, 24))
     qtbot.waitUntil(lambda: ai.prediction is not None and ai.refining, timeout=5000)

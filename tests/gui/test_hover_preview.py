@@ -8,19 +8,8 @@ from PySide6.QtCore import QPoint
 from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
 from efficientsam_studio.gui.prompts import PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings, load_settings, save_settings
-from tests.gui.conftest import FakePredictor, GatedPredictor, running_service
+from tests.gui.conftest import FakePredictor, GatedPredictor, ready_window, running_service
 from tests.gui.test_workflow import click
-
-
-def ready_window(qtbot, make_window, image_folder, predictor, **settings):
-    window = make_window(
-        loader=lambda cfg: predictor,
-        path=image_folder,
-        settings=StudioSettings(autosave_seconds=0.2, **settings),
-    )
-    ws = window.workspace
-    qtbot.waitUntil(lambda: window.engine.is_ready_for(ws.session.image_key(ws.session.current_image_id)))
-    return window
 
 
 def hover(qtbot, window, x: float, y: float) -> QPoint:
