@@ -106,6 +106,21 @@ def ready_window(qtbot, make_window, image_folder, predictor, **settings):
     return window
 
 
+def tiny_engine_window(qtbot, make_window, image_folder, checkpoint):
+    """A window on ``image_folder`` with the real engine on the tiny random-weight model ``checkpoint``,
+    once its first image is encoded."""
+    from efficientsam_studio.gui.settings import StudioSettings
+
+    settings = StudioSettings(
+        model="tiny", checkpoint=str(checkpoint), backend="torch", device="cpu", autosave_seconds=0.2
+    )
+    window = make_window(settings=settings, path=image_folder)
+    ws = window.workspace
+    key = ws.session.image_key(ws.session.current_image_id)
+    qtbot.waitUntil(lambda: window.engine.is_ready_for(key), timeout=30_000)
+    return window
+
+
 @contextlib.contextmanager
 def running_service(qtbot, predictor, image_shape: tuple[int, int] = (40, 60)):
     """An ``EngineService`` with ``predictor`` loaded and image "a" (zeros of ``image_shape``) encoded."""

@@ -12,9 +12,14 @@ from PySide6.QtCore import QPoint, Qt
 from efficientsam_studio.engine.crop_refine import prompt_in_crop, refine_crop
 from efficientsam_studio.gui.engine_service import EngineConfig
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt
-from efficientsam_studio.gui.settings import StudioSettings
 from efficientsam_studio.paths import cache_dir
-from tests.gui.conftest import GatedPredictor, RecordingPredictor, ready_window, running_service
+from tests.gui.conftest import (
+    GatedPredictor,
+    RecordingPredictor,
+    ready_window,
+    running_service,
+    tiny_engine_window,
+)
 from tests.gui.test_workflow import click
 
 
@@ -123,13 +128,8 @@ def test_a_new_prompt_drops_the_cut_asked_before_it(qtbot):
 
 
 def test_the_real_engine_refines_and_keeps_the_whole_image(qtbot, make_window, image_folder, tiny_checkpoint):
-    settings = StudioSettings(
-        model="tiny", checkpoint=str(tiny_checkpoint), backend="torch", device="cpu", autosave_seconds=0.2
-    )
-    window = make_window(settings=settings, path=image_folder)
-    ws, ai = window.workspace, window.workspace.ai
-    key = ws.session.image_key(ws.session.current_image_id)
-    qtbot.waitUntil(lambda: window.engine.is_ready_for(key), timeout=30_000)
+    window = tiny_engine_window(qtbot, make_window, image_folder, tiny_checkpoint)
+    ai = window.workspace.ai
     ai.add_prompt(PointPrompt(48, 32, 1))
     qtbot.waitUntil(lambda: ai.prediction is not None and not ai.waiting, timeout=30_000)
     before = ai.prediction.scores.copy()

@@ -8,7 +8,13 @@ from PySide6.QtCore import QPoint
 from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
 from efficientsam_studio.gui.prompts import PointPrompt
 from efficientsam_studio.gui.settings import StudioSettings, load_settings, save_settings
-from tests.gui.conftest import FakePredictor, GatedPredictor, ready_window, running_service
+from tests.gui.conftest import (
+    FakePredictor,
+    GatedPredictor,
+    ready_window,
+    running_service,
+    tiny_engine_window,
+)
 from tests.gui.test_workflow import click
 
 
@@ -153,13 +159,8 @@ def test_hover_preview_answers_are_dropped_on_another_image(qtbot, make_window, 
 def test_the_real_engine_gives_the_hover_preview_the_masks_of_a_click(
     qtbot, make_window, image_folder, tiny_checkpoint
 ):
-    settings = StudioSettings(
-        model="tiny", checkpoint=str(tiny_checkpoint), backend="torch", device="cpu", autosave_seconds=0.2
-    )
-    window = make_window(settings=settings, path=image_folder)
-    ws, ai = window.workspace, window.workspace.ai
-    key = ws.session.image_key(ws.session.current_image_id)
-    qtbot.waitUntil(lambda: window.engine.is_ready_for(key), timeout=30_000)
+    window = tiny_engine_window(qtbot, make_window, image_folder, tiny_checkpoint)
+    ai = window.workspace.ai
     hover(qtbot, window, 48, 32)
     qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=30_000)
     hovered = ai.hover.prediction
