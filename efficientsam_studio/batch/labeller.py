@@ -2,7 +2,9 @@
 
 - ``everything``: :class:`~efficientsam_studio.engine.automatic.AutomaticMaskGenerator` on the image.
 - ``boxes``: each box is decoded as a box prompt; the best of the 3 candidates (by predicted IoU) is kept,
-  with the box's category and the detector's score.
+  with the box's category and the detector's score. Given the image's pixels (``refine_small_boxes``),
+  a box on less than half of the image each way is decoded again in a cut around it
+  (:mod:`~efficientsam_studio.engine.crop_refine`) and that mask is kept, its cut in the attributes.
 - ``points``: each object's points are one prompt; the best candidate is kept.
 
 Boxes and points follow the engine's rule for prompts and the image
@@ -27,6 +29,7 @@ from efficientsam_studio.annotations import masks as mask_codec
 from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.batch.results import ImageResult, NewMask
 from efficientsam_studio.engine.automatic import AutomaticMaskGenerator, AutomaticMaskParams
+from efficientsam_studio.engine.crop_refine import Crop, refine_crop
 from efficientsam_studio.engine.prompts import PromptError, PromptsTruncatedWarning, fit_to_image
 
 DECODE_CHUNK = 16
@@ -89,9 +92,14 @@ def _skip(result: ImageResult, what: str, problem: PromptError) -> None:
 
 
 def label_boxes(
-    predictor: Any, image_size: tuple[int, int], prompts: Sequence[BoxPrompt], result: ImageResult
+    predictor: Any,
+    image_size: tuple[int, int],
+    prompts: Sequence[BoxPrompt],
+    result: ImageResult,
+    image: np.ndarray | None = None,
 ) -> None:
-    """Append one mask per box (prompts in pixels or normalised) on the image set on ``predictor``."""
+    """Append one mask per box (prompts in pixels or normalised) on the image set on ``predictor``;
+    with ``image`` (its pixels), small boxes are decoded again in their cut (module docstring)."""
     height, width = image_size
     usable: list[tuple[BoxPrompt, tuple[float, ...]]] = []
     for prompt in prompts:
@@ -105,16 +113,64 @@ def label_boxes(
         chunk = usable[start : start + DECODE_CHUNK]
         boxes = np.array([box for _, box in chunk], dtype=np.float32)
         masks, scores, _ = _best_masks(predictor, result, boxes=boxes)
-        for (prompt, box), mask, score in zip(chunk, masks, scores, strict=True):
+        cuts: list[Crop | None] = [None] * len(chunk)
+        if image is not None:
+            masks, scores, cuts = _in_cuts(predictor, image, [box for _, box in chunk], masks, scores, result)
+        for (prompt, box), mask, score, cut in zip(chunk, masks, scores, cuts, strict=True):
             if not mask.any():
                 result.empty += 1
                 continue
             attributes: dict[str, Any] = {"prompt": "box", "box": [round(v, 2) for v in box]}
+            if cut is not None:
+                attributes["cut"] = list(cut)
             if prompt.score is not None:
                 attributes["detector_score"] = prompt.score
             if prompt.origin:
                 attributes["origin"] = prompt.origin
             result.masks.append(NewMask(prompt.category, mask_codec.encode(mask), float(score), attributes))
+
+
+def _in_cuts(
+    predictor: Any,
+    image: np.ndarray,
+    boxes: Sequence[tuple[float, ...]],
+    masks: np.ndarray,
+    scores: np.ndarray,
+    result: ImageResult,
+) -> tuple[list[np.ndarray], list[float], list[Crop | None]]:
+    """The masks and scores of ``boxes`` with those of the small boxes replaced by their decode in a cut
+    (placed back in the image), and each box's cut or None. The image's own embedding is put back."""
+    height, width = image.shape[:2]
+    out_masks, out_scores = list(masks), [float(v) for v in scores]
+    cuts = [refine_crop(box, (height, width)) for box in boxes]
+    if not any(cut is not None for cut in cuts):
+        return out_masks, out_scores, cuts
+    own = all(hasattr(predictor, name) for name in ("encode_image", "set_embedding", "get_image_embedding"))
+    saved = (predictor.get_image_embedding(), (height, width)) if own else None
+    try:
+        for index, (box, cut) in enumerate(zip(boxes, cuts, strict=True)):
+            if cut is None:
+                continue
+            x0, y0, x1, y1 = cut
+            pixels = np.ascontiguousarray(image[y0:y1, x0:x1])
+            if own:  # beside the predictor's embedding cache: cuts would crowd out whole images
+                embedding = predictor.encode_image(pixels)
+                if hasattr(embedding, "detach"):
+                    embedding = embedding.detach().float().cpu().numpy()
+                predictor.set_embedding(np.asarray(embedding, np.float32), pixels.shape[:2])
+            else:
+                predictor.set_image(pixels)
+            moved = np.array([[box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]], np.float32)
+            cut_masks, cut_scores, _ = _best_masks(predictor, result, boxes=moved)
+            placed = np.zeros((height, width), bool)
+            placed[y0:y1, x0:x1] = cut_masks[0]
+            out_masks[index], out_scores[index] = placed, float(cut_scores[0])
+    finally:
+        if saved is not None:
+            predictor.set_embedding(*saved)
+        else:
+            predictor.set_image(image)
+    return out_masks, out_scores, cuts
 
 
 def label_points(

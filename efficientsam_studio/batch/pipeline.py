@@ -56,6 +56,8 @@ class BatchParams:
         save_every: save the project after this many labelled images (and always at the end).
         category: category of everything-mode masks (and of prompts that name none).
         automatic: parameters of everything mode (grid, thresholds, NMS, crops, minimum area).
+        refine_small_boxes: boxes mode: a box on less than half of the image each way is decoded again
+            in a cut around it (one more encoder run per such box).
     """
 
     overwrite: bool = False
@@ -63,6 +65,7 @@ class BatchParams:
     save_every: int = 10
     category: str = DEFAULT_CATEGORY
     automatic: AutomaticMaskParams = field(default_factory=AutomaticMaskParams)
+    refine_small_boxes: bool = False
 
     def validate(self) -> None:
         if self.save_every < 1:
@@ -161,7 +164,8 @@ class BatchJob:
             prompts = self.prompts_by_image.get(image.id, [])
             if self.mode == "boxes":
                 boxes = [p for p in prompts if isinstance(p, BoxPrompt)]
-                label_boxes(predictor, (height, width), boxes, result)
+                cuts = pixels if self.params.refine_small_boxes else None
+                label_boxes(predictor, (height, width), boxes, result, cuts)
             else:
                 points = [p for p in prompts if isinstance(p, PointPrompt)]
                 label_points(predictor, (height, width), points, result)

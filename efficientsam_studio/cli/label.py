@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="COCO file mapping the image ids of detection results to file names and categories")
     p.add_argument("--min-score", type=float, default=0.0, metavar="S",
                    help="leave out boxes whose detector score is below S (default 0)")
+    p.add_argument("--refine-small-boxes", action="store_true",
+                   help="decode a box on less than half of the image each way again in a cut around it, "
+                   "where the object fills more of the model's input (one more encoder run per such box)")
     p.add_argument("--category", default="object", help="category of --everything masks (default: object)")
     p.add_argument("--coco", type=Path, metavar="FILE", help="also write the labelled images as COCO JSON")
     p.add_argument("--model", choices=MODEL_CHOICES, default="vit_t", help="model (default: vit_t)")
@@ -145,6 +148,9 @@ def _params(args: argparse.Namespace) -> Any:
     from efficientsam_studio.batch import BatchParams
     from efficientsam_studio.engine.automatic import AutomaticMaskParams
 
+    if args.refine_small_boxes and args.boxes is None:
+        raise LabelError("--refine-small-boxes works on box prompts: give them with --boxes FILE")
+
     automatic = AutomaticMaskParams(
         points_per_side=args.points_per_side,
         points_per_batch=args.points_per_batch,
@@ -163,6 +169,7 @@ def _params(args: argparse.Namespace) -> Any:
         save_every=args.save_every,
         category=args.category,
         automatic=automatic,
+        refine_small_boxes=args.refine_small_boxes,
     )
     params.validate()
     return params

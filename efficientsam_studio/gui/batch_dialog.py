@@ -165,6 +165,8 @@ class BatchDialog(QDialog):
         form.addRow("Image ids", self.images_json)
         self.min_score = _double(0.0, 1.0, 0.0, 0.05)
         form.addRow("Min. detector score", self.min_score)
+        self.refine_boxes = QCheckBox("Segment small boxes again at full resolution (one encoder run each)")
+        form.addRow(self.refine_boxes)
         self.overwrite = QCheckBox("Label again images already labelled (replaces their AI masks)")
         self.replace_manual = QCheckBox("Also replace hand-made masks")
         form.addRow(self.overwrite)
@@ -225,6 +227,7 @@ class BatchDialog(QDialog):
         self.prompt_row.setEnabled(mode != "everything")
         self.images_json.setEnabled(mode == "boxes")
         self.min_score.setEnabled(mode == "boxes")
+        self.refine_boxes.setEnabled(mode == "boxes")
 
     def _browse(self, folder: bool) -> None:
         start = str(self.project.folder)
@@ -257,6 +260,7 @@ class BatchDialog(QDialog):
             replace_manual=self.replace_manual.isChecked(),
             category=self.category.text().strip() or "object",
             automatic=automatic,
+            refine_small_boxes=self.refine_boxes.isChecked() and self.mode.currentData() == "boxes",
         )
 
     def _prompts(self, mode: str) -> Any:
@@ -325,6 +329,7 @@ class BatchDialog(QDialog):
             self.replace_manual,
             self.grid_box,
             self.min_score,
+            self.refine_boxes,
         ):
             widget.setEnabled(not running)
         if not running:

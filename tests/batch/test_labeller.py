@@ -67,3 +67,36 @@ def test_the_point_limit_warning_becomes_a_note_of_the_image():
         label_points(_predictor(WarningPredictor), SIZE, [many], result)
     assert not caught
     assert result.notes == ["img1.png: the model reads at most 6 points"]
+
+
+def _small_object_scene() -> np.ndarray:
+    image = np.zeros((*SIZE, 3), np.uint8)
+    image[40:56, 30:50] = (255, 0, 0)  # 20x16 pixels in a 160x120 image
+    return image
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+def test_a_small_box_is_decoded_again_in_its_cut_and_the_image_set_back():
+    image = _small_object_scene()
+    truth = np.zeros(SIZE, bool)
+    truth[40:56, 30:50] = True
+    prompts = [
+        BoxPrompt((30, 40, 50, 56), "cat", None, "small"),
+        BoxPrompt((5, 5, 150, 110), "cat", None, "big"),
+    ]
+    whole, cut = ImageResult(1, "a.png"), ImageResult(1, "a.png")
+    predictor = ShapesPredictor()
+    predictor.set_image(image)
+    label_boxes(predictor, SIZE, prompts, whole)
+    encodes = predictor.encodes
+    label_boxes(predictor, SIZE, prompts, cut, image)
+    assert predictor.encodes == encodes + 2 and predictor.image.shape[:2] == SIZE  # the cut, then the image
+    small, big = cut.masks
+    assert small.attributes["cut"] == [22, 32, 59, 65] and "cut" not in big.attributes
+    assert big.rle == whole.masks[1].rle  # a large box is decoded once
+    from efficientsam_studio.annotations import masks as codec
+
+    assert _iou(codec.decode(small.rle), truth) == 1.0  # decoded in the cut, placed back where it belongs

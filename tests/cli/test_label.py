@@ -107,3 +107,27 @@ def test_everything_and_points_with_the_tiny_model(folder, tmp_path, tiny_checkp
     rc = main(["label", str(folder), "--out", "pts", "--points", str(points), *common])
     out = capsys.readouterr().out
     assert rc == 0 and "1 labelled, 2 skipped" in out
+
+
+def test_small_boxes_decoded_again_in_their_cut_with_the_tiny_model(
+    folder, tmp_path, tiny_checkpoint, capsys
+):
+    """The real engine's embedding path: small boxes are decoded in their cut, and the image's own
+    embedding is put back for the boxes decoded after them (the 17th box is in the next chunk)."""
+    boxes = tmp_path / "small.csv"
+    rows = ["image,x0,y0,x1,y1,label"] + ["img1.png,30,40,50,56,cat"] * 16 + ["img1.png,5,5,150,110,dog"]
+    boxes.write_text("\n".join(rows) + "\n")
+    common = ["--model", "tiny", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--no-cache"]
+    runs = {}
+    for name, extra in (("whole", []), ("cuts", ["--refine-small-boxes"])):
+        assert main(["label", str(folder), "--out", name, "--boxes", str(boxes), *common, *extra]) == 0
+        with Project.open(folder / f"{name}.efsam.json") as project:
+            doc = project.document
+            runs[name] = [(doc.category(i.category_id).name, i.attributes.get("cut"), i.rle)
+                          for i in doc.iter_instances()]  # fmt: skip
+    capsys.readouterr()
+    cats = [rle for category, cut, rle in runs["cuts"] if category == "cat"]
+    assert all(cut == [22, 32, 59, 65] for category, cut, _ in runs["cuts"] if category == "cat")
+    assert len(set(map(str, cats))) <= 1  # the 16 equal boxes gave one mask
+    dogs = {name: [rle for category, _, rle in run if category == "dog"] for name, run in runs.items()}
+    assert dogs["cuts"] == dogs["whole"]  # decoded on the image's own embedding, put back after the cuts

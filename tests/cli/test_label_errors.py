@@ -147,3 +147,13 @@ def test_detections_partly_matched_by_number_hint_at_images_json(folder, tmp_pat
     assert "1 labelled" in out and "--images-json" in out
     with Project.open(folder / "labels.efsam.json") as project:
         assert project.document.instance_count == 1
+
+
+def test_refine_small_boxes_needs_box_prompts(tmp_path, capsys):
+    from efficientsam_studio.cli.main import main as cli_main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    assert cli_main(["label", str(folder), "--out", "labels", "--everything", "--refine-small-boxes"]) == 2
+    err = capsys.readouterr().err
+    assert "--refine-small-boxes works on box prompts" in err and err.count("\n") == 1

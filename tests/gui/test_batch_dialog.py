@@ -214,3 +214,12 @@ def test_the_summary_counts_the_prompts_skipped_outside_their_image(qtbot, works
     dialog.prompt_file.setText(str(path))
     _run(qtbot, dialog)
     assert dialog.summary.skipped_prompts == 1 and "skipped prompts: 1" in str(dialog.summary)
+
+
+def test_the_dialog_asks_for_small_boxes_in_their_cut_in_boxes_mode_only(qtbot, workspace):
+    dialog = _dialog(qtbot, workspace)
+    dialog.refine_boxes.setChecked(True)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("boxes"))
+    assert dialog.refine_boxes.isEnabled() and dialog.params().refine_small_boxes
+    dialog.mode.setCurrentIndex(dialog.mode.findData("everything"))
+    assert not dialog.refine_boxes.isEnabled() and not dialog.params().refine_small_boxes
