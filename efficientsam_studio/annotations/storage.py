@@ -5,9 +5,13 @@ file in the same folder, is flushed and ``fsync``-ed, and then renamed over the 
 ``os.replace``; the folder is ``fsync``-ed so the rename itself survives a power cut. The previous
 version is kept as ``<file>.bak`` (a hard link to the old file, or a copy where links are unsupported).
 
-:class:`ProjectLock` is a ``<file>.lock`` created with ``O_CREAT | O_EXCL`` that records the holder's pid,
-host name and start time (JSON). A lock left by a process that died on this host is recovered, and so
-is a lock file that is not such a record once it is a few seconds old.
+:class:`ProjectLock` is a ``<file>.lock`` that records the holder's pid, host name and start time (JSON),
+held open under the operating system's exclusive lock (:mod:`efficientsam_studio.os_lock`) while the
+project is open. A lock file whose OS lock is held is in use, whatever it says. One whose OS lock is
+free is judged by its content: a lock left by a process that died on this host is taken over, and so
+is a lock file that is not such a record once it is a few seconds old; a lock of another host, or of
+a process of this host that runs, is respected. A takeover happens under the OS lock, so two
+processes can never both take over the same stale lock.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ import socket
 import time
 from pathlib import Path
 
+from efficientsam_studio import os_lock
 from efficientsam_studio.annotations.errors import ProjectError, ProjectLockedError, SaveError
 from efficientsam_studio.errors import os_error_reason
 
 # an unreadable lock file younger than this may be one that another process is still writing
 _FRESH_LOCK_SECONDS = 5.0
+# where the OS lock of a lock file sits (Windows locks bytes: this one lies past the JSON)
+_OS_LOCK_OFFSET = 1 << 20
 
 
 def backup_path(path: Path) -> Path:
@@ -182,40 +189,70 @@ class ProjectLock:
         self.target = Path(target)
         self.path = lock_path(self.target)
         self.held = False
+        self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Create the lock file or raise :class:`ProjectLockedError` naming the holder.
+        """Create or take over the lock file, or raise :class:`ProjectLockedError` naming the holder.
 
         A lock file that cannot be created or written (a read-only folder, a full disk) raises
         :class:`ProjectError` naming the lock file and the cause; no partial lock file is left.
         """
-        for _ in range(3):
+        for _ in range(5):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd, created = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
             except FileExistsError:
-                if self._remove_if_stale():
-                    continue
-                raise self._locked_error() from None
-            except OSError as exc:
-                raise self._unwritable_error(exc) from exc
-            info = {
-                "pid": os.getpid(),
-                "hostname": socket.gethostname(),
-                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            try:
                 try:
-                    _write_all(fd, json.dumps(info).encode())
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                    fd, created = os.open(self.path, os.O_RDWR), False
+                except FileNotFoundError:
+                    continue  # its holder released it as we looked
+                except OSError as exc:
+                    raise self._unwritable_error(exc) from exc
             except OSError as exc:
-                with contextlib.suppress(OSError):
-                    self.path.unlink()
                 raise self._unwritable_error(exc) from exc
+            if not self._os_lock(fd, patient=created):
+                os.close(fd)
+                raise self._locked_error()
+            if not os_lock.still_linked(fd, self.path):
+                os.close(fd)  # released and removed between our open and our lock: look again
+                continue
+            if not created and not self._is_stale():
+                os_lock.unlock(fd, _OS_LOCK_OFFSET)
+                os.close(fd)
+                raise self._locked_error()
+            self._write_holder(fd, created)
+            self._fd = fd
             self.held = True
             return
         raise self._locked_error()
+
+    @staticmethod
+    def _os_lock(fd: int, patient: bool) -> bool:
+        """The OS lock of ``fd``; ``patient`` (a file this process just created): another process that
+        opened it at once may hold the lock for the moment it takes to see that, so try a little longer."""
+        for _ in range(20 if patient else 1):
+            if os_lock.try_lock(fd, _OS_LOCK_OFFSET):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def _write_holder(self, fd: int, created: bool) -> None:
+        info = {
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            _write_all(fd, json.dumps(info).encode())
+            os.fsync(fd)
+        except OSError as exc:
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            os_lock.unlock(fd, _OS_LOCK_OFFSET)
+            os.close(fd)
+            raise self._unwritable_error(exc) from exc
 
     def _unwritable_error(self, exc: OSError) -> ProjectError:
         return ProjectError(
@@ -231,8 +268,8 @@ class ProjectLock:
             return None
         return info if isinstance(info, dict) else None
 
-    def _remove_if_stale(self) -> bool:
-        """Remove the lock file if its holder is gone; True when it was removed (or vanished).
+    def _is_stale(self) -> bool:
+        """Whether the lock file's content says its holder is gone (its OS lock is free).
 
         A lock of a process of this host that no longer runs is stale. A lock of another host is never
         taken over (its process cannot be checked). A lock file that cannot be read as a lock (not
@@ -251,8 +288,6 @@ class ProjectLock:
                 return False
         elif info["hostname"] != socket.gethostname() or _pid_alive(pid):
             return False
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
         return True
 
     def _locked_error(self) -> ProjectLockedError:
@@ -277,11 +312,20 @@ class ProjectLock:
         )
 
     def release(self) -> None:
-        """Remove the lock file if this object holds it."""
-        if self.held:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            self.held = False
+        """Remove the lock file and give up its OS lock, if this object holds it. The file goes first
+        (on POSIX), so whoever opens it meanwhile finds it removed once it has the lock, and looks again."""
+        if not self.held:
+            return
+        fd, self._fd = self._fd, None
+        self.held = False
+        if os.name == "nt" and fd is not None:  # an open file cannot be removed there
+            os_lock.unlock(fd, _OS_LOCK_OFFSET)
+            os.close(fd)
+            fd = None
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        if fd is not None:
+            os.close(fd)
 
     def __enter__(self) -> ProjectLock:
         self.acquire()

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from efficientsam_studio import __version__
+from efficientsam_studio import __version__, os_lock
 from efficientsam_studio.errors import StudioError, os_error_reason
 
 __all__ = [
@@ -83,22 +83,6 @@ def lock_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".lock")
 
 
-def _try_lock(fd: int) -> bool:
-    """Take the exclusive lock on the open file ``fd`` without waiting; ``False`` when another holds it."""
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # BlockingIOError on POSIX, PermissionError (EACCES) on Windows
-        return False
-    return True
-
-
 class DownloadLock:
     """The exclusive lock on the download of one file ``dest``, as a context manager.
 
@@ -121,13 +105,13 @@ class DownloadLock:
                 raise DownloadError(
                     f"cannot create the lock file {self.path}: {os_error_reason(exc)}"
                 ) from None
-            if not _try_lock(fd):
+            if not os_lock.try_lock(fd):
                 os.close(fd)
                 raise DownloadInProgress(
                     f"a download of {self.dest.name} into {self.dest.parent} is already running (in another "
                     "efsam-studio command or window); let it finish, or stop it, then try again"
                 )
-            if os.name == "nt" or self._still_linked(fd):
+            if os.name == "nt" or os_lock.still_linked(fd, self.path):
                 self._fd = fd
                 with contextlib.suppress(OSError):  # the pid is for people; the lock works without it
                     os.ftruncate(fd, 0)
@@ -136,22 +120,12 @@ class DownloadLock:
             os.close(fd)  # the holder before us removed this file as we opened it: take a fresh one
         raise DownloadInProgress(f"the lock file {self.path} keeps changing; try again")
 
-    def _still_linked(self, fd: int) -> bool:
-        try:
-            return os.path.samestat(os.fstat(fd), os.stat(self.path))
-        except OSError:
-            return False
-
     def __exit__(self, *exc_info: object) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return
         if os.name == "nt":  # an open file cannot be removed there: unlock and close it first
-            import msvcrt
-
-            with contextlib.suppress(OSError):
-                os.lseek(fd, 0, os.SEEK_SET)
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            os_lock.unlock(fd)
             os.close(fd)
             with contextlib.suppress(OSError):
                 self.path.unlink()
