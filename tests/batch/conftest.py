@@ -33,14 +33,27 @@ def box_mask(box) -> np.ndarray:
     return mask
 
 
-@pytest.fixture
-def image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
-    folder = tmp_path / "images"
+def write_scenes(folder: Path) -> Path:
+    """The synthetic images of :data:`SCENES` written into a new ``folder``."""
     folder.mkdir()
     for name, objects in SCENES.items():
         cv2.imwrite(str(folder / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
     return folder
+
+
+def write_boxes_csv(path: Path) -> Path:
+    """A CSV of box prompts: every object of :data:`SCENES` with its label and score 0.9."""
+    lines = ["image,x0,y0,x1,y1,label,score"]
+    for name, objects in SCENES.items():
+        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
+    return write_scenes(tmp_path / "images")
 
 
 @pytest.fixture

@@ -4,32 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import pytest
 
 from efficientsam_studio.cli import label as label_cli
-from tests.batch.conftest import SCENES, scene_image
+from tests.batch.conftest import write_boxes_csv, write_scenes
 from tests.batch.fake_predictor import ShapesPredictor
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
-    images = tmp_path / "images"
-    images.mkdir()
-    for name, objects in SCENES.items():
-        cv2.imwrite(str(images / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
-    return images
+    return write_scenes(tmp_path / "images")
 
 
 @pytest.fixture
 def boxes_csv(tmp_path: Path) -> Path:
-    lines = ["image,x0,y0,x1,y1,label,score"]
-    for name, objects in SCENES.items():
-        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
-    path = tmp_path / "boxes.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_boxes_csv(tmp_path / "boxes.csv")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
@@ -14,7 +13,7 @@ from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.batch_dialog import BatchDialog
 from efficientsam_studio.gui.session import Session
-from tests.batch.conftest import SCENES, scene_image
+from tests.batch.conftest import SCENES, write_boxes_csv, write_scenes
 from tests.batch.fake_predictor import ShapesPredictor
 
 
@@ -27,11 +26,7 @@ class SlowPredictor(ShapesPredictor):
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot):
     monkeypatch.setenv("EFSAM_HOME", str(tmp_path / "home"))
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name, objects in SCENES.items():
-        cv2.imwrite(str(folder / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
-    project = Project.create(folder, "labels")
+    project = Project.create(write_scenes(tmp_path / "images"), "labels")
     session = Session(project.document, project.folder)
     yield project, session
     session.close()
@@ -40,12 +35,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot):
 
 @pytest.fixture
 def boxes_csv(tmp_path: Path) -> Path:
-    lines = ["image,x0,y0,x1,y1,label,score"]
-    for name, objects in SCENES.items():
-        lines += [f"{name},{x0},{y0},{x1},{y1},{label},0.9" for label, _, (x0, y0, x1, y1) in objects]
-    path = tmp_path / "boxes.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_boxes_csv(tmp_path / "boxes.csv")
 
 
 def _dialog(qtbot, workspace, factory=ShapesPredictor) -> BatchDialog:
@@ -154,11 +144,7 @@ def test_images_labelled_already_are_skipped(qtbot, workspace, boxes_csv):
 
 @pytest.fixture
 def scenes(tmp_path: Path) -> Path:
-    folder = tmp_path / "scenes"
-    folder.mkdir()
-    for name, objects in SCENES.items():
-        cv2.imwrite(str(folder / name), cv2.cvtColor(scene_image(objects), cv2.COLOR_RGB2BGR))
-    return folder
+    return write_scenes(tmp_path / "scenes")
 
 
 def _start_from_window(qtbot, window) -> BatchDialog:
