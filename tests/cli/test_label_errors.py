@@ -16,9 +16,13 @@ from efficientsam_studio.cli.main import main
 from tests.batch.conftest import SCENES, scene_image
 
 
+def _label(folder: Path, boxes_csv: Path, *extra: str) -> int:
+    """``efsam-studio label FOLDER --out labels --boxes BOXES_CSV *extra``."""
+    return main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), *extra])
+
+
 def _labelled_project(folder: Path, boxes_csv: Path) -> Path:
-    command = ["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--save-every", "1"]
-    assert main(command) == 0
+    assert _label(folder, boxes_csv, "--save-every", "1") == 0
     return folder / "labels.efsam.json"
 
 
@@ -26,11 +30,11 @@ def test_damaged_project_names_a_recover_option_that_label_has(folder, boxes_csv
     path = _labelled_project(folder, boxes_csv)
     path.write_text("{ damaged")
     capsys.readouterr()
-    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 2
+    assert _label(folder, boxes_csv) == 2
     err = capsys.readouterr().err
     assert "not valid JSON" in err and "--recover" in err
 
-    rc = main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--recover"])
+    rc = _label(folder, boxes_csv, "--recover")
     out = capsys.readouterr().out
     assert rc == 0
     assert "last good version" in out and ".corrupt-" in out
@@ -42,7 +46,7 @@ def test_damaged_project_names_a_recover_option_that_label_has(folder, boxes_csv
 def test_recover_on_a_sound_project_changes_nothing(folder, boxes_csv, fake_model, capsys):
     path = _labelled_project(folder, boxes_csv)
     before = path.read_bytes()
-    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv), "--recover"]) == 0
+    assert _label(folder, boxes_csv, "--recover") == 0
     assert "last good version" not in capsys.readouterr().out
     assert path.read_bytes() == before and not list(folder.glob("*.corrupt-*"))
 
@@ -52,19 +56,7 @@ def test_coco_output_never_replaces_the_project_files(folder, boxes_csv, fake_mo
     path = _labelled_project(folder, boxes_csv)
     before = path.read_bytes()
     target = path.with_name(path.name + suffix)
-    rc = main(
-        [
-            "label",
-            str(folder),
-            "--out",
-            "labels",
-            "--boxes",
-            str(boxes_csv),
-            "--overwrite",
-            "--coco",
-            str(target),
-        ]
-    )
+    rc = _label(folder, boxes_csv, "--overwrite", "--coco", str(target))
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and str(target) in err
     assert path.read_bytes() == before  # refused before labelling: nothing was replaced
@@ -76,18 +68,7 @@ def test_coco_output_in_a_missing_file_path_is_refused_before_labelling(
 ):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
-    rc = main(
-        [
-            "label",
-            str(folder),
-            "--out",
-            "labels",
-            "--boxes",
-            str(boxes_csv),
-            "--coco",
-            str(notes / "coco.json"),
-        ]
-    )
+    rc = _label(folder, boxes_csv, "--coco", str(notes / "coco.json"))
     assert rc == 2 and "not a folder" in capsys.readouterr().err
     assert fake_model.encodes == 0 and not (folder / "labels.efsam.json").exists()
 
@@ -101,7 +82,7 @@ def test_a_read_only_image_folder_is_a_clear_error(folder, boxes_csv, fake_model
         return real_access(path, mode, **kwargs)
 
     monkeypatch.setattr(os, "access", access)
-    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 2
+    assert _label(folder, boxes_csv) == 2
     err = capsys.readouterr().err
     assert str(folder) in err and "Traceback" not in err
     assert fake_model.encodes == 0
@@ -118,7 +99,7 @@ def test_a_lock_file_that_cannot_be_made_is_a_clear_error(folder, boxes_csv, fak
         return real_open(target, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", refuse)
-    assert main(["label", str(folder), "--out", "labels", "--boxes", str(boxes_csv)]) == 2
+    assert _label(folder, boxes_csv) == 2
     err = capsys.readouterr().err
     assert f"{path}.lock" in err and "Permission denied" in err and "Traceback" not in err
 
