@@ -29,7 +29,7 @@ from efficientsam_studio.annotations import masks as mask_codec
 from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.batch.results import ImageResult, NewMask
 from efficientsam_studio.engine.automatic import AutomaticMaskGenerator, AutomaticMaskParams
-from efficientsam_studio.engine.crop_refine import Crop, refine_crop
+from efficientsam_studio.engine.crop_refine import Crop, cut_current, place_in_image, refine_crop
 from efficientsam_studio.engine.prompts import PromptError, PromptsTruncatedWarning, fit_to_image
 
 DECODE_CHUNK = 16
@@ -139,37 +139,18 @@ def _in_cuts(
     result: ImageResult,
 ) -> tuple[list[np.ndarray], list[float], list[Crop | None]]:
     """The masks and scores of ``boxes`` with those of the small boxes replaced by their decode in a cut
-    (placed back in the image), and each box's cut or None. The image's own embedding is put back."""
-    height, width = image.shape[:2]
+    (placed back in the image), and each box's cut or None."""
+    size = image.shape[:2]
     out_masks, out_scores = list(masks), [float(v) for v in scores]
-    cuts = [refine_crop(box, (height, width)) for box in boxes]
-    if not any(cut is not None for cut in cuts):
-        return out_masks, out_scores, cuts
-    own = all(hasattr(predictor, name) for name in ("encode_image", "set_embedding", "get_image_embedding"))
-    saved = (predictor.get_image_embedding(), (height, width)) if own else None
-    try:
-        for index, (box, cut) in enumerate(zip(boxes, cuts, strict=True)):
-            if cut is None:
-                continue
-            x0, y0, x1, y1 = cut
-            pixels = np.ascontiguousarray(image[y0:y1, x0:x1])
-            if own:  # beside the predictor's embedding cache: cuts would crowd out whole images
-                embedding = predictor.encode_image(pixels)
-                if hasattr(embedding, "detach"):
-                    embedding = embedding.detach().float().cpu().numpy()
-                predictor.set_embedding(np.asarray(embedding, np.float32), pixels.shape[:2])
-            else:
-                predictor.set_image(pixels)
-            moved = np.array([[box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]], np.float32)
+    cuts = [refine_crop(box, size) for box in boxes]
+    for index, (box, cut) in enumerate(zip(boxes, cuts, strict=True)):
+        if cut is None:
+            continue
+        x0, y0 = cut[0], cut[1]
+        moved = np.array([[box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]], np.float32)
+        with cut_current(predictor, image, cut):
             cut_masks, cut_scores, _ = _best_masks(predictor, result, boxes=moved)
-            placed = np.zeros((height, width), bool)
-            placed[y0:y1, x0:x1] = cut_masks[0]
-            out_masks[index], out_scores[index] = placed, float(cut_scores[0])
-    finally:
-        if saved is not None:
-            predictor.set_embedding(*saved)
-        else:
-            predictor.set_image(image)
+        out_masks[index], out_scores[index] = place_in_image(cut_masks[0], cut, size), float(cut_scores[0])
     return out_masks, out_scores, cuts
 
 

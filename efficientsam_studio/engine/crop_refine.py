@@ -6,16 +6,22 @@ fills much more of the model's input: the cut is encoded on its own and the box 
 fall in the cut) decoded there, and the masks are placed back in the image.
 
 :func:`refine_crop` says where to cut (or that cutting gains too little); :func:`prompt_in_crop` moves
-the prompt into the cut's coordinates. The app's engine worker runs both (``gui/engine_service.py``);
-they need no torch.
+the prompt into the cut's coordinates; :func:`cut_current` makes the cut the predictor's image for a
+while; :func:`place_in_image` puts a cut's mask back. The app's engine worker and batch labelling use
+them; they need no torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+
+from efficientsam_studio.engine.cache import embedding_to_numpy
+from efficientsam_studio.errors import StudioError
 
 #: the cut is made only when it is at least this many times smaller than the image on both sides
 MIN_GAIN = 2.0
@@ -69,3 +75,55 @@ def prompt_in_crop(kwargs: dict, crop: Crop) -> dict:
         out["point_coords"] = coords[inside] - offset if inside.any() else None
         out["point_labels"] = labels[inside] if inside.any() else None
     return out
+
+
+class WholeImageLost(StudioError):
+    """The whole image could not be made the predictor's image again after a cut."""
+
+
+@contextlib.contextmanager
+def cut_current(
+    predictor: Any,
+    image: np.ndarray,
+    crop: Crop,
+    encode: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """While the block runs, the cut ``crop`` of ``image`` (RGB ``(H, W, 3)``, the predictor's current
+    image) is the predictor's image; the block gets the cut's pixels. Afterwards the whole image is
+    current again, with its decoder prepared, or :class:`WholeImageLost` is raised.
+
+    A predictor with ``encode_image`` / ``set_embedding`` / ``get_image_embedding`` (every engine
+    backend) gets the cut's embedding, from ``encode(cut)`` or ``encode_image``, beside any embedding
+    cache (cuts would crowd out whole images there), and the whole image's embedding back; any other
+    is given the cut with ``set_image`` and then the whole image again.
+    """
+    x0, y0, x1, y1 = crop
+    cut = np.ascontiguousarray(image[y0:y1, x0:x1])
+    swap = all(hasattr(predictor, name) for name in ("encode_image", "set_embedding", "get_image_embedding"))
+    saved = embedding_to_numpy(predictor.get_image_embedding()) if swap else None
+    try:
+        if saved is not None:
+            embedding = encode(cut) if encode is not None else embedding_to_numpy(predictor.encode_image(cut))
+            predictor.set_embedding(embedding, cut.shape[:2])
+        else:
+            predictor.set_image(cut)
+        yield cut
+    finally:
+        try:
+            if saved is not None:
+                predictor.set_embedding(saved, image.shape[:2])
+            else:
+                predictor.set_image(image)
+            prepare = getattr(predictor, "prepare_decoding", None)
+            if prepare is not None:
+                prepare()
+        except Exception as exc:
+            raise WholeImageLost(f"the image could not be set again after a cut of it: {exc}") from exc
+
+
+def place_in_image(mask: np.ndarray, crop: Crop, image_size: tuple[int, int]) -> np.ndarray:
+    """A cut's bool mask put at its place in an otherwise empty mask of ``image_size`` (H, W)."""
+    x0, y0 = crop[0], crop[1]
+    placed = np.zeros(image_size, bool)
+    placed[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask
+    return placed

@@ -275,26 +275,19 @@ class EngineWorker(QObject):
         image, predictor = self._image, self._predictor
         if predictor is None or self._image_key != key or image is None:
             return
-        from efficientsam_studio.engine.crop_refine import prompt_in_crop
+        from efficientsam_studio.engine.crop_refine import WholeImageLost, cut_current, prompt_in_crop
 
-        x0, y0, x1, y1 = crop
-        cut = np.ascontiguousarray(image[y0:y1, x0:x1])
-        saved = None
-        if all(hasattr(predictor, name) for name in ("get_image_embedding", "set_embedding", "encode_image")):
-            saved = (predictor.get_image_embedding(), predictor.original_size)
-        prediction = None
         try:
-            if saved is None:
-                predictor.set_image(cut)
-            else:  # encoded beside the embedding cache: cuts would crowd out the images encoded ahead
-                predictor.set_embedding(self._cut_embedding(key, crop, cut), cut.shape[:2])
-            prediction = self._decode(key, prompt_in_crop(kwargs, crop))
+            with cut_current(predictor, image, crop, lambda cut: self._cut_embedding(key, crop, cut)):
+                prediction = self._decode(key, prompt_in_crop(kwargs, crop))
+        except WholeImageLost as exc:
+            self._image_key = None  # the next prompt reports that the image is not encoded
+            self.failed.emit(request_id, _describe(exc))
+            return
         except Exception as exc:
             self.failed.emit(request_id, _describe(exc))
-        finally:
-            self._restore(image, saved)
-        if prediction is not None:
-            self.refined_ready.emit(request_id, prediction.in_image(crop, image.shape[:2]))
+            return
+        self.refined_ready.emit(request_id, prediction.in_image(crop, image.shape[:2]))
 
     def _cut_embedding(self, key: str, crop: tuple, cut: np.ndarray) -> np.ndarray:
         """The embedding of the cut ``crop`` of image ``key``: the last cut's is kept, so points added to
@@ -306,21 +299,6 @@ class EngineWorker(QObject):
         embedding = embedding_to_numpy(self._predictor.encode_image(cut))
         self._cut = (key, tuple(crop), embedding)
         return embedding
-
-    def _restore(self, image: np.ndarray, saved: tuple | None) -> None:
-        """Make the whole image current again after a cut (its embedding back, the decoder prepared)."""
-        predictor = self._predictor
-        try:
-            if saved is not None:
-                predictor.set_embedding(*saved)
-            else:
-                predictor.set_image(image)
-            prepare = getattr(predictor, "prepare_decoding", None)
-            if prepare is not None:
-                prepare()
-        except Exception:
-            self._image_key = None  # the next prompt reports that the image is not encoded
-            raise
 
     def _decode(self, key: str, kwargs: dict) -> Prediction:
         """One prompt's candidates, with the best one's full-size mask made."""

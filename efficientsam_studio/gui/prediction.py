@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from efficientsam_studio.engine.crop_refine import place_in_image
 from efficientsam_studio.engine.numpy_predictor import masks_from_logits
 
 
@@ -38,9 +39,9 @@ class Prediction:
         self._masks = masks
         self._logits = low_res_logits
         self._size = original_size
-        self._place: tuple[int, int, int, int] | None = None  # x, y of the cut, H, W of the image
         self._lock = threading.Lock()
         self.crop: tuple[int, int, int, int] | None = None  # where the masks were segmented, if cut
+        self._image_size: tuple[int, int] | None = None  # (H, W) of the image the cut's masks go into
 
     @classmethod
     def from_masks(cls, image_key: str, masks: np.ndarray, scores: np.ndarray) -> Prediction:
@@ -62,23 +63,15 @@ class Prediction:
     def in_image(self, crop: tuple[int, int, int, int], image_size: tuple[int, int]) -> Prediction:
         """This prediction, made on the cut ``crop`` (x0, y0, x1, y1) of an image of ``image_size``
         (H, W), with its masks placed in the whole image (made on first use, as before)."""
-        x0, y0, x1, y1 = crop
-        height, width = image_size
         placed = Prediction(self.image_key, self.scores, [None] * len(self.scores), self._logits, self._size)
-        placed._place = (x0, y0, height, width)
-        placed.crop = crop
+        placed.crop, placed._image_size = crop, image_size
         for index, mask in enumerate(self._masks):
             if mask is not None:
                 placed._masks[index] = placed._placed(mask)
         return placed
 
     def _placed(self, mask: np.ndarray) -> np.ndarray:
-        if self._place is None:
-            return mask
-        x0, y0, height, width = self._place
-        full = np.zeros((height, width), bool)
-        full[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask
-        return full
+        return mask if self.crop is None else place_in_image(mask, self.crop, self._image_size)
 
     def mask(self, index: int) -> np.ndarray:
         """Candidate ``index`` as bool (H, W). The upsampling runs outside the lock, so the GUI thread
