@@ -74,7 +74,7 @@ class EngineService(QObject):
     encode_started = Signal(str)  # image key
     image_ready = Signal(str)
     prediction_ready = Signal(object)  # Prediction
-    hover_ready = Signal(object, object)  # Prediction, the hovered prompt's keyword arguments
+    hover_ready = Signal(object)  # Prediction of the hovered pixel
     refined_ready = Signal(object)  # Prediction of a box segmented again in a cut, placed in the image
     failed = Signal(str)
     precompute_progress = Signal(int, int)
@@ -227,9 +227,9 @@ class EngineService(QObject):
         if self._tracker.is_current("predict", request_id):
             self.prediction_ready.emit(prediction)
 
-    def _on_hover(self, request_id: int, prediction: Prediction, kwargs: dict) -> None:
+    def _on_hover(self, request_id: int, prediction: Prediction) -> None:
         if self._tracker.is_current("hover", request_id):
-            self.hover_ready.emit(prediction, kwargs)
+            self.hover_ready.emit(prediction)
 
     def _on_refined(self, request_id: int, prediction: Prediction) -> None:
         if self._tracker.is_current("refine", request_id):

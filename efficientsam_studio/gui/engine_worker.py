@@ -138,7 +138,7 @@ class EngineWorker(QObject):
     encode_started = Signal(int, str)  # request id, image key
     image_ready = Signal(int, str)
     prediction_ready = Signal(int, object)  # request id, Prediction
-    hover_ready = Signal(int, object, object)  # request id, Prediction, the prompt's keyword arguments
+    hover_ready = Signal(int, object)  # request id, Prediction
     refined_ready = Signal(int, object)  # request id, Prediction placed in the whole image
     failed = Signal(int, str)  # request id, message
     precompute_progress = Signal(int, int)  # done, total
@@ -257,7 +257,7 @@ class EngineWorker(QObject):
                 prediction = self._decode(key, kwargs)
             except Exception:
                 return  # the same prompt, clicked, reports the failure
-            self.hover_ready.emit(request_id, prediction, kwargs)
+            self.hover_ready.emit(request_id, prediction)
         finally:
             self._schedule_precompute(self._pause_ms)
 

@@ -15,7 +15,7 @@ from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Category, Document, ImageRecord, ImageStatus
 from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.coco import coco_dict, export_coco, import_coco
-from efficientsam_studio.annotations.formats.common import find_image_record, relative_image_path
+from efficientsam_studio.annotations.formats.common import ImageFinder, relative_image_path
 
 from .conftest import H, W, disk, snapshot
 
@@ -111,8 +111,8 @@ def test_a_folder_never_stands_for_another_folder():
         (["a/x.png"], "A/x.png", None),
     ],
 )
-def test_find_image_record(paths, name, found):
-    record = find_image_record(project(*paths), name)
+def test_image_finder(paths, name, found):
+    record = ImageFinder(project(*paths)).find(name)
     assert (record.path if record else None) == found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPoint
 
 from efficientsam_studio.gui.engine_service import EngineConfig, EngineService
@@ -40,8 +41,7 @@ def test_resting_cursor_shows_the_mask_and_a_click_there_takes_it_without_decodi
     hover(qtbot, window, 40, 30)
     qtbot.waitUntil(lambda: ai.hover.prediction is not None, timeout=5000)
     assert len(predictor.calls) == 1
-    x, y = ai.hover.point
-    assert list(predictor.calls[0]["point_coords"][0]) == [np.float32(x), np.float32(y)]
+    assert list(predictor.calls[0]["point_coords"][0]) == pytest.approx([40, 30], abs=1.0)
     assert list(predictor.calls[0]["point_labels"]) == [1]
     assert preview_width(window) > 0  # shown before any click
     assert ai.prompts.is_empty() and "click to take it" in window.status.currentMessage()
@@ -116,7 +116,7 @@ def test_a_prompt_goes_before_hover_requests_queued_earlier(qtbot):
     predictor = GatedPredictor()
     with running_service(qtbot, predictor) as service:
         hovers, predictions = [], []
-        service.hover_ready.connect(lambda prediction, kwargs: hovers.append(kwargs))
+        service.hover_ready.connect(hovers.append)
         service.prediction_ready.connect(predictions.append)
         point = {"point_labels": np.array([1]), "box": None}
         service.hover("a", {**point, "point_coords": np.array([[10.0, 10.0]])})  # blocks the worker

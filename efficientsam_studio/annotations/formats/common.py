@@ -252,9 +252,3 @@ class ImageFinder:
         found = [image for image in self._by_name.get(PurePosixPath(path).name, ())
                  if image.path.endswith(tail)]
         return found[0] if len(found) == 1 else None
-
-
-def find_image_record(document: Document, path: str) -> ImageRecord | None:
-    """The project image an import names by the relative POSIX ``path`` (see :meth:`ImageFinder.find`);
-    for many lookups build one :class:`ImageFinder`."""
-    return ImageFinder(document).find(path)

@@ -60,12 +60,8 @@ class HoverPreview(QObject):
 
     @property
     def prediction(self) -> Prediction | None:
-        """The newest answer (for the pixel of :attr:`point`), or None."""
+        """The newest answer (for the pixel the cursor rested on), or None."""
         return None if self._result is None else self._result[3]
-
-    @property
-    def point(self) -> tuple[float, float] | None:
-        return None if self._result is None else self._result[1:3]
 
     def move_to(self, key: str, x: float, y: float) -> None:
         """The cursor rests at image pixel ``(x, y)`` of image ``key`` (restarts the dwell)."""
@@ -120,7 +116,7 @@ class HoverPreview(QObject):
         if self._target is not None and self._target[0] == key and not self._timer.isActive():
             self.request(*self._target)
 
-    def _on_ready(self, prediction: Prediction, kwargs: dict) -> None:
+    def _on_ready(self, prediction: Prediction) -> None:
         # the engine delivers only the answer to its newest hover request, the one for _sent
         sent = self._sent
         if sent is None or prediction.image_key != sent[0]:
