@@ -97,6 +97,12 @@ def masks_from_logits(logits: np.ndarray, original_size: tuple[int, int]) -> np.
     return masks.reshape(*logits.shape[:-2], h, w)
 
 
+def best_candidates(scores: np.ndarray) -> np.ndarray:
+    """``scores (Q, K)`` -> the index of each prompt's best candidate, ``(Q, 1)``: the first of equal
+    scores, as :func:`sort_by_score` orders them."""
+    return np.argmax(np.asarray(scores, dtype=np.float32), axis=-1)[:, None]
+
+
 def sort_by_score(logits: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Order ``scores (Q, K)`` and ``logits (Q, K, h, w)`` best first (stable for ties); contiguous copies.
 
@@ -282,13 +288,23 @@ class NumpyPredictor(ABC):
         ``min_score``; this base computes them all."""
         return self._decode(coords, labels)
 
+    def _decode_best(
+        self, coords: np.ndarray, labels: np.ndarray, min_score: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each prompt's best candidate alone: logits ``(Q, 1, 256, 256)`` and score ``(Q, 1)``. This base
+        decodes all three and gathers one map per prompt; backends that can compute the scores before
+        the masks (the torch backends) upscale only the best one."""
+        logits, scores = self._decode_above(coords, labels, min_score)
+        best = best_candidates(scores)
+        rows = np.arange(len(scores))[:, None]
+        return logits[rows, best], scores[rows, best]
+
     def _decode_sorted(
         self, coords: np.ndarray, labels: np.ndarray, multimask_output: bool, min_score: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        if not multimask_output:
+            logits, scores = self._decode_best(coords, labels, min_score)
+            return logits.astype(np.float32, copy=False), scores.astype(np.float32, copy=False)
         logits, scores = self._decode_above(coords, labels, min_score)
         logits, scores = logits.astype(np.float32, copy=False), scores.astype(np.float32, copy=False)
-        if not multimask_output:  # only the best candidate: gather one map per prompt, not all three
-            best = np.argmax(scores, axis=-1)[:, None]  # the first of equal scores, as the stable sort
-            rows = np.arange(len(scores))[:, None]
-            return logits[rows, best], scores[rows, best]
         return sort_by_score(logits, scores)

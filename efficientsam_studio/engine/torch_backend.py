@@ -16,6 +16,7 @@ from efficientsam_studio.model.padding_tokens import merge_plan
 
 from .allocator import tune_allocator
 from .base import BasePredictor
+from .numpy_predictor import best_candidates
 from .point_encoding import HostPointEncoder
 from .preprocess import preprocess_image
 from .prompts import PADDING
@@ -164,20 +165,41 @@ class TorchPredictor(BasePredictor):
         decoder's time) only for prompts with a candidate scored above ``min_score``."""
         if min_score is None:
             return self._decode(coords, labels)
+        return self._decode_selected(coords, labels, min_score, best_only=False)
+
+    def _decode_best(
+        self, coords: np.ndarray, labels: np.ndarray, min_score: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The scores come before the masks, so only each prompt's best candidate is upscaled."""
+        return self._decode_selected(coords, labels, min_score, best_only=True)
+
+    def _decode_selected(
+        self, coords: np.ndarray, labels: np.ndarray, min_score: float | None, best_only: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decodes the three multimask candidates' scores, then upscales the wanted masks: every
+        candidate, or each prompt's best (``best_only``), of the prompts whose wanted candidates have a
+        score above ``min_score`` (None: all); the others' logits are ``-inf``."""
         decoder, context = self.fast_decoder, self.image_context()
         mask_ids = list(range(1, decoder.num_mask_tokens))  # the multimask outputs
         tokens, bias = self.merged_prompt_tokens(coords, labels)
         queries, keys = decoder.decode_tokens(context, tokens, prompt_bias=bias, mask_ids=mask_ids)
         hyper, iou = decoder.heads(queries, mask_ids, reduced=True)
-        iou = iou.float()
-        wanted = (iou > min_score).any(dim=1)
+        scores = iou.float().cpu().numpy()
+        if best_only:
+            best = best_candidates(scores)
+            rows = np.arange(len(scores))[:, None]
+            scores = scores[rows, best]
+            hyper = hyper[torch.from_numpy(rows), torch.from_numpy(best).to(hyper.device)]
         h, w = context.size
-        logits = np.full((len(coords), len(mask_ids), 4 * h, 4 * w), -np.inf, dtype=np.float32)
-        if bool(wanted.any()):
-            rows = torch.nonzero(wanted).flatten()
+        wanted = np.ones(len(scores), bool) if min_score is None else (scores > min_score).any(axis=1)
+        if wanted.all():
+            return decoder.upscale_masks(context, keys, hyper).float().cpu().numpy(), scores
+        logits = np.full((*scores.shape, 4 * h, 4 * w), -np.inf, dtype=np.float32)
+        if wanted.any():
+            rows = torch.from_numpy(np.flatnonzero(wanted)).to(keys.device)
             computed = decoder.upscale_masks(context, keys[rows], hyper[rows])
-            logits[rows.cpu().numpy()] = computed.float().cpu().numpy()
-        return logits, iou.cpu().numpy()
+            logits[wanted] = computed.float().cpu().numpy()
+        return logits, scores
 
     def _embedding_to_numpy(self, embedding: torch.Tensor) -> np.ndarray:
         return embedding.detach().to("cpu", torch.float32).numpy().copy()

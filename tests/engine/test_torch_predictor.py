@@ -249,6 +249,28 @@ def test_min_score_skips_only_masks_that_are_not_wanted(tiny_checkpoint) -> None
     assert np.isneginf(partial.low_res_logits[~wanted]).all()
 
 
+def test_best_only_batch_with_min_score(tiny_checkpoint) -> None:
+    """With one output per prompt only the best candidate is upscaled: its logits and score equal the
+    best of a multimask decode, and ``min_score`` leaves out the prompts whose best is not above it."""
+    predictor = load_predictor("tiny", tiny_checkpoint, "cpu", backend="torch")
+    image = np.random.default_rng(4).integers(0, 255, size=(90, 120, 3), dtype=np.uint8)
+    predictor.set_image(image)
+    coords = np.array([[[10, 10]], [[60, 45]], [[100, 80]], [[30, 70]]], dtype=np.float32)
+    labels = np.ones((4, 1), dtype=np.float32)
+    full = predictor.predict_batch(coords, labels, return_masks=False)
+    best = predictor.predict_batch(coords, labels, multimask_output=False)
+    assert best.masks.shape == (4, 1, 90, 120) and best.low_res_logits.shape == (4, 1, 256, 256)
+    np.testing.assert_allclose(best.scores[:, 0], full.scores[:, 0], atol=1e-6)
+    np.testing.assert_allclose(best.low_res_logits[:, 0], full.low_res_logits[:, 0], atol=1e-5)
+    threshold = float(np.median(full.scores[:, 0]))
+    partial = predictor.predict_batch(coords, labels, multimask_output=False, min_score=threshold)
+    wanted = full.scores[:, 0] > threshold
+    assert wanted.any() and not wanted.all()
+    np.testing.assert_allclose(partial.scores, best.scores, atol=1e-6)
+    np.testing.assert_allclose(partial.low_res_logits[wanted], best.low_res_logits[wanted], atol=1e-5)
+    assert np.isneginf(partial.low_res_logits[~wanted]).all()
+
+
 def test_decoder_follows_weight_changes(tiny_checkpoint) -> None:
     """New weights loaded into the model after a decode take effect on the next decode."""
     predictor = load_predictor("tiny", tiny_checkpoint, "cpu", backend="torch")
