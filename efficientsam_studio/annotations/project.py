@@ -156,7 +156,9 @@ class Project:
     Use as a context manager (``with Project.open(path) as project:``) or call :meth:`close`, which
     releases the lock (it does not save). ``settings`` is a free JSON dict saved with the project (the
     app keeps e.g. ``recursive`` scanning there). ``missing_images`` lists the images of the document whose
-    files are absent from the folder (found by :meth:`scan`); they stay in the document. After an open
+    files are absent from the folder (found by :meth:`scan`); they stay in the document. ``last_scan``
+    is the report of the last :meth:`scan` (None before one), so callers of :meth:`create` and
+    :meth:`open` can tell the user which files could not be read and were left out. After an open
     with ``recover``, ``recovered_from`` is the backup the document was read from and ``damaged_copy``
     where the damaged file was kept (None when the project was opened read-only).
     """
@@ -167,6 +169,7 @@ class Project:
         self.settings = settings
         self._lock = lock
         self.missing_images: list[ImageRecord] = []
+        self.last_scan: ScanReport | None = None
         self.recovered_from: Path | None = None
         self.damaged_copy: Path | None = None
         self._keep_backup = True
@@ -310,6 +313,7 @@ class Project:
             if image.path not in on_disk and not (self.folder / image.path).is_file()
         ]
         self.missing_images = report.missing
+        self.last_scan = report
         return report
 
     # ----------------------------------------------------------------- saving

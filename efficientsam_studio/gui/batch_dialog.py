@@ -149,7 +149,8 @@ class BatchDialog(QDialog):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         form.addRow("Mode", self.mode)
         self.prompt_file = QLineEdit()
-        self.prompt_file.setPlaceholderText("prompt file or YOLO label folder")
+        self.prompt_file.setPlaceholderText("prompt file or YOLO labels")
+        self.prompt_file.setToolTip("A prompt file (COCO, CSV, JSON) or a folder of YOLO txt labels")
         browse, browse_folder = QPushButton("File…"), QPushButton("Folder…")
         browse.clicked.connect(lambda: self._browse(folder=False))
         browse_folder.clicked.connect(lambda: self._browse(folder=True))
@@ -161,7 +162,15 @@ class BatchDialog(QDialog):
         row.setContentsMargins(0, 0, 0, 0)
         form.addRow("Prompts", self.prompt_row)
         self.images_json = QLineEdit()
-        self.images_json.setPlaceholderText("optional: COCO file naming the images of detection results")
+        self.images_json.setPlaceholderText("optional COCO file")
+        self.images_json.setToolTip(
+            "Optional: a COCO file naming the images of detection results (their image ids)"
+        )
+        for field in (self.prompt_file, self.images_json):
+            metrics = field.fontMetrics()  # room for the whole placeholder, frame and cursor
+            field.setMinimumWidth(
+                metrics.horizontalAdvance(field.placeholderText()) + 4 * metrics.averageCharWidth()
+            )
         form.addRow("Image ids", self.images_json)
         self.min_score = _double(0.0, 1.0, 0.0, 0.05)
         form.addRow("Min. detector score", self.min_score)
@@ -169,6 +178,7 @@ class BatchDialog(QDialog):
         form.addRow(self.refine_boxes)
         self.overwrite = QCheckBox("Label again images already labelled (replaces their AI masks)")
         self.replace_manual = QCheckBox("Also replace hand-made masks")
+        self.overwrite.toggled.connect(lambda on: self.replace_manual.setEnabled(on and not self.running))
         form.addRow(self.overwrite)
         form.addRow(self.replace_manual)
         layout.addLayout(form)
@@ -203,6 +213,8 @@ class BatchDialog(QDialog):
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
         self.report.setMaximumBlockCount(500)
+        lines = self.report.fontMetrics().lineSpacing()
+        self.report.setMinimumHeight(10 * lines + 12)  # the summary without a scroll bar
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addWidget(self.report)
@@ -228,6 +240,7 @@ class BatchDialog(QDialog):
         self.images_json.setEnabled(mode == "boxes")
         self.min_score.setEnabled(mode == "boxes")
         self.refine_boxes.setEnabled(mode == "boxes")
+        self.replace_manual.setEnabled(self.overwrite.isChecked())
 
     def _browse(self, folder: bool) -> None:
         start = str(self.project.folder)
@@ -257,7 +270,7 @@ class BatchDialog(QDialog):
         )
         return BatchParams(
             overwrite=self.overwrite.isChecked(),
-            replace_manual=self.replace_manual.isChecked(),
+            replace_manual=self.overwrite.isChecked() and self.replace_manual.isChecked(),
             category=self.category.text().strip() or "object",
             automatic=automatic,
             refine_small_boxes=self.refine_boxes.isChecked() and self.mode.currentData() == "boxes",

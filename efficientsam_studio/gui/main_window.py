@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
 from efficientsam_studio.annotations.commands import SetImageStatus
 from efficientsam_studio.annotations.document import ImageStatus
-from efficientsam_studio.annotations.errors import CorruptProjectError, ProjectLockedError
-from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.actions import build_actions
 from efficientsam_studio.gui.dialogs.export import ExportDialog
 from efficientsam_studio.gui.dialogs.settings_dialog import SettingsDialog
@@ -28,11 +26,20 @@ from efficientsam_studio.gui.dialogs.shortcuts import ShortcutsDialog
 from efficientsam_studio.gui.engine_service import EngineService
 from efficientsam_studio.gui.menus import build_menus_and_toolbar
 from efficientsam_studio.gui.model_controller import ModelController
-from efficientsam_studio.gui.opening import open_target
+from efficientsam_studio.gui.open_flow import ask_open_path, open_with_dialogs, skipped_files_text
+from efficientsam_studio.gui.opening import project_file_for
 from efficientsam_studio.gui.settings import StudioSettings, save_settings
 from efficientsam_studio.gui.statusbar import StudioStatusBar
 from efficientsam_studio.gui.tools.base import Tool
 from efficientsam_studio.gui.workspace import Workspace
+
+# actions that need an open project; the others (open, settings, quit, help) always work
+PROJECT_ACTIONS = (
+    "save export undo redo accept cycle cancel remove_last delete relabel tool_ai tool_polygon "
+    "tool_brush tool_eraser batch next_image previous_image mark_done mark_review mark_skipped "
+    "zoom_in zoom_out fit actual_size"
+).split()
+EMPTY_HINT = "Open a folder of images, an image or a project (Ctrl+O)"
 
 if TYPE_CHECKING:
     from efficientsam_studio.gui.batch_dialog import BatchDialog
@@ -70,6 +77,7 @@ class MainWindow(QMainWindow):
         for number in range(1, 10):
             shortcut = QShortcut(QKeySequence(str(number)), self)
             shortcut.activated.connect(lambda n=number: self._session_call("set_category_by_number", n))
+        self._show_empty_state()
 
     # ----- construction -----
     def _handlers(self) -> dict:
@@ -82,7 +90,7 @@ class MainWindow(QMainWindow):
             "quit": self.close,
             "undo": lambda: ws() and ws().session.undo(),
             "redo": lambda: ws() and ws().session.redo(),
-            "accept": lambda: self.tool and self.tool.accept(),
+            "accept": self.accept,
             "cycle": lambda: ws() and ws().ai.cycle(),
             "cancel": lambda: self.tool and self.tool.cancel(),
             "remove_last": lambda: self.tool and self.tool.remove_last(),
@@ -94,8 +102,8 @@ class MainWindow(QMainWindow):
             "tool_eraser": lambda: self.set_tool("eraser"),
             "brush_smaller": lambda: self._resize_brush(0.8),
             "brush_larger": lambda: self._resize_brush(1.25),
-            "next_image": lambda: self._session_call("step_image", 1),
-            "previous_image": lambda: self._session_call("step_image", -1),
+            "next_image": lambda: self.step_image(1),
+            "previous_image": lambda: self.step_image(-1),
             "mark_done": lambda: self.mark_image(ImageStatus.DONE),
             "mark_review": lambda: self.mark_image(ImageStatus.NEEDS_REVIEW),
             "mark_skipped": lambda: self.mark_image(ImageStatus.SKIPPED),
@@ -109,35 +117,40 @@ class MainWindow(QMainWindow):
 
     # ----- projects -----
     def open_path(self, path: str | Path) -> bool:
-        """Open a folder, an image or a project; a refusal (lock, corrupt file) is shown in a dialog."""
-        if not self._close_workspace():
-            return False
-        try:
-            project, first_image = open_target(path)
-        except ProjectLockedError as exc:
-            QMessageBox.critical(self, "Project is open elsewhere", str(exc))
-            return False
-        except CorruptProjectError as exc:
-            if exc.backup_path is None:
-                QMessageBox.critical(self, "Cannot open project", str(exc))
+        """Open a folder, an image or a project; a refusal (lock, corrupt file) is shown in a dialog.
+
+        The open project stays open until the new one has opened: a refused open changes nothing."""
+        if self.workspace is not None:
+            if self._batch_running():
+                self.show_message("A batch run is labelling this project; cancel it first.")
                 return False
-            question = f"{exc}\n\nContinue from the last good version?"
-            if QMessageBox.question(self, "Damaged project file", question) != QMessageBox.StandardButton.Yes:
+            if self._is_open_project(path):
+                return self._close_workspace() and self._open(path)
+            if not self._confirm_unsaved():
                 return False
-            try:
-                project, first_image = open_target(path, recover=True)
-            except StudioError as again:  # the backup is damaged too, or the project was locked meanwhile
-                QMessageBox.critical(self, "Cannot open project", str(again))
-                return False
-        except StudioError as exc:
-            QMessageBox.critical(self, "Cannot open", str(exc))
+        return self._open(path, replace=True)
+
+    def _open(self, path: str | Path, replace: bool = False) -> bool:
+        opened = open_with_dialogs(self, path)
+        if opened is None:
             return False
+        if replace:
+            self._close_workspace(ask=False)
+        project, first_image = opened
         self._install_workspace(Workspace(self, project), first_image)
+        skipped = skipped_files_text(project.last_scan)
+        if skipped:
+            QMessageBox.warning(self, "Some images were left out", skipped)
         return True
+
+    def _is_open_project(self, path: str | Path) -> bool:
+        found = project_file_for(path)
+        ws = self.workspace
+        return ws is not None and found is not None and found.resolve() == ws.project.path.resolve()
 
     def _install_workspace(self, ws: Workspace, first_image: str | None) -> None:
         self.workspace = ws
-        self.setCentralWidget(ws.canvas)
+        self.setCentralWidget(ws.canvas)  # deletes the empty-state hint
         for title, widget, area in (
             ("Files", ws.files, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("Categories", ws.categories, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -159,32 +172,45 @@ class MainWindow(QMainWindow):
             tool.status.connect(self.show_message)
         ws.ai.model_needed.connect(self.model.offer_weights)
         ws.ai.busy_changed.connect(self.status.set_waiting_for)
+        self._enable_project_actions(True)
         ws.session.undo_stack.canUndoChanged.connect(self.actions["undo"].setEnabled)
         ws.session.undo_stack.canRedoChanged.connect(self.actions["redo"].setEnabled)
         self.actions["undo"].setEnabled(False)
         self.actions["redo"].setEnabled(False)
         ws.session.document_changed.connect(lambda _c: self._update_title())
+        ws.session.read_only = ws.project.read_only
+        if ws.project.read_only:
+            ws.autosave.set_delay(0)
+            self.actions["save"].setEnabled(False)
+        self.status.set_read_only(ws.project.read_only)
         self.set_tool("ai")
         images = ws.project.document.images
         record = ws.project.document.image_by_path(first_image) if first_image else None
         ws.session.set_current_image(record.id if record else images[0].id if images else None)
         self._update_title()
-        self.show_message(
-            f"Opened {ws.project.path}"
-            + (f": {len(ws.project.missing_images)} images missing" if ws.project.missing_images else "")
-        )
+        notes = []
+        if ws.project.missing_images:
+            notes.append(f"{len(ws.project.missing_images)} images missing")
+        if ws.project.last_scan is not None and ws.project.last_scan.unreadable:
+            notes.append(f"{len(ws.project.last_scan.unreadable)} unreadable files left out")
+        self.show_message(f"Opened {ws.project.path}" + (f": {', '.join(notes)}" if notes else ""))
+        ws.canvas.setFocus(Qt.FocusReason.OtherFocusReason)  # the single-key shortcuts work at once
 
-    def _close_workspace(self) -> bool:
+    def _close_workspace(self, ask: bool = True) -> bool:
+        """Close the open project (``ask``: through the batch and unsaved-changes guards; False when
+        the user keeps it open)."""
         ws = self.workspace
         if ws is None:
             return True
-        if self._batch_running():
+        if ask and self._batch_running():
             self.show_message("A batch run is labelling this project; cancel it first.")
             return False
-        if not self._confirm_unsaved():
+        if ask and not self._confirm_unsaved():
             return False
         if self.batch_dialog is not None:
             self.batch_dialog.reject()
+        for signal in (ws.canvas.zoom_changed, ws.canvas.cursor_moved, ws.canvas.cleared):
+            signal.disconnect()  # the canvas goes away; its last resize must not reach the status bar
         ws.autosave.stop()
         ws.images.shutdown()
         ws.session.close()
@@ -193,13 +219,29 @@ class MainWindow(QMainWindow):
             self.removeDockWidget(dock)
             dock.deleteLater()
         self._docks = []
-        ws.canvas.deleteLater()
         self.workspace = None
         self.tool = None
+        self._show_empty_state()  # replaces (and deletes) the canvas
         self.status.set_waiting_for("")
+        self.status.set_read_only(False)
         self.status.clear_view()
+        self.status.clearMessage()
         self._update_title()
         return True
+
+    def _show_empty_state(self) -> None:
+        """No project: a hint in the middle, and the commands that need a project disabled."""
+        hint = QLabel(EMPTY_HINT)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setEnabled(False)  # drawn greyed, as a placeholder
+        self.setCentralWidget(hint)
+        self._enable_project_actions(False)
+        for key in ("tool_ai", "tool_polygon", "tool_brush", "tool_eraser"):
+            self.actions[key].setChecked(False)
+
+    def _enable_project_actions(self, enabled: bool) -> None:
+        for key in PROJECT_ACTIONS:
+            self.actions[key].setEnabled(enabled)
 
     def _confirm_unsaved(self) -> bool:
         """The unsaved-changes guard: True when it is fine to close the project.
@@ -225,7 +267,7 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Discard
 
     def save(self) -> bool:
-        if self.workspace is None:
+        if self.workspace is None or self.workspace.project.read_only:
             return False
         ok = self.workspace.autosave.save_now()
         if ok:
@@ -243,6 +285,23 @@ class MainWindow(QMainWindow):
         self.tool = ws.tools[name]
         self.tool.activate()
         self.actions[f"tool_{name}"].setChecked(True)
+
+    def accept(self) -> None:
+        """Accept the tool's mask or polygon; with no category yet, ask for one's name first (the
+        prompts or vertices are kept when the user cancels)."""
+        ws, tool = self.workspace, self.tool
+        if ws is None or tool is None:
+            return
+        if ws.session.current_category is None and tool.has_pending() and not ws.session.read_only:
+            if not ws.categories.ask_add("Name of the category of this object:"):
+                return
+        tool.accept()
+
+    def step_image(self, delta: int) -> None:
+        """Next (1) or previous (-1) image among those the Files panel shows (its filters apply)."""
+        ws = self.workspace
+        if ws is not None and not ws.session.step_image(delta, ws.files.proxy.accepts_image):
+            self.show_message(f"No {'next' if delta > 0 else 'previous'} image in the file list.")
 
     def _resize_brush(self, factor: float) -> None:
         self.brush_size.setValue(max(1, round(self.brush_size.value() * factor)))
@@ -264,7 +323,7 @@ class MainWindow(QMainWindow):
 
     # ----- dialogs -----
     def _ask_open(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        path = ask_open_path(self)
         if path:
             self.open_path(path)
 
@@ -335,7 +394,7 @@ class MainWindow(QMainWindow):
         if ws is None:
             self.setWindowTitle("EfficientSAM Studio")
             return
-        mark = " *" if ws.project.document.dirty else ""
+        mark = " [read-only]" if ws.project.read_only else " *" if ws.project.document.dirty else ""
         self.setWindowTitle(f"{ws.project.path.name}{mark} - EfficientSAM Studio")
 
     def request_quit(self) -> None:

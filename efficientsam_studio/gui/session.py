@@ -3,7 +3,9 @@
 Panels and tools read this object and change the document only through :meth:`Session.push`, so
 every edit lands on the one ``QUndoStack``. Document changes are re-emitted as a Qt signal.
 :meth:`Session.undo` and :meth:`Session.redo` show the image a step belongs to before undoing or
-redoing it, so an edit never changes out of sight.
+redoing it, so an edit never changes out of sight, and select the instance a step brings back (redo
+of an add, undo of a delete), as the original edit left it selected. A read-only session refuses every
+edit with the reason.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ class Session(QObject):
         self.current_category_id: int | None = document.categories[0].id if document.categories else None
         self.selected_instance_id: int | None = None
         self.hidden: set[int] = set()
+        self.read_only = False  # the project cannot be saved: edits are refused
         self._touched: set[int] | None = None  # images changed by the step being pushed
+        self._added: list[int] | None = None  # instances added by the step being replayed
         self._unsubscribe = document.subscribe(self._on_change)
 
     def close(self) -> None:
@@ -60,6 +64,9 @@ class Session(QObject):
         when the document refuses it (the refused edit does not enter the history).
 
         The images the edit changed are recorded in the step (:attr:`StudioCommand.image_ids`)."""
+        if self.read_only:
+            self.error.emit("The project is open read-only: edits cannot be saved. Export still works.")
+            return False
         step = command if isinstance(command, StudioCommand) else CoreCommand(command)
         touched: set[int] = set()
         self._touched = touched
@@ -93,11 +100,18 @@ class Session(QObject):
         image_ids = getattr(step, "image_ids", frozenset())
         if len(image_ids) == 1 and self.current_image_id not in image_ids:
             self.set_current_image(next(iter(image_ids)))
+        added: list[int] = []
+        self._added = added
         try:
             action()
         except StudioError as exc:
             self.error.emit(str(getattr(step, "failure", None) or exc))
             return False
+        finally:
+            self._added = None
+        shown = [i for i in added if self.document.has_instance(i)]
+        if shown and self.document.instance(shown[-1]).image_id == self.current_image_id:
+            self.select_instance(shown[-1])
         return True
 
     def labelling_step(self, add: AddInstance) -> Command:
@@ -115,6 +129,8 @@ class Session(QObject):
                 self._touched.add(change.image_id)
             elif change.kind == "image_changed":
                 self._touched.update(change.ids)
+        if self._added is not None and change.kind == "instance_added":
+            self._added.extend(change.ids)
         if change.kind == "instance_removed" and self.selected_instance_id in change.ids:
             self.select_instance(None)
         if change.kind == "category_removed" and self.current_category_id in change.ids:
@@ -147,13 +163,23 @@ class Session(QObject):
         self.image_changed.emit(NONE if image_id is None else image_id)
         self.selection_changed.emit(NONE)
 
-    def step_image(self, delta: int) -> None:
-        """Go to the next (``delta`` = 1) or previous (-1) image of the document."""
+    def step_image(self, delta: int, shown: Callable[[int], bool] | None = None) -> bool:
+        """Go to the next (``delta`` = 1) or previous (-1) image of the document; with ``shown``, to the
+        next or previous image for which ``shown(image_id)`` is true (the file list's filters). Stays
+        put at either end; True when the current image changed."""
         ids = [image.id for image in self.document.images]
         if not ids:
-            return
-        index = ids.index(self.current_image_id) if self.current_image_id in ids else -delta
-        self.set_current_image(ids[min(max(index + delta, 0), len(ids) - 1)])
+            return False
+        if self.current_image_id in ids:
+            index = ids.index(self.current_image_id) + delta
+        else:
+            index = 0 if delta > 0 else len(ids) - 1
+        while 0 <= index < len(ids):
+            if shown is None or shown(ids[index]):
+                self.set_current_image(ids[index])
+                return True
+            index += delta
+        return False
 
     def current_instances(self) -> list[Instance]:
         """Instances of the current image in z-order (bottom first)."""

@@ -1,10 +1,16 @@
-"""The status bar: messages, model / backend / device, encoder progress, zoom and cursor position."""
+"""The status bar: messages, model / backend / device, encoder progress, zoom and cursor position.
+
+A message too long for the bar is cut at its edge; the whole text is the bar's tooltip. A
+read-only project shows a banner on the left of the permanent widgets.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from efficientsam_studio.gui.engine_service import EngineInfo
+
+READ_ONLY_BANNER = "Read-only: edits cannot be saved"
 
 
 class StudioStatusBar(QStatusBar):
@@ -26,6 +32,15 @@ class StudioStatusBar(QStatusBar):
         self.precompute_label = QLabel("")
         self.zoom_label = QLabel("")
         self.position_label = QLabel("")
+        self.read_only_label = QLabel(READ_ONLY_BANNER)
+        self.read_only_label.setStyleSheet("QLabel { background: #f5c542; color: black; padding: 0 6px; }")
+        self.read_only_label.setToolTip(
+            "The project's folder cannot be written. View and export work; to edit, copy the folder to a "
+            "place you can write to and open the copy."
+        )
+        self.read_only_label.hide()
+        self.addPermanentWidget(self.read_only_label)  # permanent: messages never hide it
+        self.messageChanged.connect(self._show_full_text)
         for widget in (
             self.position_label,
             self.zoom_label,
@@ -35,6 +50,14 @@ class StudioStatusBar(QStatusBar):
             self.model_label,
         ):
             self.addPermanentWidget(widget)
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Show or hide the read-only banner."""
+        self.read_only_label.setVisible(read_only)
+
+    def _show_full_text(self, text: str) -> None:
+        """The message is also the bar's tooltip, so the end of one the bar cuts can be read."""
+        self.setToolTip(text)
 
     def set_model(self, info: EngineInfo | None, note: str = "") -> None:
         if info is None:

@@ -209,3 +209,24 @@ def test_the_dialog_asks_for_small_boxes_in_their_cut_in_boxes_mode_only(qtbot, 
     assert dialog.refine_boxes.isEnabled() and dialog.params().refine_small_boxes
     dialog.mode.setCurrentIndex(dialog.mode.findData("everything"))
     assert not dialog.refine_boxes.isEnabled() and not dialog.params().refine_small_boxes
+
+
+def test_the_form_shows_its_hints_whole_and_a_readable_report(qtbot, workspace):
+    dialog = _dialog(qtbot, workspace)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("boxes"))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    for field in (dialog.prompt_file, dialog.images_json):
+        room = field.width() - 2 * field.fontMetrics().averageCharWidth()
+        assert field.fontMetrics().horizontalAdvance(field.placeholderText()) <= room
+    assert dialog.report.height() >= 8 * dialog.report.fontMetrics().lineSpacing()
+
+
+def test_replacing_hand_made_masks_needs_labelling_again(qtbot, workspace):
+    dialog = _dialog(qtbot, workspace)
+    assert not dialog.overwrite.isChecked() and not dialog.replace_manual.isEnabled()
+    dialog.overwrite.click()
+    assert dialog.replace_manual.isEnabled()
+    dialog.replace_manual.click()
+    dialog.overwrite.click()
+    assert not dialog.replace_manual.isEnabled() and not dialog.params().replace_manual

@@ -274,20 +274,20 @@ def test_damaged_project_offers_the_last_good_version(qtbot, make_window, image_
 
 def test_a_failed_recovery_is_shown_not_raised(qtbot, make_window, image_folder, message_boxes, monkeypatch):
     from efficientsam_studio.annotations.errors import CorruptProjectError
-    from efficientsam_studio.gui import main_window
+    from efficientsam_studio.gui import open_flow
 
     window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
     path = window.workspace.project.path
     assert window.save()
     window.close()
 
-    def damaged(target, recover=False):
+    def damaged(target, recover=False, read_only=False):
         if recover:  # the backup turned out damaged too (or another app took the project meanwhile)
             backup = path.with_suffix(".bak")
             raise CorruptProjectError("instances[0]: bad counts", path, damaged_backup=backup)
         raise CorruptProjectError("categories: truncated", path, backup_path=path.with_suffix(".bak"))
 
-    monkeypatch.setattr(main_window, "open_target", damaged)
+    monkeypatch.setattr(open_flow, "open_target", damaged)
     message_boxes.answer = QMessageBox.StandardButton.Yes
     reopened = make_window(loader=lambda cfg: FakePredictor())
     assert not reopened.open_path(path)

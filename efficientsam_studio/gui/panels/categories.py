@@ -3,7 +3,9 @@
 The button handlers ask for input with dialogs and then call the public methods (``add``,
 ``rename``, ``recolour``, ``delete``), which tests and scripts call directly. Names are compared
 ignoring case ("Dog" is refused next to "dog"). The delete button asks first when the category is in
-use, naming how many instances on how many images go with it (undo brings them back).
+use, naming how many instances on how many images go with it (undo brings them back). A name the
+add or rename dialog refuses (empty, or taken) brings the dialog back with the typed name and the
+reason. An empty list shows how to add the first category.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import (
     QColorDialog,
     QHBoxLayout,
     QInputDialog,
+    QLabel,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
@@ -61,8 +64,10 @@ class CategoriesPanel(QWidget):
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemDoubleClicked.connect(lambda _: self._ask_rename())
         buttons = QHBoxLayout()
-        buttons.addWidget(tool_button("add", "Add a category", self._ask_add))
-        buttons.addWidget(tool_button("rename", "Rename the current category", self._ask_rename))
+        self.add_button = tool_button("add", "Add a category", self._ask_add)
+        self.rename_button = tool_button("rename", "Rename the current category", self._ask_rename)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.rename_button)
         buttons.addWidget(
             tool_button("colour", "Change the colour of the current category", self._ask_recolour)
         )
@@ -70,9 +75,15 @@ class CategoriesPanel(QWidget):
             tool_button("delete", "Delete the current category and its instances", self._delete)
         )
         buttons.addStretch(1)
+        self.empty_hint = QLabel(
+            "No categories yet. Press + to add one, or accept a mask and name its category then."
+        )
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setEnabled(False)  # drawn greyed, as a placeholder
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(buttons)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(self.list)
         session.document_changed.connect(
             lambda change: self._refresh() if "categor" in change.kind or change.kind == "reset" else None
@@ -91,6 +102,7 @@ class CategoriesPanel(QWidget):
             if category.id == self.session.current_category_id:
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
+        self.empty_hint.setVisible(not self.session.document.categories)
 
     def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if item is not None:
@@ -104,6 +116,13 @@ class CategoriesPanel(QWidget):
             if category.id != category_id and category.name.casefold() == folded:
                 return category
         return None
+
+    def name_problem(self, name: str, category_id: int | None = None) -> str:
+        """Why ``name`` cannot name a category (other than ``category_id``); "" when it can."""
+        if not name.strip():
+            return "A category needs a name."
+        other = self.same_name(name, category_id)
+        return f"A category named {other.name!r} already exists." if other is not None else ""
 
     def _refuse_same_name(self, name: str, category_id: int | None = None) -> bool:
         other = self.same_name(name, category_id)
@@ -141,17 +160,33 @@ class CategoriesPanel(QWidget):
         return self.session.push(RemoveCategory(self.session.document, category_id))
 
     # ----- dialogs -----
+    def _ask_name(self, title: str, label: str, text: str = "", category_id: int | None = None) -> str | None:
+        """Ask for a category name until it is usable (each refusal shows the typed name and the
+        reason); None when the user cancels."""
+        prompt = label
+        while True:
+            name, ok = QInputDialog.getText(self, title, prompt, text=text)
+            if not ok:
+                return None
+            problem = self.name_problem(name, category_id)
+            if not problem:
+                return name.strip()
+            prompt, text = f"{problem} Choose another name:", name
+
+    def ask_add(self, label: str = "Name:") -> bool:
+        """Ask for a new category's name and add it (it becomes current); False when cancelled."""
+        name = self._ask_name("Add category", label)
+        return name is not None and self.add(name)
+
     def _ask_add(self) -> None:
-        name, ok = QInputDialog.getText(self, "Add category", "Name:")
-        if ok:
-            self.add(name)
+        self.ask_add()
 
     def _ask_rename(self) -> None:
         category = self.session.current_category
         if category is None:
             return
-        name, ok = QInputDialog.getText(self, "Rename category", "Name:", text=category.name)
-        if ok and name.strip() and name.strip() != category.name:
+        name = self._ask_name("Rename category", "Name:", category.name, category.id)
+        if name is not None and name != category.name:
             self.rename(category.id, name)
 
     def _ask_recolour(self) -> None:

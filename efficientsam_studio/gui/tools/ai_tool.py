@@ -289,6 +289,9 @@ class AiTool(Tool):
         self._show_candidate()
         return True
 
+    def has_pending(self) -> bool:
+        return self.prediction is not None
+
     def accept(self) -> bool:
         """Add the shown candidate as an instance of the current category (one undo step)."""
         image_id = self.session.current_image_id

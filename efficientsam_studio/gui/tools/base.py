@@ -49,6 +49,10 @@ class Tool(QObject):
     def accept(self) -> bool:
         return False
 
+    def has_pending(self) -> bool:
+        """True when :meth:`accept` has something to add (a mask shown, a polygon drawn)."""
+        return False
+
     def cancel(self) -> bool:
         return False
 

@@ -134,6 +134,9 @@ class PolygonTool(Tool):
         else:
             self.press(pos, event)
 
+    def has_pending(self) -> bool:
+        return len(self.vertices) >= 3
+
     def accept(self) -> bool:
         """Close the drawn polygon and add it as an instance of the current category."""
         image = self.session.current_image
