@@ -1,14 +1,18 @@
 """Atomic training checkpoints and the random-number-generator states they carry.
 
 A checkpoint is a ``torch.save`` dict written to a temporary file in the same folder, fsynced and renamed
-over the previous one, so a crash leaves either the old or the new file, never a torn one. Everything in
-it loads with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists, tuples and dicts.
+over the previous one, so a crash leaves either the old or the new file, never a torn one. A Ctrl+C during
+the write is held until the file is complete (a second one abandons the write and keeps the old file; see
+:mod:`trainer.interrupt`). Everything in it loads with ``torch.load(weights_only=True)``: tensors,
+numbers, strings, lists, tuples and dicts.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,23 +20,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from efficientsam_studio.errors import CheckpointError
+from efficientsam_studio.errors import CheckpointError, os_error_reason
+from trainer.interrupt import hold_sigint
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` with ``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
+def atomic_torch_save(obj: Any, path: str | Path, presses_to_abort: int = 2) -> Path:
+    """Write ``obj`` with ``torch.save`` to ``path`` atomically (temp file + fsync + rename).
+
+    Ctrl+C is held back while the file is written: the ``presses_to_abort``-th one abandons the write
+    (the temporary file is removed, an earlier ``path`` stays as it was) and raises KeyboardInterrupt;
+    an earlier one is raised once the file is complete.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    notice = f"finishing {path} (Ctrl+C again abandons it and keeps the previous file)"
+    with hold_sigint(presses_to_abort, notice if presses_to_abort > 1 else None):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(obj, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -46,6 +58,29 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def torch_load(path: Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU; a file that cannot be read is a one-line
+    CheckpointError naming ``what`` and ``path`` (torch's own text, meant for its developers, is left out)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(f"{what} {path} cannot be read: {os_error_reason(exc)}") from exc
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"{what} {path} holds Python objects besides tensors ({found.group(1)}), which are not "
+                "loaded for safety; it is not a checkpoint of weights"
+            ) from exc
+        raise CheckpointError(
+            f"{what} {path} cannot be read: it is truncated or not a torch checkpoint"
+        ) from exc
+    except Exception as exc:  # torch raises many kinds for truncated or foreign files
+        raise CheckpointError(
+            f"{what} {path} cannot be read: it is truncated or not a torch checkpoint"
+        ) from exc
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`atomic_torch_save`; CheckpointError names the problem."""
     path = Path(path)
@@ -53,12 +88,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} does not exist; give the file a run wrote (RUN_DIR/checkpoint.pt)"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for truncated or foreign files
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({exc}); it is truncated or not a torch file"
-        ) from exc
+    state = torch_load(path)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
     return state

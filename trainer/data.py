@@ -136,9 +136,10 @@ class AugmentedImages(Dataset):
     """Images under a folder, each drawn as a random resized crop, possibly flipped.
 
     Item ``i``: ``{"image": (3, S, S) float32 normalised, "index": int (the image used), "crop": (4,) int64
-    (x0, y0, w, h), "flip": bool, "corrupt_images": int (unreadable files skipped to produce it)}`` plus
+    (x0, y0, w, h), "flip": bool, "corrupt_images": int (1 when image ``i`` could not be read)}`` plus
     ``"mask_noise": (noise_tokens,) float32`` uniform noise when ``noise_tokens > 0`` (SAMI's masking).
-    An unreadable file is replaced by the next readable one and counted.
+    An unreadable file is replaced by the next readable one; it is counted by its own item only (once an
+    epoch), not again by a neighbouring item that passes over it.
     """
 
     def __init__(self, paths: Sequence[Path], crop: CropConfig, seed: int = 0, noise_tokens: int = 0) -> None:
@@ -156,7 +157,7 @@ class AugmentedImages(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         rng = sample_rng(self.seed, self.epoch, i)
-        used, image, skipped = load_first_readable(self.paths, i)
+        used, image, _ = load_first_readable(self.paths, i)
         if image is None:
             raise TrainingDataError(f"none of the {len(self.paths)} training images can be read")
         box = sample_crop(image.shape[0], image.shape[1], rng, self.crop.scale, self.crop.ratio)
@@ -166,7 +167,7 @@ class AugmentedImages(Dataset):
             "index": used,
             "crop": torch.tensor(box, dtype=torch.int64),
             "flip": flip,
-            "corrupt_images": skipped,
+            "corrupt_images": int(used != i),
         }
         if self.noise_tokens:
             item["mask_noise"] = torch.from_numpy(rng.random(self.noise_tokens, dtype=np.float32))

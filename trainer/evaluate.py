@@ -15,7 +15,9 @@ Interactive mIoU on COCO-style ground truth (every non-crowd instance of every i
 Only the most confident output (highest predicted IoU) is scored: the predictor is asked for its best
 mask (``multimask_output=False``). Masks are compared at the original image size. An invalid ground-truth
 annotation (see :func:`~trainer.finetune.sources.annotation_problem`) is not scored: it is reported by a
-warning naming the file and the annotation id, and counted in the report's ``invalid_annotations``.
+warning naming the file and the annotation id, and counted in the report's ``invalid_annotations``. An
+image that cannot be read (missing, truncated, not an image) is skipped with a warning and counted in
+``unreadable_images``; the other images are scored (and only they enter the instance-segmentation AP).
 
 Zero-shot instance segmentation: every detection box (COCO results ``[{image_id, category_id, bbox
 [x, y, w, h], score}]``) prompts the model as ``[x, y, x + w, y + h]``; the most confident mask, with the
@@ -29,6 +31,7 @@ import contextlib
 import io
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,8 +206,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the protocol over a COCO instances file; returns a JSON-ready dict.
 
-    ``{"images": n, "masks": m, "invalid_annotations": k, "miou": {"box": {"miou", "count"}, "point@1":
-    ...}, "instance_segmentation": {"AP", "AP50", ..., "detections"} (with detections), "seconds": t}``.
+    ``{"images": n, "unreadable_images": u, "masks": m, "invalid_annotations": k, "miou": {"box": {"miou",
+    "count"}, "point@1": ...}, "instance_segmentation": {"AP", "AP50", ..., "detections"} (with
+    detections), "seconds": t}``; ``images`` counts the images scored, ``unreadable_images`` those
+    skipped.
     """
     from tqdm import tqdm
 
@@ -219,11 +224,16 @@ def evaluate(
     totals = MiouAccumulator()
     results: list[dict] = []
     image_ids: list[int] = []
-    masks_scored = 0
+    masks_scored = unreadable = 0
     invalid = len(source.invalid)
     start = time.perf_counter()
     for index in tqdm(range(count), desc="eval", unit="img", disable=not progress):
-        record = source.read(index)
+        try:
+            record = source.read(index)
+        except StudioError as exc:
+            unreadable += 1
+            warnings.warn(f"skipped an unreadable image: {exc}", stacklevel=2)
+            continue
         height, width = record.image.shape[:2]
         image_id = record.extra["image_id"]
         image_ids.append(image_id)
@@ -259,7 +269,8 @@ def evaluate(
                 )
     report: dict[str, Any] = {
         "annotations": str(annotations_file),
-        "images": count,
+        "images": count - unreadable,
+        "unreadable_images": unreadable,
         "masks": masks_scored,
         "invalid_annotations": invalid,
         "protocol": {

@@ -4,6 +4,12 @@
 CPU processes (``torchrun``), with AdamW, a per-step learning-rate schedule, gradient accumulation, bf16
 autocast on CUDA, atomic checkpoints with exact mid-epoch resume, JSON-lines logs and a progress bar.
 
+Ctrl+C: an optimiser step, its log record and a checkpoint write are each finished before the interrupt
+is taken (:mod:`trainer.interrupt`; a second Ctrl+C abandons a checkpoint write). A single-process run
+then writes a checkpoint at its last completed optimiser step, exactly as ``max_steps`` does, and says
+which step ``--resume`` continues from; a run of several processes keeps its last regular checkpoint
+(writing one needs every process, which an interrupt may have stopped anywhere).
+
 Counting: a *micro-batch* is ``batch_size`` samples on one process; an *optimiser step* consumes ``accum``
 micro-batches on each of ``world_size`` processes, i.e. ``effective_batch = batch_size * accum * world``
 samples. Steps per epoch = ``(len(dataset) // world) // batch_size // accum``; leftovers are dropped.
@@ -14,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from trainer.checkpoint import (
     restore_rng_state,
     seed_everything,
 )
+from trainer.config import PRECISIONS, FitResult, TrainConfig
 from trainer.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -40,80 +47,28 @@ from trainer.distributed import (
     gather_objects,
     setup_distributed,
 )
+from trainer.interrupt import hold_sigint
+from trainer.resume import CHECKPOINT_FORMAT, TrainConfigError, check_resume, resume_path
+from trainer.run_folder import CHECKPOINT_NAME, start_over
 from trainer.runlog import RunLog
 from trainer.sampler import ResumableDistributedSampler
 from trainer.schedule import LrSchedule, apply_lr, scaled_lr
 from trainer.task import TrainTask
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "efsam-trainer-checkpoint"
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_NAME",
+    "PRECISIONS",
+    "FitResult",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainConfigError",
+    "fit",
+]
 
 
 class NonFiniteLossError(StudioError):
     """The loss became NaN or infinite; training stopped without overwriting the last checkpoint."""
-
-
-class TrainConfigError(StudioError):
-    """Training settings that cannot work together (batch, accumulation, dataset size, resume)."""
-
-
-@dataclass
-class TrainConfig:
-    """Settings of the loop; the task holds the model and data settings.
-
-    Learning rate: ``lr`` when given, else ``blr * effective_batch / 256``. ``warmup_epochs`` may be
-    fractional. ``resume``: a checkpoint path, or ``"auto"`` for ``out_dir/checkpoint.pt`` when it exists
-    (when it does not, a notice says so and the run starts at step 0). On resume, ``log.jsonl`` (and the
-    TensorBoard events) keep only the records up to the checkpoint's step, so every optimiser step has
-    one record however often a run was interrupted.
-    ``max_steps`` stops (with a checkpoint and an export) once that many optimiser steps are done in total;
-    the schedule still spans ``epochs``. ``checkpoint_every``: also checkpoint every N optimiser steps
-    (0: only at epoch ends and at the stop). ``precision`` ``"auto"``: bf16 autocast on CUDA, fp32 on CPU.
-    """
-
-    out_dir: Path
-    epochs: int = 1
-    batch_size: int = 8
-    accum: int = 1
-    blr: float = 1.5e-4
-    lr: float | None = None
-    min_lr: float = 0.0
-    warmup_epochs: float = 0.0
-    decay: str = "cosine"
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.95)
-    clip_grad: float | None = None
-    precision: str = "auto"
-    device: str = "auto"
-    workers: int = 0
-    seed: int = 0
-    resume: str | None = None
-    max_steps: int | None = None
-    checkpoint_every: int = 0
-    log_every: int = 1
-    progress: bool = True
-    tensorboard: bool = True
-
-    def to_plain(self) -> dict[str, Any]:
-        plain = asdict(self)
-        plain["out_dir"] = str(self.out_dir)
-        plain["betas"] = list(self.betas)
-        return plain
-
-
-@dataclass
-class FitResult:
-    """What a finished (or stopped) run reached."""
-
-    step: int
-    epoch: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    export_path: Path | None = None
-    checkpoint_path: Path | None = None
-    corrupt_images: int = 0
-    stopped_early: bool = False
-    totals: dict[str, int] = field(default_factory=dict)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -153,6 +108,11 @@ class _Run:
             raise TrainConfigError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
         if config.batch_size < 1 or config.accum < 1:
             raise TrainConfigError("--batch-size and --accum must be at least 1")
+        if config.overwrite and config.resume:
+            raise TrainConfigError(
+                "--resume and --overwrite contradict each other: --resume continues the run in --out, "
+                "--overwrite starts it over; give one of them"
+            )
         self.out_dir = Path(config.out_dir)
         self.device = info.device
         seed_everything(config.seed)
@@ -182,6 +142,13 @@ class _Run:
             decay=config.decay,
             min_lr=config.min_lr,
         )
+        if info.is_main and 0 < config.epochs <= config.warmup_epochs:
+            warnings.warn(
+                f"--warmup-epochs {config.warmup_epochs:g} is not below --epochs {config.epochs}: the run "
+                f"ends inside its warmup and never reaches its peak lr {peak:.3g}; "
+                "give a shorter --warmup-epochs",
+                stacklevel=3,
+            )
         self.model = model
         self.optimizer = torch.optim.AdamW(
             task.parameter_groups(model, config.weight_decay), lr=peak, betas=tuple(config.betas)
@@ -193,6 +160,8 @@ class _Run:
         self.epoch = 0
         self.step_in_epoch = 0
         self.totals = {key: 0 for key in ("corrupt_images", *task.count_keys)}
+        self.saved_step: int | None = None  # the step of the checkpoint in out_dir, once known
+        self.updating = False  # True while an optimiser step or an epoch change is half done
         self._maybe_resume()
         if info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -201,6 +170,8 @@ class _Run:
             )
         else:
             self.ddp = self.model
+        if config.overwrite and info.is_main:
+            start_over(self.out_dir)
         self.log = RunLog(
             self.out_dir, enabled=info.is_main, tensorboard=config.tensorboard, start_step=self.step
         )
@@ -220,51 +191,23 @@ class _Run:
     def checkpoint_path(self) -> Path:
         return self.out_dir / CHECKPOINT_NAME
 
-    def _resume_path(self) -> Path | None:
-        resume = self.config.resume
-        if not resume:
-            return None
-        if resume == "auto":
-            if self.checkpoint_path.is_file():
-                return self.checkpoint_path
-            if self.info.is_main:
-                print(
-                    f"--resume: {self.checkpoint_path} does not exist yet; starting a new run at step 0",
-                    file=sys.stderr,
-                )
-            return None
-        path = Path(resume)
-        if path.is_dir():
-            raise CheckpointError(
-                f"--resume {path} is a folder; give the checkpoint file of that run "
-                f"({path / CHECKPOINT_NAME}), or --resume alone to continue the run in --out"
-            )
-        return path
-
     def _maybe_resume(self) -> None:
-        path = self._resume_path()
+        path = resume_path(self.config.resume, self.checkpoint_path, self.info.is_main)
         if path is None:
             return
         state = load_checkpoint(path)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("task") != self.task.name:
-            raise CheckpointError(
-                f"{path} is not a '{self.task.name}' training checkpoint of this trainer; "
-                "resume from RUN_DIR/checkpoint.pt of a run of the same stage"
-            )
+        check_resume(
+            path,
+            state,
+            self.task,
+            self.config.to_plain(),
+            self.schedule,
+            self.effective_batch,
+            self.steps_per_epoch,
+            self.info.is_main,
+        )
         trained = state.get("describe") or {}
         wanted = self.task.describe()
-        if trained.get("encoder") and wanted.get("encoder") and trained["encoder"] != wanted["encoder"]:
-            raise TrainConfigError(
-                f"{path}: this run was trained with --encoder {trained['encoder']}; "
-                "resume with the same --encoder"
-            )
-        same_batch = state["effective_batch"] == self.effective_batch
-        if not same_batch or state["steps_per_epoch"] != self.steps_per_epoch:
-            raise TrainConfigError(
-                f"{path} was trained with an effective batch of {state['effective_batch']} and "
-                f"{state['steps_per_epoch']} steps per epoch; this run has {self.effective_batch} and "
-                f"{self.steps_per_epoch}: resume with the same batch size x accumulation x processes and data"
-            )
         try:
             self.model.load_state_dict(state["model"], strict=True)
         except RuntimeError as exc:
@@ -284,9 +227,12 @@ class _Run:
         rngs = state.get("rng") or []
         if len(rngs) == self.info.world_size:
             restore_rng_state(rngs[self.info.rank])
+        if path.resolve() == self.checkpoint_path.resolve():
+            self.saved_step = self.step
 
-    def save_checkpoint(self) -> Path:
-        """Write the checkpoint on rank 0 (every rank contributes its RNG state)."""
+    def save_checkpoint(self, presses_to_abort: int = 2) -> Path:
+        """Write the checkpoint on rank 0 (every rank contributes its RNG state); Ctrl+C number
+        ``presses_to_abort`` abandons the write (see :func:`trainer.checkpoint.atomic_torch_save`)."""
         rngs = gather_objects(capture_rng_state())
         if self.info.is_main:
             state = {
@@ -314,9 +260,53 @@ class _Run:
                 "count_totals": dict(self.totals),
                 "rng": rngs,
             }
-            atomic_torch_save(state, self.checkpoint_path)
+            with hold_sigint(presses_to_abort):
+                atomic_torch_save(state, self.checkpoint_path, presses_to_abort)
+                self.saved_step = self.step
         barrier()
         return self.checkpoint_path
+
+    def _checkpoint_after_interrupt(self) -> None:
+        """On Ctrl+C: write a checkpoint at the last completed optimiser step (one process) and say which
+        step ``--resume`` continues from."""
+        if not self.info.is_main:
+            return
+        path = self.checkpoint_path
+        kept = (
+            f"{path} holds step {self.saved_step}"
+            if self.saved_step is not None
+            else "no checkpoint was written"
+        )
+        if self.updating or self.info.distributed:
+            why = "during an optimiser step" if self.updating else f"after optimiser step {self.step}"
+            resume = (
+                "--resume continues from it" if self.saved_step is not None else "--resume starts at step 0"
+            )
+            print(f"interrupted {why}: {kept}; {resume}", file=sys.stderr)
+            return
+        if self.saved_step != self.step:
+            try:
+                self.save_checkpoint(presses_to_abort=1)
+            except KeyboardInterrupt:
+                print(
+                    f"interrupted again while writing the checkpoint of step {self.step}: {kept}",
+                    file=sys.stderr,
+                )
+                raise
+        print(
+            f"interrupted: checkpoint {path} holds optimiser step {self.step} (epoch {self.epoch}); "
+            f"--resume continues from step {self.step}",
+            file=sys.stderr,
+        )
+
+    @contextlib.contextmanager
+    def _update(self):
+        """A change of the run's state that must happen whole (an optimiser step with its counters and
+        log record, an epoch change): Ctrl+C is held until it is done."""
+        with hold_sigint():
+            self.updating = True
+            yield
+            self.updating = False
 
     # ----------------------------------------------------------------- training
     def _check_finite(self, loss: torch.Tensor) -> None:
@@ -340,9 +330,10 @@ class _Run:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _train_one_step(self, micro_batches: list[Any]) -> dict[str, float]:
-        lr = self.schedule.lr_at(self.step)
-        apply_lr(self.optimizer, lr)
+    def _accumulate(self, micro_batches: list[Any]) -> tuple[dict[str, float], dict[str, int]]:
+        """Forward and backward every micro-batch of one optimiser step; returns the summed metrics and
+        counts. The model and the optimiser are not changed yet, so an interrupt here loses nothing."""
+        apply_lr(self.optimizer, self.schedule.lr_at(self.step))
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for i, batch in enumerate(micro_batches):
@@ -359,8 +350,18 @@ class _Run:
                     counts[key] = counts.get(key, 0) + int(round(_as_float(value)))
                 else:
                     sums[key] = sums.get(key, 0.0) + _as_float(value)
+        return sums, counts
+
+    def _finish_step(
+        self, sums: dict[str, float], counts: dict[str, int], micro_batches: int
+    ) -> dict[str, float]:
+        """Update the weights, count the step and reduce its metrics over processes (inside
+        :meth:`_update`)."""
+        lr = self.schedule.lr_at(self.step)
         self._optimizer_step()
-        metrics = {k: v / len(micro_batches) for k, v in sums.items()}
+        self.step += 1
+        self.step_in_epoch += 1
+        metrics = {k: v / micro_batches for k, v in sums.items()}
         metrics = all_reduce_mean(metrics, self.device)
         for key, value in counts.items():
             total = all_reduce_sum_int(value, self.device)
@@ -381,57 +382,64 @@ class _Run:
         except StudioError as exc:
             raise _from_worker(exc) from None
 
-    def run(self) -> FitResult:
+    def _train(self, pbar) -> tuple[dict[str, float], bool]:
+        """Train up to the last epoch or ``max_steps``; returns the last step's metrics and whether the
+        run stopped at ``max_steps``."""
         cfg = self.config
         metrics: dict[str, float] = {}
         stopped = cfg.max_steps is not None and self.step >= cfg.max_steps
-        pbar = None
-        if self.info.is_main and cfg.progress:
-            from tqdm import tqdm
-
-            pbar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        self.ddp.train()
-        try:
-            while self.epoch < cfg.epochs and not stopped:
-                self.sampler.set_epoch(self.epoch)
-                if hasattr(self.dataset, "set_epoch"):
-                    self.dataset.set_epoch(self.epoch)
-                self.sampler.set_start(self.step_in_epoch * cfg.batch_size * cfg.accum)
-                tick = time.perf_counter()
-                for group in self._epoch_batches():
-                    if self.step_in_epoch >= self.steps_per_epoch:
-                        break
-                    metrics = self._train_one_step(group)
-                    self.step += 1
-                    self.step_in_epoch += 1
+        while self.epoch < cfg.epochs and not stopped:
+            self.sampler.set_epoch(self.epoch)
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(self.epoch)
+            self.sampler.set_start(self.step_in_epoch * cfg.batch_size * cfg.accum)
+            tick = time.perf_counter()
+            for group in self._epoch_batches():
+                if self.step_in_epoch >= self.steps_per_epoch:
+                    break
+                sums, counts = self._accumulate(group)
+                with self._update():
+                    metrics = self._finish_step(sums, counts, len(group))
                     now = time.perf_counter()
                     metrics["images_per_s"] = self.effective_batch / max(now - tick, 1e-9)
                     tick = now
                     due = self.step % cfg.log_every == 0 or self.step == self.total_steps
                     if self.info.is_main and due:
-                        self.log.log(
-                            {
-                                "step": self.step,
-                                "epoch": self.epoch,
-                                **metrics,
-                                **{f"{key}_total": value for key, value in self.totals.items()},
-                            }
-                        )
-                    if pbar is not None:
-                        pbar.update(1)
-                        pbar.set_postfix(epoch=self.epoch, loss=f"{metrics.get('loss', float('nan')):.4g}")
-                    if cfg.max_steps is not None and self.step >= cfg.max_steps:
-                        stopped = True
-                        break
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                        self.save_checkpoint()
-                if not stopped:
-                    extra = self.task.on_epoch_end(_unwrap(self.ddp), self.epoch)
-                    if extra and self.info.is_main:
-                        self.log.log({"step": self.step, "epoch": self.epoch, **extra})
+                        totals = {f"{key}_total": value for key, value in self.totals.items()}
+                        self.log.log({"step": self.step, "epoch": self.epoch, **metrics, **totals})
+                if pbar is not None:
+                    pbar.update(1)
+                    pbar.set_postfix(epoch=self.epoch, loss=f"{metrics.get('loss', float('nan')):.4g}")
+                if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                    stopped = True
+                    break
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+            if not stopped:
+                extra = self.task.on_epoch_end(_unwrap(self.ddp), self.epoch)
+                if extra and self.info.is_main:
+                    self.log.log({"step": self.step, "epoch": self.epoch, **extra})
+                with self._update():
                     self.epoch += 1
                     self.step_in_epoch = 0
-                self.save_checkpoint()
+            self.save_checkpoint()
+        return metrics, stopped
+
+    def run(self) -> FitResult:
+        pbar = None
+        if self.info.is_main and self.config.progress:
+            from tqdm import tqdm
+
+            pbar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+        self.ddp.train()
+        try:
+            metrics, stopped = self._train(pbar)
+        except KeyboardInterrupt:
+            if pbar is not None:
+                pbar.close()
+                pbar = None
+            self._checkpoint_after_interrupt()
+            raise
         finally:
             if pbar is not None:
                 pbar.close()

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from trainer.run_folder import LOG_NAME, TENSORBOARD_NAME
+
 
 class RunLog:
     """JSON-lines log with an optional TensorBoard mirror (``RUN_DIR/tensorboard``), appended to from
@@ -24,7 +26,7 @@ class RunLog:
         self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True, start_step: int = 0
     ) -> None:
         self.enabled = enabled
-        self.path = Path(out_dir) / "log.jsonl"
+        self.path = Path(out_dir) / LOG_NAME
         self._handle = None
         self._writer = None
         if not enabled:
@@ -38,7 +40,7 @@ class RunLog:
             except ImportError:
                 self._writer = None
             else:
-                self._writer = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=start_step + 1)
+                self._writer = SummaryWriter(str(Path(out_dir) / TENSORBOARD_NAME), purge_step=start_step + 1)
 
     def log(self, record: dict[str, Any]) -> None:
         """Write one record; numbers that are not finite are written as strings (JSON has no NaN)."""

@@ -23,17 +23,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from efficientsam_studio.model import ImageEncoderViT, get_config
+from efficientsam_studio.errors import StudioError
+from efficientsam_studio.model import MODEL_CONFIGS, ImageEncoderViT
 
-#: Student encoders: width, depth, heads. ``tiny`` is the registry's test configuration.
+#: Student encoders beyond the model registry's: width, depth, heads.
 STUDENT_SHAPES: dict[str, tuple[int, int, int]] = {"vit_b": (768, 12, 12)}
 
 
+def student_names() -> tuple[str, ...]:
+    """The encoders SAMI trains: the registry's (vit_t, vit_s and the test size tiny) and vit_b."""
+    names = [name for name in MODEL_CONFIGS if name != "tiny"] + list(STUDENT_SHAPES)
+    return (*names, *(["tiny"] if "tiny" in MODEL_CONFIGS else []))
+
+
 def student_shape(name: str) -> tuple[int, int, int]:
-    """``(width, depth, heads)`` of a student: the model registry's vit_t/vit_s/tiny, or vit_b."""
+    """``(width, depth, heads)`` of a student (see :func:`student_names`); StudioError for another name."""
     if name in STUDENT_SHAPES:
         return STUDENT_SHAPES[name]
-    config = get_config(name)
+    if name not in MODEL_CONFIGS:
+        raise StudioError(f"--encoder {name!r}: SAMI trains {', '.join(student_names())}")
+    config = MODEL_CONFIGS[name]
     return config.encoder_dim, config.encoder_depth, config.encoder_heads
 
 

@@ -95,12 +95,15 @@ def _require(args: argparse.Namespace, *names: str) -> None:
 def run_sami(args: argparse.Namespace) -> int:
     """Train a SAMI student; prints where the encoder weights were written."""
     from trainer.loop import TrainConfig, fit
-    from trainer.sami import DecoderConfig
+    from trainer.sami import DecoderConfig, student_names
     from trainer.sami_task import SamiConfig, SamiTask
 
     _require(args, "teacher", "out")
     preset = _preset(args)
     check_ranges(args, RANGES)
+    encoder = _pick(args, "encoder", preset)
+    if encoder not in student_names():
+        raise TrainUsageError(f"--encoder {encoder!r}: SAMI trains {', '.join(student_names())}")
     depth, width, heads = preset["decoder"]
     depth = args.decoder_depth or depth
     width = args.decoder_width or width
@@ -112,7 +115,7 @@ def run_sami(args: argparse.Namespace) -> int:
             f"for the sine-cosine position embedding); got {width}"
         )
     sami = SamiConfig(
-        encoder=_pick(args, "encoder", preset),
+        encoder=encoder,
         teacher=Path(args.teacher),
         data=Path(args.data) if args.data else None,
         input_size=_pick(args, "input_size", preset),
@@ -135,7 +138,7 @@ def run_sami(args: argparse.Namespace) -> int:
             f"SAMI {state} step {result.step} (epoch {result.epoch}); encoder weights: {result.export_path}"
         )
         if result.corrupt_images:
-            print(f"skipped {result.corrupt_images} unreadable image reads (see the warnings)")
+            print(f"skipped {result.corrupt_images} unreadable images (each once an epoch; see the warnings)")
     return 0
 
 

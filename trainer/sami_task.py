@@ -28,11 +28,12 @@ from trainer.data import (
     sample_rng,
     to_tensor,
 )
+from trainer.run_folder import SAMI_EXPORT
 from trainer.sami import DecoderConfig, SamiModel, build_student_encoder, export_encoder_state
 from trainer.task import TrainTask
 from trainer.teacher import OUTPUTS, load_sam_teacher
 
-EXPORT_NAME = "encoder.pt"
+EXPORT_NAME = SAMI_EXPORT
 
 
 @dataclass
@@ -85,11 +86,12 @@ class CachedSamiDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        skipped = 0
+        skipped = 0  # counted by the item of the unreadable image only, not by neighbours passing over it
         for offset in range(len(self.images)):
             image_index = self.images[(i + offset) % len(self.images)]
             _, image, bad = load_first_readable([self.paths[image_index]], 0)
-            skipped += bad
+            if offset == 0:
+                skipped = bad
             if image is not None:
                 break
         else:
@@ -114,6 +116,17 @@ class SamiTask(TrainTask):
 
     name = "sami"
     count_keys = ("corrupt_images",)
+    resume_may_change = ("teacher",)
+    option_names = {
+        "encoder": "--encoder",
+        "teacher_source": "--teacher (a SAM checkpoint or a cache)",
+        "target": "--target",
+        "input_size": "--input-size",
+        "mask_ratio": "--mask-ratio",
+        "decoder.depth": "--decoder-depth",
+        "decoder.width": "--decoder-width",
+        "decoder.heads": "--decoder-heads",
+    }
 
     def __init__(self, config: SamiConfig) -> None:
         self.config = config

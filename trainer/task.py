@@ -35,6 +35,10 @@ class TrainTask(ABC):
     #: passed to DistributedDataParallel: True when some parameters may get no gradient in a step
     #: (e.g. prompt embeddings of a prompt kind absent from the batch)
     find_unused_parameters: bool = False
+    #: ``describe`` entries a resumed run may change (file locations, not settings of what is trained)
+    resume_may_change: tuple[str, ...] = ()
+    #: the option that sets a ``describe`` entry (dotted keys for nested dicts), for resume messages
+    option_names: dict[str, str] = {}
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -92,3 +96,26 @@ class TrainTask(ABC):
     def describe(self) -> dict[str, Any]:
         """Plain-data description of the task (stored in checkpoints and exports)."""
         return {"task": self.name}
+
+    def resume_settings(self, described: dict[str, Any]) -> dict[str, Any]:
+        """The settings in ``described`` (what :meth:`describe` returned, for this run or for the run a
+        checkpoint was written by) that a resumed run must keep, keyed by the option that sets them.
+
+        Default: every entry but ``task`` and :attr:`resume_may_change`, nested dicts flattened to dotted
+        keys, renamed by :attr:`option_names`. A resume that changes one of them is refused.
+        """
+        flat = flatten(
+            {k: v for k, v in described.items() if k != "task" and k not in self.resume_may_change}
+        )
+        return {self.option_names.get(key, key): value for key, value in flat.items()}
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

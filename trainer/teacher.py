@@ -34,6 +34,7 @@ from torch import nn
 
 from efficientsam_studio.errors import CheckpointError
 from efficientsam_studio.model.common import LayerNorm2d
+from trainer.checkpoint import torch_load
 
 OUTPUTS = ("neck", "backbone")
 
@@ -324,10 +325,7 @@ def load_sam_teacher(path: str | Path) -> SamImageEncoder:
             f"teacher checkpoint {path} does not exist; download a SAM checkpoint "
             "(sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth)"
         )
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, pickle of another kind, not a torch file
-        raise CheckpointError(f"teacher checkpoint {path} cannot be read: {exc}") from exc
+    raw = torch_load(path, "teacher checkpoint")
     state = extract_image_encoder(raw, str(path))
     try:
         config = SamEncoderConfig.from_state_dict(state)

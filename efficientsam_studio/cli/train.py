@@ -97,6 +97,7 @@ def loop_settings(args: argparse.Namespace, preset: dict) -> dict[str, Any]:
         "workers": preset_value(args, "workers", preset),
         "seed": args.seed or 0,
         "resume": args.resume,
+        "overwrite": bool(getattr(args, "overwrite", False)),
         "max_steps": args.max_steps,
         "progress": not args.no_progress,
     }
@@ -176,8 +177,14 @@ def check_ranges(args: argparse.Namespace, ranges: dict[str, Range]) -> None:
 def check_common_options(args: argparse.Namespace) -> None:
     """Check the shared options before any work: ranges, ``--input-size`` a multiple of 16, ``--device``
     available here (as ``efsam-studio eval`` checks it), ``--out`` not a file nor the folder of an earlier
-    run (unless ``--resume`` or ``--overwrite``) and ``--resume PATH`` a checkpoint file."""
+    run (unless ``--resume`` or ``--overwrite``, which contradict each other) and ``--resume PATH`` a
+    checkpoint file."""
     check_ranges(args, COMMON_RANGES)
+    if args.resume is not None and getattr(args, "overwrite", False):
+        raise TrainUsageError(
+            "--resume and --overwrite contradict each other: --resume continues the run in --out, "
+            "--overwrite starts it over (removing its checkpoint, log and exported weights); give one of them"
+        )
     if args.input_size is not None and args.input_size % 16:
         raise TrainUsageError(
             f"--input-size must be a multiple of 16 (the patch size); got {args.input_size}"
@@ -194,7 +201,8 @@ def check_common_options(args: argparse.Namespace) -> None:
         if args.resume is None and earlier.is_file() and not getattr(args, "overwrite", False):
             raise TrainUsageError(
                 f"--out {args.out} holds a run already ({earlier}): continue it with --resume, "
-                "start it over with --overwrite (its checkpoint and log are replaced), or give another --out"
+                "start it over with --overwrite (its checkpoint, log and exported weights are removed), "
+                "or give another --out"
             )
     if args.resume not in (None, "auto"):
         resume = Path(args.resume)

@@ -4,8 +4,10 @@ Files are read with ``torch.load(weights_only=True, map_location="cpu")``: tenso
 only, never arbitrary pickled code. Accepted forms: ``{"model": state_dict}`` (the published format),
 a bare state_dict, or a ``.zip`` archive holding one such ``.pt`` (how the published vit_s is shipped).
 Every failure raises :class:`~efficientsam_studio.errors.CheckpointError` naming the file and the problem;
-an ONNX model given as a checkpoint is recognised from its first bytes and named as one, and for a damaged
-file of the weights store the message gives the command that downloads it again.
+an ONNX model given as a checkpoint is recognised from its first bytes and named as one, a file of
+``efsam-studio train`` that is not EfficientSAM weights (a training checkpoint, a SAMI encoder export) is
+named as such with the file to use instead, and for a damaged file of the weights store the message gives
+the command that downloads it again.
 """
 
 from __future__ import annotations
@@ -152,13 +154,51 @@ def _short(text: str, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
-def extract_state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+TRAINER_CHECKPOINT_FORMAT = "efsam-trainer-checkpoint"
+"""The ``format`` entry of the checkpoints ``efsam-studio train`` writes (RUN_DIR/checkpoint.pt)."""
+
+_TRAINER_EXPORTS = {"sami": "encoder.pt", "finetune": "efficientsam.pt"}
+
+
+def _training_file_problem(obj: Any, path: Path) -> str | None:
+    """Why ``obj`` (a loaded file) is a file of ``efsam-studio train`` rather than EfficientSAM weights, and
+    which file to use instead; None for anything else."""
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("format") == TRAINER_CHECKPOINT_FORMAT:
+        task = obj.get("task")
+        export = path.parent / _TRAINER_EXPORTS.get(str(task), "efficientsam.pt")
+        if task == "sami":
+            return (
+                f"{path}: is a SAMI training checkpoint (for --resume), not EfficientSAM weights; its run "
+                f"exports the encoder to {export}: finetune it with efsam-studio train --init sami:{export}"
+            )
+        return (
+            f"{path}: is a training checkpoint (for --resume), not EfficientSAM weights; use the weights "
+            f"its run exported: {export}"
+        )
+    meta, model = obj.get("meta"), obj.get("model")
+    if isinstance(meta, dict) and meta.get("task") == "sami" and isinstance(model, dict):
+        return (
+            f"{path}: holds a SAMI-pretrained image encoder only, not a whole EfficientSAM model; "
+            f"finetune it first: efsam-studio train --init sami:{path}"
+        )
+    return None
+
+
+def extract_state_dict(obj: Any, path: str | Path, encoder_only: bool = False) -> dict[str, torch.Tensor]:
     """The state_dict inside a loaded checkpoint object (``{"model": sd}`` or a bare ``sd``).
 
-    A ``module.`` prefix on every key (saved from DistributedDataParallel) is removed.
+    A ``module.`` prefix on every key (saved from DistributedDataParallel) is removed. Files of
+    ``efsam-studio train`` that are not EfficientSAM weights raise a CheckpointError naming the file to
+    use instead: a training checkpoint (``RUN_DIR/checkpoint.pt``) and, unless ``encoder_only``, a SAMI
+    encoder export (``encoder.pt``, which only ``--init sami:PATH`` reads).
     """
     import torch
 
+    problem = _training_file_problem(obj, Path(path))
+    if problem is not None and not (encoder_only and obj.get("format") != TRAINER_CHECKPOINT_FORMAT):
+        raise CheckpointError(problem)
     candidate = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(candidate, dict) or not candidate:
         kind = type(obj).__name__

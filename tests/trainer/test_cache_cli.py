@@ -128,3 +128,16 @@ def test_cli_errors_are_user_errors(tmp_path, capsys):
     code = main(["train", "--stage", "sami", "--teacher", str(tmp_path / "x.pth"), "--data", str(tmp_path),
                  "--out", str(tmp_path / "run")])  # fmt: skip
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_cached_dataset_counts_each_unreadable_image_once(teacher_ckpt, tmp_path):
+    data = tmp_path / "data"
+    write_images(data, 4)
+    build_teacher_cache(data, teacher_ckpt, tmp_path / "cache", input_size=64, crop=CropConfig(size=64),
+                        progress=False)  # fmt: skip
+    dataset = CachedSamiDataset(TeacherCache.open(tmp_path / "cache"), seed=0)
+    for index in (1, 2):  # two neighbours become unreadable after the cache was built
+        dataset.paths[dataset.images[index]].write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="unreadable"):
+        counts = [dataset[i]["corrupt_images"] for i in range(len(dataset))]
+    assert counts == [0, 1, 1, 0]

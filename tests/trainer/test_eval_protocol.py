@@ -132,3 +132,17 @@ def test_limit_and_bad_options(coco, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": 1}]))
     with pytest.raises(EvaluationError, match="COCO results"):
         evaluate(_FakePredictor(truth, "oracle"), path, images, EvalConfig(), tmp_path / "bad.json", False)
+
+
+def test_unreadable_images_are_skipped_counted_and_the_rest_scored(coco):
+    path, images, truth, document = coco
+    names = [image["file_name"] for image in document["images"]]
+    (images / names[1]).write_bytes((images / names[1]).read_bytes()[:300])  # truncated
+    (images / names[2]).unlink()  # listed but missing
+    with pytest.warns(UserWarning, match="skipped an unreadable image") as caught:
+        report = evaluate(_FakePredictor(truth, "oracle"), path, images, EvalConfig(), progress=False)
+    assert len([w for w in caught if "unreadable" in str(w.message)]) == 2
+    first_id = document["images"][0]["id"]
+    first_masks = sum(1 for a in document["annotations"] if a["image_id"] == first_id)
+    assert report["unreadable_images"] == 2 and report["images"] == 1
+    assert report["masks"] == first_masks and report["miou"]["box"] == {"miou": 1.0, "count": first_masks}

@@ -177,7 +177,8 @@ def test_dataset_items_filter_and_determinism(tmp_path):
     dataset.set_epoch(1)
     assert not torch.equal(dataset[0]["points"], item["points"]) or first == 1
     strict = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=3, filter=MaskFilter(min_area=1e9)))
-    assert not strict[0]["valid"].any()
+    with pytest.raises(DatasetError, match="4 have no valid annotation that passes the mask filter"):
+        strict[0]
     batch = collate([dataset[0], dataset[1]])
     assert batch["valid"].shape[1] == max(int(dataset[i]["valid"].sum()) for i in range(2))
 
@@ -293,3 +294,77 @@ def test_sa1b_invalid_annotations_are_skipped_when_sampled(tmp_path):
     item = dataset[0]
     assert item["valid"].any() and item["invalid_annotations"].item() == 2
     assert torch.equal(item["image"], dataset[1]["image"])
+
+
+def test_annotations_without_area_get_it_from_their_segmentation(tmp_path):
+    annotations = synthetic.write_coco(tmp_path / "ann.json", tmp_path / "images", 2, seed=4)
+    coco = json.loads(annotations.read_text())
+    with_area = FinetuneDataset(CocoInstances(annotations, tmp_path / "images"), DataConfig(max_masks=64))
+    for annotation in coco["annotations"]:
+        del annotation["area"]
+    annotations.write_text(json.dumps(coco))
+    without = FinetuneDataset(CocoInstances(annotations, tmp_path / "images"), DataConfig(max_masks=64))
+    for index in range(2):
+        assert without[index]["valid"].any()
+        assert torch.equal(without[index]["masks"], with_area[index]["masks"])
+
+
+def test_data_where_no_mask_passes_the_filter_stops_before_training_with_one_line(tmp_path, capsys):
+    from efficientsam_studio.cli.main import main
+
+    synthetic.write_sa1b_folder(tmp_path / "shapes", 2, seed=3)
+    args = ["train", "--preset", "tiny", "--data", str(tmp_path / "shapes"), "--out", str(tmp_path / "run"),
+            "--no-progress", "--min-stability", "1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 training images can be used: 0 cannot be read and 2 have no valid annotation" in err
+    assert "stability score at least 1 (--min-stability)" in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "efficientsam.pt").exists()
+    assert not (tmp_path / "run" / "log.jsonl").exists() or not (tmp_path / "run" / "log.jsonl").read_text()
+
+
+def test_an_image_without_usable_masks_is_replaced_by_the_next(tmp_path):
+    synthetic.write_sa1b_folder(tmp_path, 2, seed=7)
+    path = tmp_path / "sa_1.json"
+    document = json.loads(path.read_text())
+    for annotation in document["annotations"]:
+        annotation["area"] = 10**9  # over 90 % of the image: filtered out
+    path.write_text(json.dumps(document))
+    dataset = FinetuneDataset(Sa1bFolder(tmp_path), DataConfig(max_masks=2))
+    item = dataset[0]
+    assert item["valid"].any() and torch.equal(item["image"], dataset[1]["image"])
+
+
+def test_problems_count_once_at_their_own_index(tmp_path):
+    from trainer.data import AugmentedImages, CropConfig
+
+    synthetic.write_sa1b_folder(tmp_path / "shapes", 4, seed=6)
+    (tmp_path / "shapes" / "sa_2.jpg").write_bytes(b"not a jpeg")
+    path = tmp_path / "shapes" / "sa_3.json"
+    document = json.loads(path.read_text())
+    first = document["annotations"][0]
+    document["annotations"].append(
+        {**first, "id": 900, "segmentation": {**first["segmentation"], "counts": "!!"}}
+    )
+    path.write_text(json.dumps(document))
+    dataset = FinetuneDataset(Sa1bFolder(tmp_path / "shapes"), DataConfig(max_masks=64))
+    with pytest.warns(UserWarning):
+        items = [dataset[i] for i in range(len(dataset))]
+    # sa_2's item falls through to sa_3, whose invalid annotation is still counted once (at sa_3)
+    assert sum(int(item["invalid_annotations"]) for item in items) == 1
+    assert sum(int(item["corrupt_images"]) for item in items) == 1
+    # SAMI: two unreadable files side by side count two, not three
+    images = sorted((tmp_path / "shapes").glob("sa_*.jpg"))
+    images[2].write_bytes(b"not a jpeg")  # sa_2 and sa_3 now
+    sami = AugmentedImages(images, CropConfig(size=32))
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert sum(sami[i]["corrupt_images"] for i in range(len(sami))) == 2
+
+
+def test_coco_annotations_of_unknown_images_are_reported(tmp_path):
+    annotations, coco = _coco_with(tmp_path, [])
+    coco["annotations"].append({**coco["annotations"][0], "id": 950, "image_id": 12345})
+    annotations.write_text(json.dumps(coco))
+    with pytest.warns(UserWarning, match="annotation 950: its image_id 12345 is not among the file's images"):
+        source = CocoInstances(annotations, tmp_path / "images")
+    assert len(source.invalid) == 1

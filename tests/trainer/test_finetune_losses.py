@@ -84,3 +84,47 @@ def test_min_only_for_ambiguous_prompts_trains_every_output_on_boxes():
     touched = logits.grad.abs().flatten(3).sum(-1)[0] > 0
     assert touched[0].sum() == 1  # the single-point prompt: only its best output
     assert touched[1].all()  # the box: all three outputs
+
+
+class _FixedSam(torch.nn.Module):
+    """Stands in for EfficientSAM: the same 3 outputs and predicted IoUs for every prompt."""
+
+    img_size = 1024
+
+    def __init__(self, logits: torch.Tensor, iou_pred: torch.Tensor) -> None:
+        super().__init__()
+        self.logits, self.iou_pred = logits, iou_pred
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def get_image_embeddings(self, images):
+        return images
+
+    def predict_masks(self, embeddings, points, labels):
+        return self.logits * self.scale, self.iou_pred
+
+
+def test_training_miou_scores_the_output_the_model_picks_not_the_best_one():
+    from trainer.finetune.task import FinetuneModel
+
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2, :2] = 1
+    perfect = torch.where(target[0, 0] > 0, 10.0, -10.0)
+    one_pixel = torch.full((4, 4), -10.0)
+    one_pixel[0, 0] = 10.0
+    everything = torch.full((4, 4), 10.0)
+    logits = torch.stack([perfect, one_pixel, everything])[None, None]  # (1, 1, 3, 4, 4)
+    iou_pred = torch.tensor([[[0.1, 0.9, 0.5]]])  # the model is most confident in the one-pixel output
+    batch = {
+        "image": torch.zeros(1, 3, 8, 8),
+        "masks": target,
+        "valid": torch.ones(1, 1, dtype=torch.bool),
+        "points": torch.tensor([[[[0.0, 0.0], [7.0, 7.0]]]]),
+        "labels": torch.tensor([[[2, 3]]]),
+        "click_seed": torch.zeros(1, dtype=torch.int64),
+    }
+    out = FinetuneModel(_FixedSam(logits, iou_pred), LossConfig())(batch)
+    assert out["miou"].item() == pytest.approx(0.25)  # what eval would score: the most confident output
+    assert out["miou_best_of_3"].item() == pytest.approx(1.0)
+    assert "miou_after_clicks" not in out
+    clicked = FinetuneModel(_FixedSam(logits, iou_pred), LossConfig(), iterative_clicks=1)(batch)
+    assert clicked["miou_after_clicks"].item() == pytest.approx(0.25)

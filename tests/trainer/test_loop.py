@@ -153,11 +153,13 @@ class _Crash(_Linear):
         return super().train_step(model, batch, device)
 
 
-def test_resume_after_an_interrupt_keeps_one_log_record_per_step(tmp_path):
+def test_an_interrupt_checkpoints_the_last_step_and_resumes_onto_the_same_curve(tmp_path, capsys):
     fit(_Linear(), _config(tmp_path / "full"))
     with pytest.raises(KeyboardInterrupt):
         fit(_Crash(crash_at=7), _config(tmp_path / "cut", checkpoint_every=4))
-    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 4
+    # interrupted during step 7: the checkpoint holds step 6 (not the regular one of step 4)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 6
+    assert "--resume continues from step 6" in capsys.readouterr().err
     assert [r["step"] for r in read_log(tmp_path / "cut" / "log.jsonl")] == list(range(1, 7))
     fit(_Linear(), _config(tmp_path / "cut", resume="auto"))
     full = read_log(tmp_path / "full" / "log.jsonl")

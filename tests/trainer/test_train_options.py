@@ -45,6 +45,8 @@ SAMI_OPTIONS = {
     "negative seed": (["--seed", "-3"], "--seed must be at least 0"),
     "input size": (["--input-size", "70"], "--input-size must be a multiple of 16"),
     "unknown device": (["--device", "tpu"], "unknown device 'tpu'"),
+    "unknown encoder": (["--encoder", "vit_x"], "--encoder 'vit_x': SAMI trains vit_t, vit_s, vit_b, tiny"),
+    "resume and overwrite": (["--resume", "--overwrite"], "--resume and --overwrite contradict each other"),
 }
 
 

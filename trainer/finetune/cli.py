@@ -4,7 +4,10 @@ Presets (any option given on the command line wins):
 
 - ``paper``: the EfficientSAM paper's finetuning: 1024 input, 5 epochs, AdamW (0.9, 0.999), lr 4e-4
   with linear decay to zero, weight decay 0.1, global batch 128 (2 images per process, accumulation
-  chosen to reach 128), up to 32 masks per image, box or point prompts 50/50 plus 2 corrective clicks.
+  chosen to reach 128); for what the paper leaves to SAM's recipe: up to 32 masks per image, box or
+  point prompts 50/50 plus 2 corrective clicks, and the ``ambiguous-min`` output loss (trainer/README.md,
+  "Finetuning: choices where the paper is silent or the preset departs from SAM's recipe", says where
+  and why these depart from SAM's recipe).
 - ``tiny``: a CPU run of the ``tiny`` model from scratch: batch 1, up to 4 masks per image, lr 3e-4
   (1e-3 is too high at batch 1 from scratch; 5 % warmup, linear decay), gradient clipping at 1, box
   prompts 3/4 of the time, 3 epochs, and the dice loss alone (``--focal-weight 0``): from scratch, the
@@ -124,7 +127,8 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
         "--overwrite",
         action="store_true",
         help="make-synthetic: write into a non-empty --out, replacing the synthetic data there; training "
-        "stages: start a new run in an --out that holds one, replacing its checkpoint and log",
+        "stages: start a new run in an --out that holds one, removing its checkpoint, log and exported "
+        "weights (of either stage) first",
     )
 
 
@@ -216,13 +220,16 @@ def run_finetune(args: argparse.Namespace) -> int:
             f"--checkpoint {result.export_path} --box X0,Y0,X1,Y1"
         )
         if result.corrupt_images:
-            print(f"skipped {result.corrupt_images} unreadable image reads (see the warnings)")
+            print(f"skipped {result.corrupt_images} unreadable images (each once an epoch; see the warnings)")
         indexed = len(getattr(task.source, "invalid", ()))
         if indexed:
             print(f"skipped {indexed} invalid annotations of {finetune.data} (see the warnings)")
         sampled = result.totals.get("invalid_annotations", 0)
         if sampled:
-            print(f"skipped {sampled} invalid annotations met while sampling (see the warnings)")
+            print(
+                f"skipped {sampled} invalid annotations met while sampling "
+                "(each once an epoch; see the warnings)"
+            )
     return 0
 
 

@@ -10,15 +10,18 @@ Items (dicts of tensors, collated by :func:`collate`):
   ``to_model_space``), -1 for padding;
 - ``labels``: int64 ``(K, P)`` (1 positive, 0 negative, 2 / 3 box corners, -1 padding);
 - ``valid``: bool ``(K,)``, false for padding slots;
-- ``corrupt_images``: int64, the unreadable images passed over to make the item, and
+- ``corrupt_images``: int64, 1 when the image of this index could not be read, and
   ``invalid_annotations``: int64, the invalid annotations met while sampling it (see below);
 - ``click_seed``: int64, seeds the corrective clicks drawn during training for this item.
 
-An image that cannot be read, or whose annotations are all invalid, is replaced by the next usable one
-(wrapping around), as the SAMI datasets do, so no step trains on an empty sample; each unreadable file and
-each invalid annotation is reported once (a warning naming the file and the annotation id). Annotations
-are checked with :func:`~trainer.finetune.sources.annotation_problem` before they are decoded; an invalid
-one does not take a mask slot.
+An image that cannot be read, or that has no valid annotation passing the :class:`MaskFilter` (none at
+all, all invalid or all filtered out), is replaced by the next usable one (wrapping around), as the SAMI
+datasets do, so no step trains on an empty sample; when no image of the data has one, the first item
+raises a DatasetError saying why. Each unreadable file and each invalid annotation is reported once (a
+warning naming the file and the annotation id) and counted at its own index only (once an epoch), not
+again when a neighbouring item passes over it. Annotations are checked with
+:func:`~trainer.finetune.sources.annotation_problem` before they are decoded; an invalid one does not take
+a mask slot. An annotation without the optional ``area`` gets it from its segmentation.
 
 Randomness comes from ``(seed, epoch, index)`` only, so an epoch is the same whatever the number of
 processes or workers, and a resumed run sees the same samples.
@@ -47,6 +50,7 @@ from .sources import (
     decode_segmentation,
     record_problem,
     report_invalid,
+    segmentation_area,
     segmentation_problem,
 )
 
@@ -68,12 +72,22 @@ class MaskFilter:
     min_predicted_iou: float = 0.0
 
     def accepts(self, annotation: dict, image_area: float) -> bool:
-        area = float(annotation.get("area", 0.0))
+        """Whether ``annotation`` (with its ``area``) may be sampled on an image of ``image_area`` pixels."""
+        area = float(annotation["area"])
         if area < self.min_area or area > self.max_area_fraction * image_area:
             return False
         if float(annotation.get("stability_score", 1.0)) < self.min_stability:
             return False
         return float(annotation.get("predicted_iou", 1.0)) >= self.min_predicted_iou
+
+    def describe(self) -> str:
+        """The filter in words, for messages."""
+        parts = [f"area at least {self.min_area:g} px and at most {self.max_area_fraction:.0%} of the image"]
+        if self.min_stability > 0:
+            parts.append(f"stability score at least {self.min_stability:g} (--min-stability)")
+        if self.min_predicted_iou > 0:
+            parts.append(f"predicted IoU at least {self.min_predicted_iou:g}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -137,8 +151,9 @@ class FinetuneDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         count = len(self.source)
-        unreadable = invalid = only_invalid = 0
-        own_unreadable = 0  # counted at its own index only, so each unreadable image counts once an epoch
+        unreadable = unusable = invalid = 0
+        # problems are counted at their own index only, so each counts once an epoch
+        own_unreadable = 0
         for offset in range(count):
             position = (int(index) + offset) % count
             try:
@@ -150,21 +165,23 @@ class FinetuneDataset(Dataset):
                 self._report_once(("read", position), lambda m=message: warnings.warn(m, stacklevel=2))
                 continue
             item, met = self._sample(record, index)
-            invalid += met
+            if offset == 0:
+                invalid = met
             if item is None:
-                only_invalid += 1
+                unusable += 1
                 continue
             item["corrupt_images"] = torch.tensor(own_unreadable, dtype=torch.int64)
             item["invalid_annotations"] = torch.tensor(invalid, dtype=torch.int64)
             return item
+        warned = "; see the warnings" if unreadable or self._reported else ""
         raise DatasetError(
-            f"none of the {count} training images can be used (unreadable: {unreadable}; with only invalid "
-            f"annotations: {only_invalid}; see the warnings)"
+            f"none of the {count} training images can be used: {unreadable} cannot be read and {unusable} "
+            f"have no valid annotation that passes the mask filter ({self.config.filter.describe()}){warned}"
         )
 
     def _sample(self, record: ImageRecord, index: int) -> tuple[dict[str, torch.Tensor] | None, int]:
         """The item of ``index`` made from ``record`` and the number of invalid annotations met; the item
-        is None when the image had annotations but not one valid (so another image is used instead)."""
+        is None when no valid annotation of the image passes the filter (another image is used instead)."""
         cfg = self.config
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         click_seed = int(rng.integers(0, 2**31 - 1))
@@ -180,6 +197,11 @@ class FinetuneDataset(Dataset):
         eligible = []
         for position, annotation in enumerate(record.annotations):
             problem = record_problem(annotation)
+            if problem is None and "area" not in annotation:
+                segmentation = annotation["segmentation"]
+                problem = segmentation_problem(segmentation, height, width)
+                if problem is None:
+                    annotation = {**annotation, "area": segmentation_area(segmentation, height, width)}
             if problem is not None:
                 invalid += 1
                 skip(position, annotation, problem)
@@ -204,17 +226,16 @@ class FinetuneDataset(Dataset):
                 continue
             prompts.append(sample_prompt(mask, rng, cfg.prompts))
             targets.append(target)
-        if taken == 0 and (invalid or record.extra.get("invalid_annotations", 0)):
+        if not prompts:
             return None, invalid
         item = self._empty(click_seed)
         item["image"] = preprocess_image(record.image, size=cfg.input_size)[0]
-        if prompts:
-            count = len(prompts)
-            coords, labels = pad_prompts(prompts, cfg.prompt_slots)
-            item["points"][:count] = to_model_space(torch.from_numpy(coords), (height, width), cfg.input_size)
-            item["labels"][:count] = torch.from_numpy(labels)
-            item["masks"][:count] = torch.from_numpy(np.stack(targets)).float()
-            item["valid"][:count] = True
+        count = len(prompts)
+        coords, labels = pad_prompts(prompts, cfg.prompt_slots)
+        item["points"][:count] = to_model_space(torch.from_numpy(coords), (height, width), cfg.input_size)
+        item["labels"][:count] = torch.from_numpy(labels)
+        item["masks"][:count] = torch.from_numpy(np.stack(targets)).float()
+        item["valid"][:count] = True
         return item, invalid
 
 

@@ -61,7 +61,7 @@ def initialise(model: nn.Module, encoder: str, init: str | None) -> dict[str, An
     if not path.is_file():
         raise InitError(f"--init {kind}:{path}: no such file")
     raw = read_checkpoint(path)
-    state = extract_state_dict(raw, path)
+    state = extract_state_dict(raw, path, encoder_only=kind == "sami")
     if kind == "efficientsam":
         architecture = identify_architecture(state)
         if architecture in ("vit_t", "vit_s", "tiny") and architecture != encoder:

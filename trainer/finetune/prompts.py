@@ -27,8 +27,9 @@ class PromptConfig:
 
     ``box_probability``: chance of a (jittered) box instead of points. ``box_jitter``: standard deviation
     of the corner noise as a fraction of the box side; ``box_jitter_max``: cap of that noise in pixels of
-    the image (segment-anything: 10 % and 20 px). ``min_points`` .. ``max_points``: how many points a
-    point prompt has (the first is always positive, drawn uniformly inside the mask);
+    the image (segment-anything: 10 % and 20 px, the latter in its 1024-px input; see trainer/README.md).
+    ``min_points`` .. ``max_points``: how many points a point prompt has (the first is always positive,
+    drawn uniformly inside the mask);
     ``negative_probability``: chance that each further point is negative (drawn outside the mask,
     within the mask's box grown by ``negative_margin`` of its side on each edge).
     ``iterative_clicks``: corrective clicks added after the first prediction (training only, see

@@ -115,6 +115,14 @@ def segmentation_problem(segmentation: object, height: int, width: int) -> str |
     return f"'segmentation' is a {type(segmentation).__name__}, not a COCO RLE dict or a list of polygons"
 
 
+def segmentation_area(segmentation: dict | list, height: int, width: int) -> float:
+    """Foreground pixels of a segmentation that passed :func:`segmentation_problem` (for annotations
+    without the optional ``area`` field)."""
+    if isinstance(segmentation, dict):
+        return float(mask_ops.area(segmentation))
+    return float(mask_ops.area(mask_ops.polygons_to_rle(segmentation, height, width)))
+
+
 SCORE_FIELDS = ("area", "stability_score", "predicted_iou")
 
 
@@ -281,13 +289,14 @@ class CocoInstances:
     """COCO instance annotations (``annotations_file``) with images under ``images_dir``.
 
     Crowd regions (``iscrowd`` 1) are not used as training masks. Images without annotations are kept
-    (the dataset gives them no masks). Categories are ignored: segment-anything is class-agnostic.
+    (evaluation scores nothing on them; the finetuning dataset uses the next image with a usable mask
+    instead). Categories are ignored: segment-anything is class-agnostic.
 
     Every annotation is checked when the file is read (:func:`annotation_problem`, against the image's
-    ``height`` and ``width`` when the image entry gives them): an invalid one is left out and reported
-    by a warning naming the file and the annotation id; ``invalid`` lists these messages and a record's
-    ``extra["invalid_annotations"]`` counts those of its image. A file with no valid annotation at all
-    is a DatasetError.
+    ``height`` and ``width`` when the image entry gives them, and its ``image_id`` against the images):
+    an invalid one is left out and reported by a warning naming the file and the annotation id;
+    ``invalid`` lists these messages and a record's ``extra["invalid_annotations"]`` counts those of its
+    image. A file with no valid annotation at all is a DatasetError.
     """
 
     def __init__(
@@ -340,14 +349,16 @@ class CocoInstances:
         used = 0
         for position, annotation in enumerate(annotations):
             image_id = None
+            problem = None
             if isinstance(annotation, dict):
                 if annotation.get("iscrowd", 0) and not include_crowd:
                     continue
                 image_id = annotation.get("image_id")
                 if not isinstance(image_id, int | float | str) or image_id not in by_image:
-                    continue
+                    problem = f"its image_id {image_id!r} is not among the file's images"
+                    image_id = None
             used += 1
-            problem = record_problem(annotation)
+            problem = problem or record_problem(annotation)
             if problem is None:
                 height, width = sizes[image_id]
                 if _is_number(height) and _is_number(width):

@@ -18,15 +18,16 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from efficientsam_studio.model import EfficientSam, build_model
+from trainer.run_folder import FINETUNE_EXPORT
 from trainer.task import TrainTask
 
 from .datasets import DataConfig, FinetuneDataset, collate
 from .export import export_weights, initialise
-from .losses import LossConfig, per_image_mean, segmentation_loss
+from .losses import LossConfig, LossOutput, per_image_mean, segmentation_loss
 from .prompts import LABEL_PAD, error_region_clicks
 from .sources import CocoInstances, DatasetError, ImageSource, Sa1bFolder, Sa1bTar
 
-EXPORT_NAME = "efficientsam.pt"
+EXPORT_NAME = FINETUNE_EXPORT
 DATA_FORMATS = ("auto", "sa1b", "coco")
 
 
@@ -71,12 +72,21 @@ def open_source(data: Path, data_format: str = "auto", images: Path | None = Non
     return Sa1bFolder(data)
 
 
+def _iou_of(loss: LossOutput, output: torch.Tensor) -> torch.Tensor:
+    """The true IoU ``(B, Q)`` of output ``output`` (int64 ``(B, Q)``) of every prompt."""
+    return loss.actual_iou.gather(-1, output.unsqueeze(-1)).squeeze(-1)
+
+
 class FinetuneModel(nn.Module):
     """EfficientSAM plus its training forward (one call per micro-batch, as DDP wants).
 
     ``forward(batch)`` takes a collated batch (see :mod:`trainer.finetune.datasets`) and returns
-    ``{"loss", "focal", "dice", "iou_mse", "miou", "masks"}``; ``miou`` is the true IoU of the selected
-    output of the last round, a training-set progress figure.
+    ``{"loss", "focal", "dice", "iou_mse", "miou", "miou_best_of_3", "masks"}`` (plus
+    ``"miou_after_clicks"`` with iterative clicks). The mIoU figures are true IoUs on the training
+    masks, averaged like the loss: ``miou`` scores the output the model itself picks (the highest
+    predicted IoU) for the first prompt, as ``efsam-studio eval`` does; ``miou_best_of_3`` the best of
+    the 3 outputs for the same prompt (an oracle, higher than any prediction can rely on);
+    ``miou_after_clicks`` the picked output after the last corrective click.
     """
 
     def __init__(self, sam: EfficientSam, loss: LossConfig, iterative_clicks: int = 0) -> None:
@@ -90,26 +100,33 @@ class FinetuneModel(nn.Module):
         points, labels = batch["points"], batch["labels"]
         embeddings = self.sam.get_image_embeddings(images)
         rounds = []
+        first_confident = last_confident = None
         for round_index in range(self.iterative_clicks + 1):
             logits, iou_pred = self.sam.predict_masks(embeddings, points, labels)
             ambiguous = (labels >= 0).sum(-1) == 1
             out = segmentation_loss(logits, iou_pred, targets, valid, self.loss_config, ambiguous)
             rounds.append(out)
+            last_confident = iou_pred.detach().argmax(dim=-1)
+            if first_confident is None:
+                first_confident = last_confident
             if round_index == self.iterative_clicks:
                 break
             points, labels = self._add_click(
                 logits, out.selected, targets, points, labels, batch, round_index
             )
-        last = rounds[-1]
-        chosen_iou = last.actual_iou.gather(-1, last.selected.unsqueeze(-1)).squeeze(-1)
-        return {
+        first = rounds[0]
+        out = {
             "loss": torch.stack([r.total for r in rounds]).mean(),
             "focal": torch.stack([r.focal for r in rounds]).mean(),
             "dice": torch.stack([r.dice for r in rounds]).mean(),
             "iou_mse": torch.stack([r.iou for r in rounds]).mean(),
-            "miou": per_image_mean(chosen_iou, valid),
+            "miou": per_image_mean(_iou_of(first, first_confident), valid),
+            "miou_best_of_3": per_image_mean(first.actual_iou.max(dim=-1).values, valid),
             "masks": valid.sum(),
         }
+        if len(rounds) > 1:
+            out["miou_after_clicks"] = per_image_mean(_iou_of(rounds[-1], last_confident), valid)
+        return out
 
     def _add_click(
         self,
@@ -156,6 +173,17 @@ class FinetuneTask(TrainTask):
 
     name = "finetune"
     count_keys = ("corrupt_images", "invalid_annotations", "masks")
+    resume_may_change = ("data", "data_format", "images", "init")
+    option_names = {
+        "encoder": "--encoder",
+        "data_config.max_masks": "--max-masks",
+        "data_config.input_size": "--input-size",
+        "data_config.filter.min_stability": "--min-stability",
+        "data_config.prompts.box_probability": "--box-probability",
+        "data_config.prompts.max_points": "--max-points",
+        "data_config.prompts.iterative_clicks": "--iterative-clicks",
+        "loss.focal_weight": "--focal-weight",
+    }
 
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
@@ -197,6 +225,20 @@ class FinetuneTask(TrainTask):
             "data_config": asdict(cfg.data_config),
             "loss": asdict(cfg.loss),
         }
+
+    def resume_settings(self, described: dict[str, Any]) -> dict[str, Any]:
+        """As the base class, with the two output-loss flags named as the ``--output-loss`` choice."""
+        from .cli import OUTPUT_LOSSES
+
+        settings = super().resume_settings(described)
+        flags = (
+            settings.pop("loss.min_over_outputs", None),
+            settings.pop("loss.min_only_for_ambiguous", None),
+        )
+        if flags != (None, None):
+            names = [name for name, pair in OUTPUT_LOSSES.items() if pair == flags]
+            settings["--output-loss"] = names[0] if names else flags
+        return settings
 
     def export(self, model: nn.Module, out_dir: Path) -> Path:
         """Write ``out_dir/efficientsam.pt`` (``{"model": state_dict}``) and ``efficientsam.json``."""
