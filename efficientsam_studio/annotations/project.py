@@ -106,7 +106,7 @@ def decode_project(path: Path, raw: bytes, *, offer_backup: bool = True) -> tupl
         ) from None
     except json.JSONDecodeError as exc:
         raise CorruptProjectError(
-            f"project file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+            f"project file {path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
             path,
             offer,
         ) from None

@@ -15,6 +15,7 @@ Rules (the same for the command line and the GUI):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,7 +93,7 @@ class ApplyResult(CompoundCommand):
         categories = _CategoryNames(document)
         for mask in result.masks:
             if categories.find(mask.category) is None:
-                add = AddCategory(document, mask.category)
+                add = _AddCategoryInTurn(document, mask.category)
                 commands.append(add)
                 categories.add(mask.category, add.category.id)
         if old:
@@ -128,6 +129,22 @@ class ApplyResult(CompoundCommand):
             for command in reversed(done):
                 command.undo()
             raise
+
+
+class _AddCategoryInTurn(AddCategory):
+    """An AddCategory that takes its default colour when it is first done, not when it is built: the
+    categories one result creates are built together, and each must get the next colour of the palette
+    (:meth:`Document.colour_for_new_category`, as in the app), counting those added before it."""
+
+    def __init__(self, document: Document, name: str) -> None:
+        super().__init__(document, name)
+        self._coloured = False
+
+    def do(self) -> None:
+        if not self._coloured:
+            self.category = dataclasses.replace(self.category, colour=self.document.colour_for_new_category())
+            self._coloured = True
+        super().do()
 
 
 class _AddLater(AddInstance):

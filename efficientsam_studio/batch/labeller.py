@@ -3,8 +3,10 @@
 - ``everything``: :class:`~efficientsam_studio.engine.automatic.AutomaticMaskGenerator` on the image.
 - ``boxes``: each box is decoded as a box prompt; the best of the 3 candidates (by predicted IoU) is kept,
   with the box's category and the detector's score. Given the image's pixels (``refine_small_boxes``),
-  a box on less than half of the image each way is decoded again in a cut around it
-  (:mod:`~efficientsam_studio.engine.crop_refine`) and that mask is kept, its cut in the attributes.
+  a small box is decoded again in a cut around it (:mod:`~efficientsam_studio.engine.crop_refine`) and
+  that mask is kept, its cut in the attributes. Small: the box grown by a quarter of its size on each side
+  (at least 8 px) covers at most half of the image each way, so boxes under about a third of the image
+  each way.
 - ``points``: each object's points are one prompt; the best candidate is kept.
 
 Boxes and points follow the engine's rule for prompts and the image
@@ -179,8 +181,11 @@ def label_points(
                 if not mask.any():
                     result.empty += 1
                     continue
-                attributes = {"prompt": "points", "object": prompt.object_id,
-                              "points": [[round(x, 2), round(y, 2)] for x, y in prompt.points],
-                              "labels": list(prompt.labels)}
+                attributes = {
+                    "prompt": "points",
+                    "object": prompt.object_id,
+                    "points": [[round(x, 2), round(y, 2)] for x, y in prompt.points],
+                    "labels": list(prompt.labels),
+                }
                 rle = mask_codec.encode(mask)
                 result.masks.append(NewMask(prompt.category, rle, float(score), attributes))

@@ -54,10 +54,13 @@ class BatchParams:
         overwrite: label images again that are already labelled (their AI instances are replaced).
         replace_manual: also remove hand-made instances of the images labelled (off: they are kept).
         save_every: save the project after this many labelled images (and always at the end).
-        category: category of everything-mode masks (and of prompts that name none).
+        category: category of everything-mode masks (prompts that name none get the prompt readers'
+            ``default_category``).
         automatic: parameters of everything mode (grid, thresholds, NMS, crops, minimum area).
-        refine_small_boxes: boxes mode: a box on less than half of the image each way is decoded again
-            in a cut around it (one more encoder run per such box).
+        refine_small_boxes: boxes mode: a small box is decoded again in a cut around it (one more encoder
+            run per such box). Small: grown by a quarter of its size on each side (at least 8 px), it
+            covers at most half of the image each way, so boxes under about a third of the image each
+            way (:func:`~efficientsam_studio.engine.crop_refine.refine_crop`).
     """
 
     overwrite: bool = False

@@ -9,7 +9,7 @@ name, then stem (for keys without an extension), then a numeric stem equal to th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -124,33 +124,23 @@ class PromptSet:
         }
         return matched, unmatched
 
+    def keys_naming(self, keys: Iterable[str], paths: Sequence[str]) -> list[str]:
+        """The keys among ``keys`` that name one of the files ``paths`` (relative to the image folder) by
+        the rules of :meth:`match`; a key that fits several of them counts too. For files that are not
+        images of the project, such as unreadable ones, so that their keys are not reported as naming no
+        image."""
+        candidates = self._lookup([ImageRecord(-1 - n, path, 0, 0) for n, path in enumerate(paths)])
+        return [key for key in keys if candidates(key)]
+
     def _keys_by_image(
         self, keys: Iterable[str], images: Sequence[ImageRecord]
     ) -> tuple[dict[int, list[str]], list[str]]:
         """The image id each key names (keys in their order), and the keys that fit no image."""
-        by_path = {img.path: img for img in images}
-        by_name: dict[str, list[ImageRecord]] = {}
-        by_stem: dict[str, list[ImageRecord]] = {}
-        by_number: dict[int, list[ImageRecord]] = {}
-        for img in images:
-            pure = PurePosixPath(img.path)
-            by_name.setdefault(pure.name, []).append(img)
-            by_stem.setdefault(pure.stem, []).append(img)
-            if pure.stem.isdigit():
-                by_number.setdefault(int(pure.stem), []).append(img)
+        candidates_of = self._lookup(images)
         matched: dict[int, list[str]] = {}
         unmatched: list[str] = []
         for key in keys:
-            pure = PurePosixPath(key.replace("\\", "/").removeprefix("./"))
-            candidates: list[ImageRecord] = []
-            if self.key_kind == "id":
-                candidates = by_number.get(int(key), []) if key.isdigit() else []
-            elif self.key_kind == "path" and pure.as_posix() in by_path:
-                candidates = [by_path[pure.as_posix()]]
-            elif self.key_kind == "path" and pure.suffix:
-                candidates = by_name.get(pure.name, [])
-            else:  # a stem, or a path without an extension
-                candidates = by_stem.get(pure.name, [])
+            candidates = candidates_of(key)
             if not candidates:
                 unmatched.append(key)
                 continue
@@ -162,3 +152,28 @@ class PromptSet:
                 )
             matched.setdefault(candidates[0].id, []).append(key)
         return matched, unmatched
+
+    def _lookup(self, images: Sequence[ImageRecord]) -> Callable[[str], list[ImageRecord]]:
+        """A function giving the images a key fits (see the module docstring for the rules)."""
+        by_path = {img.path: img for img in images}
+        by_name: dict[str, list[ImageRecord]] = {}
+        by_stem: dict[str, list[ImageRecord]] = {}
+        by_number: dict[int, list[ImageRecord]] = {}
+        for img in images:
+            pure = PurePosixPath(img.path)
+            by_name.setdefault(pure.name, []).append(img)
+            by_stem.setdefault(pure.stem, []).append(img)
+            if pure.stem.isdigit():
+                by_number.setdefault(int(pure.stem), []).append(img)
+
+        def candidates(key: str) -> list[ImageRecord]:
+            pure = PurePosixPath(key.replace("\\", "/").removeprefix("./"))
+            if self.key_kind == "id":
+                return by_number.get(int(key), []) if key.isdigit() else []
+            if self.key_kind == "path" and pure.as_posix() in by_path:
+                return [by_path[pure.as_posix()]]
+            if self.key_kind == "path" and pure.suffix:
+                return by_name.get(pure.name, [])
+            return by_stem.get(pure.name, [])  # a stem, or a path without an extension
+
+        return candidates

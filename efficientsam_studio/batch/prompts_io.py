@@ -24,7 +24,8 @@ Points (``--points FILE``): CSV with a header ``image,x,y,label`` and optionally
 ``category``, or JSON: a list of such objects, or ``{image: [{x, y, label, object?, category?}, ...]}``.
 ``label`` is 1 (positive) or 0 (negative). Rows with the same image and ``object`` form one prompt (at most
 6 points are read by the model; see the engine's prompt policy); without ``object`` every row is its own
-prompt; an object may have negative points only. ``category`` defaults to ``object``. Points outside
+prompt; an object may have negative points only. ``category`` defaults to ``object`` (the reader's
+``default_category``; ``label --category`` sets it), as does an empty CSV box ``label``. Points outside
 their image are reported as skipped by the run, as boxes are.
 """
 
@@ -41,13 +42,17 @@ from typing import Any
 from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt, PromptFileError, PromptSet
 
 DEFAULT_CATEGORY = "object"
-"""Category of point prompts (and everything-mode masks) when the file names none."""
+"""Category of point prompts and CSV boxes when the file names none (unless the reader is given another),
+and of everything-mode masks by default."""
 
 YOLO_NAME_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
 
 
 def read_box_prompts(
-    path: str | Path, images_json: str | Path | None = None, min_score: float = 0.0
+    path: str | Path,
+    images_json: str | Path | None = None,
+    min_score: float = 0.0,
+    default_category: str = DEFAULT_CATEGORY,
 ) -> PromptSet:
     """Read boxes from any supported file or folder (see the module docstring).
 
@@ -57,6 +62,7 @@ def read_box_prompts(
         min_score: boxes with a score below this are left out (boxes without a score are kept); an
             image whose boxes are all left out is not in ``by_key`` but in ``below_min_score``, so a run
             skips it instead of labelling it empty.
+        default_category: the category of CSV boxes whose ``label`` is empty.
 
     Raises:
         PromptFileError: naming the file, the line or entry, and the field at fault.
@@ -67,7 +73,7 @@ def read_box_prompts(
     elif not path.is_file():
         raise PromptFileError(f"box file {path} does not exist")
     elif path.suffix.lower() == ".csv":
-        prompts = read_box_csv(path)
+        prompts = read_box_csv(path, default_category)
     else:
         data = _load_json(path)
         if isinstance(data, list):
@@ -107,6 +113,8 @@ def _load_json(path: Path) -> Any:
 
 
 def _number(value: Any, where: str, field: str) -> float:
+    if value is None:
+        raise PromptFileError(f"{where}: field {field!r} is missing or null")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -207,17 +215,28 @@ def _open_csv(path: Path, required: Iterable[str]) -> tuple[list[dict[str, str]]
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PromptFileError(f"cannot read {path}: {exc}") from None
+    if not header:
+        raise PromptFileError(
+            f"{path} is empty: the first line must name the columns ({','.join(required)}, ...)"
+        )
     missing = [name for name in required if name not in header]
     if missing:
         raise PromptFileError(
             f"{path}: the header lacks {', '.join(missing)}; the first line must name the columns "
             f"({','.join(required)}, ...)"
         )
+    for line, row in enumerate(rows, start=2):
+        short = [name for name in required if row.get(name) is None]
+        if short:
+            raise PromptFileError(
+                f"{path}:{line}: the row has fewer fields than the header: no {', '.join(short)}"
+            )
     return rows, header
 
 
-def read_box_csv(path: Path) -> PromptSet:
-    """Boxes of a CSV file with the header ``image,x0,y0,x1,y1,label[,score]`` (pixel corners)."""
+def read_box_csv(path: Path, default_category: str = DEFAULT_CATEGORY) -> PromptSet:
+    """Boxes of a CSV file with the header ``image,x0,y0,x1,y1,label[,score]`` (pixel corners); a box
+    with an empty ``label`` gets ``default_category``."""
     rows, header = _open_csv(path, ("image", "x0", "y0", "x1", "y1", "label"))
     prompts = PromptSet("boxes", key_kind="path", source=path)
     for line, row in enumerate(rows, start=2):
@@ -226,7 +245,7 @@ def read_box_csv(path: Path) -> PromptSet:
         if not image:
             raise PromptFileError(f"{where}: column 'image' is empty")
         box = _ordered(*(_number(row.get(c), where, c) for c in ("x0", "y0", "x1", "y1")))
-        label = (row.get("label") or "").strip() or DEFAULT_CATEGORY
+        label = (row.get("label") or "").strip() or default_category
         score_text = (row.get("score") or "").strip() if "score" in header else ""
         score = _number(score_text, where, "score") if score_text else None
         prompts.add(image, BoxPrompt(box, label, score, where))
@@ -348,8 +367,9 @@ def _point_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     raise PromptFileError(f"{path}: expected a list of points or a mapping from image to points")
 
 
-def read_point_prompts(path: str | Path) -> PromptSet:
-    """Read point prompts from a CSV or JSON file (see the module docstring)."""
+def read_point_prompts(path: str | Path, default_category: str = DEFAULT_CATEGORY) -> PromptSet:
+    """Read point prompts from a CSV or JSON file (see the module docstring); an object whose rows name
+    no category gets ``default_category``."""
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(f"point file {path} does not exist")
@@ -378,7 +398,7 @@ def read_point_prompts(path: str | Path) -> PromptSet:
         prompt = PointPrompt(
             tuple(group["points"]),
             tuple(group["labels"]),
-            group["category"] or DEFAULT_CATEGORY,
+            group["category"] or default_category,
             object_id,
             group["where"],
         )

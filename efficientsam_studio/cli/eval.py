@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from efficientsam_studio.errors import StudioError
@@ -51,7 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     p.add_argument("--seed", type=int, default=0, help="seed of the random clicks (0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is drawn only when stderr is a terminal)",
+    )
     p.set_defaults(func=run)
 
 
@@ -93,20 +98,26 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from efficientsam_studio.engine import load_predictor
-    from trainer.evaluate import EvalConfig, evaluate, parse_clicks, parse_prompts
+    from trainer.evaluate import PROMPT_MODES, EvalConfig, evaluate, parse_clicks, parse_prompts
 
+    prompts = parse_prompts(args.prompt)
+    unknown = [mode for mode in prompts if mode not in PROMPT_MODES]
+    if unknown or not prompts:
+        problem = f"unknown mode {', '.join(unknown)}" if unknown else "no mode given"
+        raise EvalUsageError(
+            f"--prompt {args.prompt}: {problem}; choose from {', '.join(PROMPT_MODES)}, comma-separated for "
+            "several"
+        )
     if args.limit is not None and args.limit < 1:
         raise EvalUsageError(f"--limit must be at least 1, got {args.limit}")
     if args.seed < 0:
         raise EvalUsageError(f"--seed must be at least 0, got {args.seed}")
-    config = EvalConfig(
-        prompts=parse_prompts(args.prompt), clicks=parse_clicks(args.clicks), seed=args.seed, limit=args.limit
-    )
+    config = EvalConfig(prompts=prompts, clicks=parse_clicks(args.clicks), seed=args.seed, limit=args.limit)
     model = _model_name(args)
     predictor = load_predictor(model=model, checkpoint=args.checkpoint, device=args.device, backend="torch")
-    report = evaluate(
-        predictor, args.coco, args.images, config, args.detections, progress=not args.no_progress
-    )
+    # the bar is drawn only on a terminal, as export's: a log gets the report and no redraws
+    progress = not args.no_progress and sys.stderr.isatty()
+    report = evaluate(predictor, args.coco, args.images, config, args.detections, progress=progress)
     report = {"checkpoint": str(args.checkpoint), "model": model, **report}
     _print_report(report)
     if args.json:

@@ -32,6 +32,26 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _refuse_onnx_checkpoint(checkpoint: Path) -> None:
+    """An ONNX file or folder given as the checkpoint: say that export-onnx starts from torch weights."""
+    from efficientsam_studio.engine.checkpoints import looks_like_onnx
+    from efficientsam_studio.errors import StudioError
+
+    head = b""
+    if checkpoint.is_file():
+        try:
+            with open(checkpoint, "rb") as handle:
+                head = handle.read(16)
+        except OSError:
+            return  # loading it reports the cause
+    if looks_like_onnx(head) or (checkpoint.is_dir() and any(checkpoint.glob("*.onnx"))):
+        raise StudioError(
+            f"--checkpoint {checkpoint} is already ONNX: export-onnx starts from the torch checkpoint (.pt) "
+            f"those files came from; to run them, use segment or label with --backend onnx --checkpoint "
+            f"{checkpoint}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -49,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     logging.getLogger("torch").setLevel(logging.ERROR)
     checkpoint = resolve_checkpoint(args.model, args.checkpoint)
+    _refuse_onnx_checkpoint(checkpoint)
     out = args.out if args.out is not None else export_dir_for(args.model, checkpoint)
     if args.out is not None:
         check_output("--out", out, folder=True, targets=(), protected={})

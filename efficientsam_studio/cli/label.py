@@ -7,6 +7,10 @@ Modes (one of them):
   to files), a COCO annotation JSON, a YOLO label folder or a CSV ``image,x0,y0,x1,y1,label[,score]``;
 - ``--points FILE``: one mask per object of a CSV/JSON point file ``image,x,y,label[,object][,category]``.
 
+The options of one mode (``--images-json``, ``--min-score`` and ``--refine-small-boxes`` of ``--boxes``; the
+tuning options of ``--everything``) are refused in the others. ``--category`` names the masks of
+``--everything`` and the point prompts and CSV boxes whose file gives no category.
+
 Boxes and points follow the same rule as ``segment`` and the app: box corners in either order; a box is
 clipped to its image, a point within a pixel of it moved onto the edge; an object may have background
 points only. A box or point outside its image is skipped and reported with the
@@ -19,8 +23,9 @@ needs review or skipped, in progress by hand in the app, or holding AI instances
 ``--overwrite``; hand-made instances
 are kept unless ``--replace-manual``. Results are AI instances with status "needs review". The project is
 saved every ``--save-every`` images and at the end; Ctrl+C saves the finished images and stops (run the
-same command again to continue). ``--coco FILE`` also writes the labelled images as COCO (never over the
-project's files or images).
+same command again to continue). ``--coco FILE`` also writes the labelled images as COCO at the end of the
+run (never over the project's files or images; not after Ctrl+C). The progress bar is drawn only when
+stderr is a terminal.
 
 Exit status: 0 when every image was labelled or skipped, 1 when some images failed (they are listed in the
 summary; the others are labelled and saved), 2 for a usage error, 130 when interrupted.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +44,27 @@ from efficientsam_studio.errors import StudioError
 
 PROJECT_SUFFIX = ".efsam.json"
 
+TUNING = (
+    ("--points-per-side", "points_per_side"),
+    ("--points-per-batch", "points_per_batch"),
+    ("--pred-iou-thresh", "pred_iou_thresh"),
+    ("--stability-thresh", "stability_score_thresh"),
+    ("--stability-offset", "stability_score_offset"),
+    ("--nms-thresh", "box_nms_thresh"),
+    ("--min-area", "min_mask_area"),
+    ("--crop-layers", "crop_n_layers"),
+    ("--crop-overlap", "crop_overlap_ratio"),
+    ("--skip-covered-points", "skip_covered_points"),
+)
+"""The ``--everything`` tuning options and the :class:`AutomaticMaskParams` field each sets."""
+
 
 class LabelError(StudioError):
     """Bad arguments of ``efsam-studio label``."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from efficientsam_studio.batch.prompts_io import DEFAULT_CATEGORY
     from efficientsam_studio.engine.automatic import AutomaticMaskParams
 
     defaults = AutomaticMaskParams()
@@ -54,61 +75,133 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("folder", type=Path, metavar="FOLDER", help="the folder of images")
-    p.add_argument("--out", required=True, type=Path, metavar="PROJECT",
-                   help="project name or file in FOLDER (created, or continued when it exists)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="PROJECT",
+        help="project name or file in FOLDER (created, or continued when it exists)",
+    )
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--everything", action="store_true", help="automatic masks of every object")
     mode.add_argument("--boxes", type=Path, metavar="FILE", help="box prompts: COCO JSON, YOLO folder or CSV")
     mode.add_argument("--points", type=Path, metavar="FILE", help="point prompts: CSV or JSON")
-    p.add_argument("--images-json", type=Path, metavar="FILE",
-                   help="COCO file mapping the image ids of detection results to file names and categories")
-    p.add_argument("--min-score", type=float, default=0.0, metavar="S",
-                   help="leave out boxes whose detector score is below S (default 0)")
-    p.add_argument("--refine-small-boxes", action="store_true",
-                   help="decode a box on less than half of the image each way again in a cut around it, "
-                   "where the object fills more of the model's input (one more encoder run per such box)")
-    p.add_argument("--category", default="object", help="category of --everything masks (default: object)")
+    p.add_argument(
+        "--images-json",
+        type=Path,
+        metavar="FILE",
+        help="--boxes: COCO file mapping the image ids of detection results to file names and categories",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        metavar="S",
+        help="--boxes: leave out boxes whose detector score is below S (default 0)",
+    )
+    p.add_argument(
+        "--refine-small-boxes",
+        action="store_true",
+        help="--boxes: decode a small box again in a cut around it, where the object fills more "
+        "of the model's input (one more encoder run per such box). A box is small when, grown "
+        "by a quarter of its size on each side for context, it covers at most half of the image "
+        "each way: boxes under about a third of the image each way",
+    )
+    p.add_argument(
+        "--category",
+        default=DEFAULT_CATEGORY,
+        help="category of --everything masks, and of point prompts and CSV boxes whose file names "
+        f"none (default: {DEFAULT_CATEGORY})",
+    )
     p.add_argument("--coco", type=Path, metavar="FILE", help="also write the labelled images as COCO JSON")
     p.add_argument("--model", choices=MODEL_CHOICES, default="vit_t", help="model (default: vit_t)")
-    p.add_argument("--checkpoint", type=Path, metavar="PATH",
-                   help="checkpoint file (default: the installed weights of --model)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="checkpoint file (default: the installed weights of --model)",
+    )
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     p.add_argument("--overwrite", action="store_true", help="label again images that are already labelled")
-    p.add_argument("--replace-manual", action="store_true",
-                   help="also replace hand-made instances of the images labelled (default: keep them)")
+    p.add_argument(
+        "--replace-manual",
+        action="store_true",
+        help="also replace hand-made instances of the images labelled (default: keep them)",
+    )
     p.add_argument("-r", "--recursive", action="store_true", help="new project: include subfolders")
-    p.add_argument("--recover", action="store_true",
-                   help="if the project file is damaged, continue from its last good version (.bak)")
+    p.add_argument(
+        "--recover",
+        action="store_true",
+        help="if the project file is damaged, continue from its last good version (.bak)",
+    )
     p.add_argument("--save-every", type=int, default=10, metavar="N", help="save every N images (default 10)")
-    p.add_argument("--no-cache", action="store_true",
-                   help="do not read or write the embedding cache (efsam-studio precompute fills it)")
-    tuning = p.add_argument_group("--everything tuning")
-    tuning.add_argument("--points-per-side", type=int, default=defaults.points_per_side, metavar="N",
-                        help=f"grid of N x N points per crop (default {defaults.points_per_side})")
-    tuning.add_argument("--points-per-batch", type=int, default=defaults.points_per_batch, metavar="N",
-                        help=f"points decoded together (default {defaults.points_per_batch})")
-    tuning.add_argument("--pred-iou-thresh", type=float, default=defaults.pred_iou_thresh, metavar="T",
-                        help=f"keep masks of predicted IoU above T (default {defaults.pred_iou_thresh})")
-    tuning.add_argument("--stability-thresh", type=float, default=defaults.stability_score_thresh,
-                        metavar="T", help=f"keep masks with stability score >= T "
-                        f"(default {defaults.stability_score_thresh})")
-    tuning.add_argument("--stability-offset", type=float, default=defaults.stability_score_offset,
-                        metavar="O", help=f"logit offset of the stability score "
-                        f"(default {defaults.stability_score_offset})")
-    tuning.add_argument("--nms-thresh", type=float, default=defaults.box_nms_thresh, metavar="T",
-                        help=f"box IoU above which duplicates go (default {defaults.box_nms_thresh})")
-    tuning.add_argument("--min-area", type=int, default=defaults.min_mask_area, metavar="PX",
-                        help=f"remove holes, islands and masks under PX pixels "
-                        f"(default {defaults.min_mask_area})")
-    tuning.add_argument("--crop-layers", type=int, default=defaults.crop_n_layers, metavar="N",
-                        help="extra layers of overlapping crops for large images (default 0)")
-    tuning.add_argument("--crop-overlap", type=float, default=defaults.crop_overlap_ratio, metavar="R",
-                        help=f"crop overlap as a fraction of the short side "
-                        f"(default {defaults.crop_overlap_ratio:.3f})")
-    tuning.add_argument("--skip-covered-points", action="store_true",
-                        help="decode coarse points first and skip points inside masks already found (faster "
-                        "on large objects; no part masks inside them)")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not read or write the embedding cache (efsam-studio precompute fills it)",
+    )
+    tuning = p.add_argument_group("--everything tuning (refused in the other modes)")
+    tuning.add_argument(
+        "--points-per-side",
+        type=int,
+        metavar="N",
+        help=f"grid of N x N points per crop (default {defaults.points_per_side})",
+    )
+    tuning.add_argument(
+        "--points-per-batch",
+        type=int,
+        metavar="N",
+        help=f"points decoded together (default {defaults.points_per_batch})",
+    )
+    tuning.add_argument(
+        "--pred-iou-thresh",
+        type=float,
+        metavar="T",
+        help=f"keep masks of predicted IoU above T (default {defaults.pred_iou_thresh})",
+    )
+    tuning.add_argument(
+        "--stability-thresh",
+        type=float,
+        metavar="T",
+        help=f"keep masks with stability score >= T (default {defaults.stability_score_thresh})",
+    )
+    tuning.add_argument(
+        "--stability-offset",
+        type=float,
+        metavar="O",
+        help=f"logit offset of the stability score (default {defaults.stability_score_offset})",
+    )
+    tuning.add_argument(
+        "--nms-thresh",
+        type=float,
+        metavar="T",
+        help=f"box IoU above which duplicates go (default {defaults.box_nms_thresh})",
+    )
+    tuning.add_argument(
+        "--min-area",
+        type=int,
+        metavar="PX",
+        help=f"remove holes, islands and masks under PX pixels (default {defaults.min_mask_area})",
+    )
+    tuning.add_argument(
+        "--crop-layers",
+        type=int,
+        metavar="N",
+        help="extra layers of overlapping crops for large images (default 0)",
+    )
+    tuning.add_argument(
+        "--crop-overlap",
+        type=float,
+        metavar="R",
+        help=f"crop overlap as a fraction of the short side (default {defaults.crop_overlap_ratio:.3f})",
+    )
+    tuning.add_argument(
+        "--skip-covered-points",
+        action="store_true",
+        default=None,
+        help="decode coarse points first and skip points inside masks already found (faster "
+        "on large objects; no part masks inside them)",
+    )
     p.set_defaults(func=run)
 
 
@@ -138,37 +231,82 @@ def _read_prompts(args: argparse.Namespace) -> Any:
     from efficientsam_studio.batch import read_box_prompts, read_point_prompts
 
     if args.boxes is not None:
-        return read_box_prompts(args.boxes, images_json=args.images_json, min_score=args.min_score)
+        if args.images_json is not None and not args.images_json.is_file():
+            raise LabelError(f"--images-json {args.images_json} does not exist or is not a file")
+        return read_box_prompts(
+            args.boxes,
+            images_json=args.images_json,
+            min_score=args.min_score or 0.0,
+            default_category=args.category,
+        )
     if args.points is not None:
-        return read_point_prompts(args.points)
+        return read_point_prompts(args.points, default_category=args.category)
     return None
+
+
+def _check_mode_options(args: argparse.Namespace) -> None:
+    """Refuse the options that the chosen mode would ignore."""
+    mode = "--everything" if args.everything else "--boxes" if args.boxes is not None else "--points"
+    if args.boxes is None:
+        for option, given in (
+            ("--refine-small-boxes", args.refine_small_boxes),
+            ("--images-json", args.images_json is not None),
+            ("--min-score", args.min_score is not None),
+        ):
+            if given:
+                raise LabelError(
+                    f"{option} works on box prompts: give them with --boxes FILE, or leave "
+                    f"{option} out with {mode}"
+                )
+    if not args.everything:
+        given = [option for option, _ in TUNING if getattr(args, _dest(option)) is not None]
+        if given:
+            raise LabelError(f"{given[0]} tunes --everything and has no effect with {mode}; leave it out")
+
+
+def _dest(option: str) -> str:
+    return option.removeprefix("--").replace("-", "_")
+
+
+def _automatic_params(args: argparse.Namespace) -> Any:
+    """The ``--everything`` parameters; LabelError naming the option whose value is out of range."""
+    from efficientsam_studio.engine.automatic import AutomaticMaskParams, AutomaticParamsError
+
+    given = {
+        field: getattr(args, _dest(option))
+        for option, field in TUNING
+        if getattr(args, _dest(option)) is not None
+    }
+    for option, field in TUNING:
+        if field not in given:
+            continue
+        try:
+            AutomaticMaskParams(**{field: given[field]}).validate()
+        except AutomaticParamsError as exc:
+            engine_name = f"automatic mask parameter {field}={given[field]!r}"
+            text = str(exc)
+            if text.startswith(engine_name):
+                raise LabelError(f"{option} {given[field]}{text.removeprefix(engine_name)}") from None
+            raise LabelError(f"{option} {given[field]}: {text}") from None
+    automatic = AutomaticMaskParams(**given)
+    automatic.validate()
+    return automatic
 
 
 def _params(args: argparse.Namespace) -> Any:
     from efficientsam_studio.batch import BatchParams
-    from efficientsam_studio.engine.automatic import AutomaticMaskParams
 
-    if args.refine_small_boxes and args.boxes is None:
-        raise LabelError("--refine-small-boxes works on box prompts: give them with --boxes FILE")
-
-    automatic = AutomaticMaskParams(
-        points_per_side=args.points_per_side,
-        points_per_batch=args.points_per_batch,
-        pred_iou_thresh=args.pred_iou_thresh,
-        stability_score_thresh=args.stability_thresh,
-        stability_score_offset=args.stability_offset,
-        box_nms_thresh=args.nms_thresh,
-        min_mask_area=args.min_area,
-        crop_n_layers=args.crop_layers,
-        crop_overlap_ratio=args.crop_overlap,
-        skip_covered_points=args.skip_covered_points,
-    )
+    _check_mode_options(args)
+    if args.save_every < 1:
+        raise LabelError(f"--save-every {args.save_every}: give a number of images of at least 1")
+    if not args.category.strip():
+        raise LabelError("--category needs a name")
     params = BatchParams(
         overwrite=args.overwrite,
         replace_manual=args.replace_manual,
         save_every=args.save_every,
         category=args.category,
-        automatic=automatic,
+        automatic=_automatic_params(args),
         refine_small_boxes=args.refine_small_boxes,
     )
     params.validate()
@@ -190,8 +328,9 @@ def _check_outputs(args: argparse.Namespace, folder: Path, path: Path, prompts: 
     by_id = prompts is not None and prompts.key_kind == "id"
     images = list_images(folder, recursive=True) if args.coco is not None or by_id else []
     if args.coco is not None:
-        check_output("--coco", args.coco, folder=False, targets=[args.coco],
-                     protected=protected_files(path, images))
+        check_output(
+            "--coco", args.coco, folder=False, targets=[args.coco], protected=protected_files(path, images)
+        )
     if by_id:
         keys = [*prompts.by_key, *prompts.below_min_score]
         numbers = {int(image.stem) for image in images if image.stem.isdigit()}
@@ -223,8 +362,9 @@ def _open_project(folder: Path, path: Path, recursive: bool, recover: bool = Fal
 def _load_predictor(args: argparse.Namespace) -> Any:
     from efficientsam_studio.engine import load_predictor
 
-    predictor = load_predictor(model=args.model, checkpoint=args.checkpoint, device=args.device,
-                               backend=args.backend)
+    predictor = load_predictor(
+        model=args.model, checkpoint=args.checkpoint, device=args.device, backend=args.backend
+    )
     if args.no_cache:
         return predictor
     from efficientsam_studio.engine.cache import CachedPredictor
@@ -233,21 +373,34 @@ def _load_predictor(args: argparse.Namespace) -> Any:
 
 
 class _Bar:
-    """A tqdm bar over images, created at the first event (when the number of images is known)."""
+    """A tqdm bar over images on a terminal, created at the first event (when the number of images is known).
+
+    Like ``export``'s, it is drawn only when stderr is a terminal (tqdm's ``disable=None``), so a log gets
+    the summary and no redraws. Events inside an image (everything mode's points) update the bar's text
+    and redraw it at most every ``mininterval`` seconds.
+    """
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self._drawn = 0.0
 
     def __call__(self, event: Any) -> None:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=event.total, unit="img", desc="label", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=event.total, unit="img", desc="label", file=sys.stderr, dynamic_ncols=True, disable=None
+            )
+        if self.bar.disable:
+            return
         name = event.path[-30:]
         if event.outcome == "working":
             step = f" {event.step[0]}/{event.step[1]} points" if event.step else ""
             self.bar.set_postfix_str(f"{name}{step}, {event.instances} masks", refresh=False)
-            self.bar.refresh()
+            now = time.monotonic()
+            if now - self._drawn >= self.bar.mininterval:
+                self._drawn = now
+                self.bar.refresh()
         else:
             self.bar.set_postfix_str(f"{name} {event.outcome}, {event.instances} masks", refresh=False)
             self.bar.update(1)
@@ -257,8 +410,20 @@ class _Bar:
             self.bar.close()
 
 
+def _add_unreadable(summary: Any, unreadable: list[tuple[str, str]], prompts: Any) -> None:
+    """Count the images the project scan could not read as failed (first in the list), and leave the
+    prompt-file keys that name them out of the prompts "for images not in the project"."""
+    from efficientsam_studio.batch import ImageFailure
+
+    summary.failed[:0] = [ImageFailure(rel, reason) for rel, reason in unreadable]
+    summary.images += len(unreadable)
+    if prompts is not None and unreadable and summary.unmatched_prompts:
+        named = set(prompts.keys_naming(summary.unmatched_prompts, [rel for rel, _ in unreadable]))
+        summary.unmatched_prompts = [key for key in summary.unmatched_prompts if key not in named]
+
+
 def run(args: argparse.Namespace) -> int:
-    from efficientsam_studio.batch import ImageFailure, run_batch
+    from efficientsam_studio.batch import run_batch
     from efficientsam_studio.cli.import_cmd import recovery_note
 
     folder: Path = args.folder
@@ -279,16 +444,22 @@ def run(args: argparse.Namespace) -> int:
             print(note)
         if report.added and existed:
             print(f"{len(report.added)} new images added to {path.name}", file=sys.stderr)
-        summary = run_batch(project, mode=mode, params=params, predictor=predictor, prompts=prompts,
-                            progress=bar)
+        summary = run_batch(
+            project, mode=mode, params=params, predictor=predictor, prompts=prompts, progress=bar
+        )
         bar.close()
-        summary.failed[:0] = [ImageFailure(rel, reason) for rel, reason in report.unreadable]
-        summary.images += len(report.unreadable)
+        _add_unreadable(summary, report.unreadable, prompts)
         if args.coco is not None and not summary.interrupted:
             from efficientsam_studio.annotations.formats.coco import export_coco
 
             exported = export_coco(project.document, args.coco)
             print(f"COCO: {exported.summary()} written to {args.coco}")
+        elif args.coco is not None:
+            print(
+                f"COCO: {args.coco} not written, as the run was interrupted: run the same command again to "
+                f"finish and write it, or export what is saved with efsam-studio export {path} --format "
+                f"coco --out {args.coco}"
+            )
     finally:
         bar.close()
         project.close()
@@ -296,8 +467,10 @@ def run(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line)
     if prompts is not None and prompts.key_kind == "id" and summary.unmatched_prompts:
-        print("hint: the image ids of --boxes match only images named by their number (000000000042.jpg); "
-              "for the others give --images-json FILE, the COCO file the detections were made for")
+        print(
+            "hint: the image ids of --boxes match only images named by their number (000000000042.jpg); "
+            "for the others give --images-json FILE, the COCO file the detections were made for"
+        )
     if summary.interrupted:
         return 130
     return 1 if summary.failed else 0

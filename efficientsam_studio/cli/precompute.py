@@ -16,12 +16,12 @@ import argparse
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from efficientsam_studio.cli.segment import BACKEND_CHOICES, BACKEND_HELP
+from efficientsam_studio.cli.segment import BACKEND_CHOICES, BACKEND_HELP, DEVICE_CHOICES, MODEL_CHOICES
 
 ENTRY_BYTES = 2.2e6
 """About the size of one cached embedding on disk (float16 ``(1, 256, 64, 64)`` and its header)."""
@@ -29,7 +29,9 @@ ENTRY_BYTES = 2.2e6
 
 @dataclass
 class PrecomputeSummary:
-    """What a precompute run did; paths of unreadable images with the reason."""
+    """What a precompute run did: ``total`` images to do, how each finished image ended, and the paths
+    of unreadable images with the reason. An image the run was working on when interrupted counts in
+    none of them."""
 
     total: int = 0
     computed: int = 0
@@ -46,12 +48,23 @@ class PrecomputeSummary:
         """Every image read and its embedding in the cache at the end of the run."""
         return not (self.unreadable or self.not_stored or self.evicted or self.interrupted)
 
+    @property
+    def finished(self) -> int:
+        """Images the run finished with: encoded, found cached, unreadable or not stored."""
+        return self.computed + self.cached + len(self.unreadable) + self.not_stored
+
     def lines(self) -> list[str]:
-        out = [
-            f"{self.total} images: {self.computed} encoded, {self.cached} already cached, "
+        counts = (
+            f"{self.computed} encoded, {self.cached} already cached, "
             f"{len(self.unreadable)} unreadable, {self.not_stored + self.evicted} not stored"
-            + (" (interrupted: run the same command again to continue)" if self.interrupted else "")
-        ]
+        )
+        if self.interrupted:
+            out = [
+                f"{self.finished} of {self.total} images: {counts} "
+                "(interrupted: run the same command again to continue)"
+            ]
+        else:
+            out = [f"{self.total} images: {counts}"]
         out += [f"  unreadable: {path}: {reason}" for path, reason in self.unreadable]
         if self.store_failure:
             out.append(
@@ -96,7 +109,7 @@ def cache_limit_bytes(max_cache_gb: float | None, default: int) -> int:
 
 
 def precompute_images(
-    paths: Iterable[Path],
+    paths: Sequence[Path],
     predictor: Any,
     load_image: Callable[[Path], Any],
     progress: Any = None,
@@ -104,7 +117,7 @@ def precompute_images(
     """Cache the embedding of every image in ``paths`` with ``predictor`` (a CachedPredictor).
 
     ``load_image(path) -> (H, W, 3) uint8`` raises ``StudioError`` for unreadable files.
-    ``progress``: an object with ``update(n)`` and ``set_postfix_str(s)`` (a tqdm bar) or None.
+    ``progress``: an object with ``update(n)`` and ``set_postfix_str(s, refresh=False)`` (a tqdm bar) or None.
     A ``KeyboardInterrupt`` stops the run and is reported in the summary (``interrupted``).
     An embedding whose entry is gone right after it was written (the size limit evicted it) counts as
     not stored; one that was stored or already cached but is gone at the end of the run counts as
@@ -113,13 +126,12 @@ def precompute_images(
     from efficientsam_studio.engine.cache import CacheWriteWarning, image_hash
     from efficientsam_studio.errors import StudioError
 
-    summary = PrecomputeSummary()
+    summary = PrecomputeSummary(total=len(paths))
     disk = predictor.cache.disk
     summary.limit_bytes = getattr(disk, "max_bytes", None)
     in_cache = []
     try:
         for path in paths:
-            summary.total += 1
             try:
                 image = load_image(path)
             except StudioError as exc:
@@ -146,8 +158,8 @@ def precompute_images(
                         summary.computed += 1
                         in_cache.append(cache_key)
             if progress is not None:
+                progress.set_postfix_str(path.name[-30:], refresh=False)
                 progress.update(1)
-                progress.set_postfix_str(path.name[-30:])
     except KeyboardInterrupt:
         summary.interrupted = True
     summary.evicted = sum(1 for cache_key in in_cache if not disk.path_for(cache_key).is_file())
@@ -163,7 +175,7 @@ def register(subparsers: Any) -> None:
         "are skipped; interrupt with Ctrl+C and run again to continue.",
     )
     p.add_argument("folder", type=Path, help="folder of images")
-    p.add_argument("--model", default="vit_t", help="model name: vit_t (default), vit_s")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="vit_t", help="model (default: vit_t)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights file (default: installed weights)")
     p.add_argument(
         "--backend",
@@ -171,7 +183,7 @@ def register(subparsers: Any) -> None:
         choices=BACKEND_CHOICES,
         help=BACKEND_HELP,
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="default: auto")
     p.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default: the user cache)")
     p.add_argument(
@@ -220,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, checkpoint=args.checkpoint, device=args.device, backend=args.backend
     )
     cached = CachedPredictor(predictor, EmbeddingCache(MemoryCache(0), disk))
-    with tqdm(total=len(paths), unit="img", desc="precompute", file=sys.stderr) as bar:
+    # drawn only when stderr is a terminal, as export's: a log gets the summary and no redraws
+    with tqdm(total=len(paths), unit="img", desc="precompute", file=sys.stderr, disable=None) as bar:
         summary = precompute_images(paths, cached, load_image, progress=bar)
     for line in summary.lines():
         print(line)

@@ -95,7 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
     parser.add_argument(
-        "--output", metavar="MASK.png", help="where to write the mask (default: IMAGE_STEM_mask.png here)"
+        "--output",
+        metavar="MASK.png",
+        help="where to write the mask (default: IMAGE_STEM_mask.png in the current folder)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
@@ -148,7 +150,7 @@ def _check_prompts(args: argparse.Namespace, height: int, width: int) -> None:
 
 def _output_path(args: argparse.Namespace) -> Path:
     image = Path(args.image)
-    output = Path(args.output) if args.output else Path.cwd() / f"{image.stem}_mask.png"
+    output = Path(args.output) if args.output else Path(f"{image.stem}_mask.png")  # in the current folder
     if output.suffix.lower() != ".png":
         raise SegmentError(f"--output {output}: the mask is written as PNG; give a path ending in .png")
     if output.exists() and image.exists() and output.resolve() == image.resolve():

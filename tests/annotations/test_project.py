@@ -48,8 +48,9 @@ def label_something(project: Project) -> None:
     stack = C.UndoStack()
     add = C.AddCategory(project.document, "cell")
     stack.push(add)
-    stack.push(C.AddInstance.from_mask(project.document, 1, add.category.id, disk(20, 20, 8), score=0.8,
-                                       source="ai"))
+    stack.push(
+        C.AddInstance.from_mask(project.document, 1, add.category.id, disk(20, 20, 8), score=0.8, source="ai")
+    )
     stack.push(C.AddInstance.from_mask(project.document, 1, add.category.id, ring(40, 24, 12, 5)))
     stack.push(C.SetImageStatus(project.document, 1, ImageStatus.DONE))
 
@@ -160,8 +161,15 @@ def test_stale_lock_of_a_dead_process_is_recovered(project):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock = storage.lock_path(project.path)
-    lock.write_text(json.dumps({"pid": dead.pid, "hostname": __import__("socket").gethostname(),
-                                "since": "2026-01-01T00:00:00+00:00"}))
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": dead.pid,
+                "hostname": __import__("socket").gethostname(),
+                "since": "2026-01-01T00:00:00+00:00",
+            }
+        )
+    )
     with Project.open(project.path) as again:
         assert json.loads(lock.read_text())["pid"] == os.getpid()
         assert again.document.images
@@ -170,8 +178,9 @@ def test_stale_lock_of_a_dead_process_is_recovered(project):
 
 def test_lock_of_another_host_is_not_taken_over(project):
     project.close()
-    storage.lock_path(project.path).write_text(json.dumps({"pid": 1, "hostname": "elsewhere.example",
-                                                           "since": "2026-01-01T00:00:00+00:00"}))
+    storage.lock_path(project.path).write_text(
+        json.dumps({"pid": 1, "hostname": "elsewhere.example", "since": "2026-01-01T00:00:00+00:00"})
+    )
     with pytest.raises(ProjectLockedError, match="process 1 on elsewhere.example since 2026-01-01"):
         Project.open(project.path)
 
@@ -190,12 +199,17 @@ def test_newer_schema_is_refused_and_file_untouched(project):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda text: text[: len(text) // 2], "not valid JSON: .* at line \\d+, column \\d+"),
-        (lambda text: text.replace('"counts":', '"kounts":', 1), r"instances\[0\] \(instance id 1\)"
-                                                                 r"\.segmentation\.counts: is missing"),
+        (lambda text: text[: len(text) // 2], "not valid JSON: .* \\(line \\d+, column \\d+\\)"),
+        (
+            lambda text: text.replace('"counts":', '"kounts":', 1),
+            r"instances\[0\] \(instance id 1\)"
+            r"\.segmentation\.counts: is missing",
+        ),
         (lambda text: text.replace('"status":"done"', '"status":"finished"', 1), r"images\[0\]\.status"),
-        (lambda text: text.replace('"format": "efficientsam-studio-project"', '"format": "x"'),
-         "not an EfficientSAM Studio project"),
+        (
+            lambda text: text.replace('"format": "efficientsam-studio-project"', '"format": "x"'),
+            "not an EfficientSAM Studio project",
+        ),
     ],
 )
 def test_damaged_file_is_reported_and_backup_offered(project, damage, message):

@@ -78,3 +78,22 @@ def test_eval_skips_invalid_annotations_and_counts_them(coco, tiny_checkpoint, c
     assert "skipped 3 invalid annotations" in out
     assert main([*base, "--seed", "-1"]) == 2
     assert "--seed must be at least 0" in capsys.readouterr().err
+
+
+def test_an_unknown_prompt_mode_is_named_plainly(coco, tiny_checkpoint, capsys):
+    annotations, images = coco
+    base = ["eval", "--checkpoint", str(tiny_checkpoint), "--coco", str(annotations), "--images", str(images)]
+    assert main([*base, "--prompt", "box,foo"]) == 2
+    err = capsys.readouterr().err
+    assert "--prompt box,foo: unknown mode foo; choose from box, point, center" in err
+    assert "[" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(coco, tiny_checkpoint, capsys):
+    annotations, images = coco
+    command = ["eval", "--checkpoint", str(tiny_checkpoint), "--coco", str(annotations), "--images",
+               str(images), "--limit", "1", "--device", "cpu"]  # fmt: skip
+    assert main(command) == 0
+    captured = capsys.readouterr()
+    assert "mIoU box" in captured.out
+    assert "eval:" not in captured.err and "\r" not in captured.err

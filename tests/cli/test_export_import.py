@@ -37,13 +37,21 @@ def project_path(tmp_path):
         return project.path
 
 
-@pytest.mark.parametrize("fmt, expected", [("coco", "annotations.json"), ("labelme", "one.json"),
-                                           ("yolo", "data.yaml"), ("masks", "categories.json")])
+@pytest.mark.parametrize(
+    "fmt, expected",
+    [
+        ("coco", "annotations.json"),
+        ("labelme", "one.json"),
+        ("yolo", "data.yaml"),
+        ("masks", "categories.json"),
+    ],
+)
 def test_export_each_format(project_path, tmp_path, capsys, fmt, expected):
     out = tmp_path / "out"
     assert main(["export", str(project_path.parent), "--format", fmt, "--out", str(out)]) == 0
     assert (out / expected).is_file()
-    assert f"exported to {out}: 2 instances on 2 images" in capsys.readouterr().out
+    written = out / expected if fmt == "coco" else out  # COCO names the one file it wrote
+    assert f"exported to {written}: 2 instances on 2 images" in capsys.readouterr().out
 
 
 def test_coco_export_then_import_into_a_new_folder_keeps_masks(project_path, tmp_path, capsys):
@@ -110,3 +118,84 @@ def test_damaged_project_is_reported_and_recover_uses_the_backup(project_path, t
     assert "2 identical instances already present" in capsys.readouterr().out
     assert load_document(project_path).instance_count == 2  # the import saved the recovered project
     assert list(project_path.parent.glob("*.corrupt-*"))
+
+
+def _one_line_error(err: str, *words: str) -> None:
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+
+
+def _fresh_folder(project_path, tmp_path):
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    for name in ("one.png", "two.png"):
+        (folder / name).write_bytes((project_path.parent / name).read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_import_of_a_missing_file_creates_no_project(project_path, tmp_path, capsys, fmt):
+    folder = _fresh_folder(project_path, tmp_path)
+    missing = tmp_path / "nosuch.json"
+    assert main(["import", str(folder), "--format", fmt, "--from", str(missing)]) == 2
+    captured = capsys.readouterr()
+    _one_line_error(captured.err, f"--from {missing} does not exist")
+    assert "created project" not in captured.out
+    assert sorted(p.name for p in folder.iterdir()) == ["one.png", "two.png"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{ not json", json.dumps({"images": [], "categories": [], "annotations": [{"id": 5}]})],
+)
+def test_a_failed_import_into_a_folder_leaves_no_project_behind(project_path, tmp_path, capsys, content):
+    folder = _fresh_folder(project_path, tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["import", str(folder), "--format", "coco", "--from", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert "COCO file" in captured.err and "created project" not in captured.out
+    assert sorted(p.name for p in folder.iterdir()) == ["one.png", "two.png"]
+
+
+@pytest.mark.parametrize("command", ["export", "import"])
+def test_an_image_given_as_project_is_one_clear_line(project_path, tmp_path, capsys, command):
+    image = project_path.parent / "one.png"
+    before = sorted(p.name for p in project_path.parent.iterdir())
+    coco = tmp_path / "o.json"
+    option = ["--out", str(coco)] if command == "export" else ["--from", str(coco)]
+    coco.write_text("{}")
+    assert main([command, str(image), "--format", "coco", *option]) == 2
+    _one_line_error(capsys.readouterr().err, f"PROJECT {image} is not a project file (*.efsam.json)")
+    assert sorted(p.name for p in project_path.parent.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "fmt, option",
+    [
+        ("coco", ["--images", "copy"]),
+        ("labelme", ["--images", "none"]),
+        ("masks", ["--polygons", "always"]),
+        ("yolo", ["--polygons", "never"]),
+        ("masks", ["--tolerance", "0"]),
+    ],
+)
+def test_an_option_the_format_does_not_use_is_refused(project_path, tmp_path, capsys, fmt, option):
+    out = tmp_path / ("out.json" if fmt == "coco" else "out")
+    assert main(["export", str(project_path), "--format", fmt, "--out", str(out), *option]) == 2
+    _one_line_error(capsys.readouterr().err, f"{option[0]} applies to --format", f"not {fmt}")
+    assert not out.exists()
+
+
+def test_coco_to_a_new_path_without_suffix_writes_annotations_json_and_says_so(
+    project_path, tmp_path, capsys
+):
+    out = tmp_path / "new_folder"
+    assert main(["export", str(project_path), "--format", "coco", "--out", str(out)]) == 0
+    assert f"exported to {out / 'annotations.json'}: 2 instances" in capsys.readouterr().out
+    assert (out / "annotations.json").is_file()
+    other = tmp_path / "coco.txt"
+    assert main(["export", str(project_path), "--format", "coco", "--out", str(other)]) == 2
+    _one_line_error(capsys.readouterr().err, "COCO is written as one .json file")
+    assert not other.exists()

@@ -113,7 +113,8 @@ def test_an_existing_file_where_a_folder_is_needed_is_a_clear_error(project_path
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
     assert main(["export", str(project_path), "--format", fmt, "--out", str(notes)]) == 2
-    _assert_one_line_error(capsys.readouterr().err, str(notes), "not a folder")
+    expected = "give a path ending in .json, or a folder" if fmt == "coco" else "not a folder"
+    _assert_one_line_error(capsys.readouterr().err, str(notes), expected)
     assert notes.read_text() == "my notes"
 
 

@@ -159,3 +159,31 @@ def test_the_images_are_those_the_app_lists(tmp_path, tiny_checkpoint, encodes, 
     assert _run(folder, tmp_path / "cache", tiny_checkpoint) == 0
     assert "2 images: 2 encoded, 0 already cached, 0 unreadable, 0 not stored" in capsys.readouterr().out
     assert encodes["count"] == 2
+
+
+def test_an_interrupted_run_counts_the_finished_images_of_the_whole_folder(
+    tmp_path, tiny_checkpoint, encodes, capsys
+):
+    folder = _make_folder(tmp_path / "images", count=5)  # broken.jpg and img0..img4.png
+    encodes["interrupt_after"] = 2
+    assert _run(folder, tmp_path / "cache", tiny_checkpoint) == 130
+    out = capsys.readouterr().out
+    assert (
+        "3 of 6 images: 2 encoded, 0 already cached, 1 unreadable, 0 not stored "
+        "(interrupted: run the same command again to continue)"
+    ) in out
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, tiny_checkpoint, encodes, capsys):
+    folder = _readable_folder(tmp_path / "images", count=2)
+    assert _run(folder, tmp_path / "cache", tiny_checkpoint) == 0
+    captured = capsys.readouterr()
+    assert "2 images: 2 encoded" in captured.out
+    assert captured.err == ""
+
+
+def test_the_model_is_one_of_the_models(tmp_path, tiny_checkpoint, capsys):
+    folder = _readable_folder(tmp_path / "images", count=1)
+    with pytest.raises(SystemExit):
+        _run(folder, tmp_path / "cache", tiny_checkpoint, "--model", "vit_x")
+    assert "invalid choice: 'vit_x'" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_text_output_and_default_mask_name(
     )  # fmt: skip
     assert code == 0
     assert (tmp_path / "leaf_mask.png").is_file()
-    assert "rank" in out and "best mask written to" in out
+    assert "rank" in out and "best mask written to leaf_mask.png  (encode" in out
 
 
 def test_too_many_points_are_reported(image_path, tiny_checkpoint, tmp_path, capsys) -> None:

@@ -8,8 +8,11 @@ labelled images are exported (with instances, or marked done) unless ``image_ids
 mask is written as a polygon list or as compressed RLE (``counts`` a string): ``polygons="auto"``
 writes polygons for single-part masks without holes and RLE otherwise (so nothing is lost),
 ``"always"`` writes every part as a polygon (holes are lost and reported), ``"never"`` writes RLE.
-Crowd instances (``iscrowd``) are written as RLE under ``auto``. ``bbox`` and ``area`` come from the
-mask; polygons are traced within the instance's bbox, so the time an export takes grows with the
+Crowd instances (``iscrowd``) are written as RLE under ``auto``. ``bbox`` comes from the mask;
+``area`` is the area of the segmentation written (what COCOeval sorts into small, medium and large):
+the mask's pixel count for RLE, and for polygons the pixels pycocotools fills for them (``annToMask``),
+which differ from the mask's where a simplified outline cuts or adds pixels or a hole was dropped.
+Polygons are traced within the instance's bbox, so the time an export takes grows with the
 instances and not with the size of the images. Every category is written (used or not) with its
 ``supercategory`` (``""`` when it has none) and its ``color``. Extra keys: per image ``status`` (the
 labelling status, so that an import brings back images marked done without instances, the true
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from efficientsam_studio import __version__
+from efficientsam_studio.annotations import masks
 from efficientsam_studio.annotations.document import Document, ImageRecord, Instance
 from efficientsam_studio.annotations.formats.coco_import import import_coco, read_coco
 from efficientsam_studio.annotations.formats.common import (
@@ -84,8 +88,13 @@ def coco_dict(
         },
         "licenses": list(licenses or []),
         "images": [
-            {"id": ids[image.id], "file_name": image.path, "width": image.width, "height": image.height,
-             "status": image.status.value}
+            {
+                "id": ids[image.id],
+                "file_name": image.path,
+                "width": image.width,
+                "height": image.height,
+                "status": image.status.value,
+            }
             for image in chosen
         ],
         "categories": [
@@ -126,16 +135,19 @@ def _annotation(
     rings = polygons_for(instance, policy, tolerance, report)
     if rings is None:
         segmentation: Any = instance.rle
+        area = instance.area
         report.rle += 1
     else:
         segmentation = [[round(v, 2) for v in ring.flat()] for ring in rings]
+        height, width = (int(v) for v in instance.rle["size"])
+        area = masks.area(masks.polygons_to_rle(segmentation, height, width))
         report.polygons += 1
     annotation = {
         "id": instance.id,
         "image_id": instance.image_id,
         "category_id": instance.category_id,
         "segmentation": segmentation,
-        "area": instance.area,
+        "area": area,
         "bbox": [float(v) for v in instance.bbox],
         "iscrowd": int(instance.iscrowd),
     }
