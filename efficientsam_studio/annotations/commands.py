@@ -33,9 +33,22 @@ from efficientsam_studio.annotations.records import ImageStatus, Instance
 from efficientsam_studio.annotations.undo_stack import UndoStack
 
 __all__ = [
-    "AddCategory", "AddInstance", "Command", "CompoundCommand", "Merge", "RecolourCategory", "Relabel",
-    "RemoveCategory", "RemoveInstance", "RemoveInstances", "RenameCategory", "Reorder", "SetImageStatus",
-    "Subtract", "UndoStack", "UpdateInstance",
+    "AddCategory",
+    "AddInstance",
+    "Command",
+    "CompoundCommand",
+    "Merge",
+    "RecolourCategory",
+    "Relabel",
+    "RemoveCategory",
+    "RemoveInstance",
+    "RemoveInstances",
+    "RenameCategory",
+    "Reorder",
+    "SetImageStatus",
+    "Subtract",
+    "UndoStack",
+    "UpdateInstance",
 ]
 
 _KEEP: Any = object()
@@ -68,8 +81,44 @@ class AddInstance(Command):
         """Allocate an id and build the instance from an ``(H, W)`` mask (EmptyMaskError if empty)."""
         document.image(image_id)
         document.category(category_id)
-        instance = Instance.from_mask(document.allocate_id("instance"), image_id, category_id, mask,
-                                      score=score, source=source, iscrowd=iscrowd, attributes=attributes)
+        instance = Instance.from_mask(
+            document.allocate_id("instance"),
+            image_id,
+            category_id,
+            mask,
+            score=score,
+            source=source,
+            iscrowd=iscrowd,
+            attributes=attributes,
+        )
+        return cls(document, instance)
+
+    @classmethod
+    def from_rle(
+        cls,
+        document: Document,
+        image_id: int,
+        category_id: int,
+        rle: dict,
+        *,
+        score: float | None = None,
+        source: str = "manual",
+        iscrowd: bool = False,
+        attributes: dict | None = None,
+    ) -> AddInstance:
+        """Allocate an id and build the instance from an RLE (EmptyMaskError if it is empty)."""
+        document.image(image_id)
+        document.category(category_id)
+        instance = Instance.from_rle(
+            document.allocate_id("instance"),
+            image_id,
+            category_id,
+            rle,
+            score=score,
+            source=source,
+            iscrowd=iscrowd,
+            attributes=attributes,
+        )
         return cls(document, instance)
 
     def do(self) -> None:
@@ -288,5 +337,3 @@ class SetImageStatus(Command):
     def undo(self) -> None:
         for image in reversed(self.old):
             self.document.replace_image(image)
-
-

@@ -70,7 +70,12 @@ def _content(mask: np.ndarray) -> np.ndarray:
 
 
 def encode(mask: np.ndarray) -> RLE:
-    """Encode an ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``."""
+    """Encode an ``(H, W)`` mask as compressed COCO RLE with ``counts`` as ``str``. A mask whose
+    foreground's bbox covers under half the image is encoded from that crop (:func:`encode_window`)."""
+    binary = _as_uint8(mask)
+    x, y, w, h = cv2.boundingRect(binary) if binary.size else (0, 0, 0, 0)
+    if 2 * w * h < binary.size:
+        return encode_window(binary[y : y + h, x : x + w], x, y, *binary.shape)
     rle = coco_mask.encode(_as_uint8(mask, "F"))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
@@ -118,7 +123,10 @@ def _string_runs(counts: str | bytes) -> np.ndarray | list[int]:
     integers when a run is too long for 35 bits."""
     if isinstance(counts, bytes):
         counts = counts.decode("latin-1")
-    codes = np.frombuffer(counts.encode("utf-32-le"), np.uint32).astype(np.int64) - 48
+    if counts.isascii():
+        codes = np.frombuffer(counts.encode("ascii"), np.uint8).astype(np.int64) - 48
+    else:
+        codes = np.frombuffer(counts.encode("utf-32-le"), np.uint32).astype(np.int64) - 48
     bad = np.flatnonzero((codes < 0) | (codes >= 64))
     digits = codes[: bad[0]] if bad.size else codes
     ends = (digits & 0x20) == 0
@@ -138,14 +146,17 @@ def _complete_runs(counts: str, codes: np.ndarray, ends: np.ndarray) -> np.ndarr
     """The runs of the digits ``codes`` (``counts`` as numbers) that end on a run's last digit."""
     if not codes.size:
         return []
-    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
-    digit = np.arange(codes.size) - np.repeat(starts, np.diff(np.append(starts, codes.size)))
-    if digit.max() > 6:  # a run of more than 35 bits: read it with Python's integers
+    last = np.flatnonzero(ends)  # the last digit of each run
+    starts = np.concatenate(([0], last[:-1] + 1))
+    digits = last - starts + 1
+    if digits.max() > 7:  # a run of more than 35 bits: read it with Python's integers
         return _run_lengths_slow(counts)
-    values = np.add.reduceat((codes & 0x1F) << (5 * digit), starts)
-    last = np.flatnonzero(ends)
-    negative = (codes[last] & 0x10) != 0
-    values[negative] -= np.left_shift(1, 5 * (digit[last][negative] + 1))
+    values = codes[starts] & 0x1F
+    for k in range(1, int(digits.max())):
+        more = np.flatnonzero(digits > k)
+        values[more] |= (codes[starts[more] + k] & 0x1F) << (5 * k)
+    negative = np.flatnonzero(codes[last] & 0x10)
+    values[negative] -= np.left_shift(1, 5 * digits[negative])
     runs = values.copy()
     runs[1::2] = np.cumsum(values[1::2])
     runs[2::2] = np.cumsum(values[2::2])
@@ -209,21 +220,63 @@ def decode(rle: RLE) -> np.ndarray:
     return coco_mask.decode(_to_pycoco(rle)).astype(bool, order="C")
 
 
+def decode_window(rle: RLE, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """The mask within the window ``[x, x + w) x [y, y + h)`` (which must lie inside the image): a bool
+    ``(h, w)`` array in C order, equal to ``decode(rle)[y:y + h, x:x + w]``. Each run is mapped to the
+    window's column-major order (a run that spans columns covers, within the window, a contiguous stretch
+    of it), so the time grows with the number of runs and the window, not with the image."""
+    height = int(rle["size"][0])
+    if w <= 0 or h <= 0:
+        return np.zeros((max(h, 0), max(w, 0)), bool)
+    counts = rle["counts"]
+    runs = np.asarray(counts if isinstance(counts, list) else _string_runs(counts), np.int64)
+    ends = np.cumsum(runs)
+    mapped = _window_position(ends, height, x, y, w, h)
+    lengths = np.diff(mapped, prepend=0)
+    columns = np.repeat(np.arange(len(runs)) % 2 == 1, lengths)  # odd runs: foreground
+    return np.ascontiguousarray(columns.reshape(w, h).T)
+
+
+def _window_position(positions: np.ndarray, height: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """Column-major image positions -> the number of window pixels (column-major) that come before them."""
+    column, row = np.divmod(positions, height)
+    column -= x
+    inside = np.clip(row - y, 0, h)
+    return np.where(column < 0, 0, np.where(column >= w, w * h, column * h + inside))
+
+
 def decode_crop(rle: RLE) -> tuple[np.ndarray, int, int]:
     """The mask cut to its bounding box, ``(crop, x, y)``: ``crop`` bool ``(h, w)`` in C order, equal to
-    ``decode(rle)[y:y + h, x:x + w]``. Only the runs of the box's columns are laid out, so the time grows
-    with the object, not with the image (a whole 4000x3000 frame takes about 0.1 s to decode and lay
-    out). An empty mask gives a ``(0, 0)`` crop at ``(0, 0)``."""
-    height = int(rle["size"][0])
+    ``decode(rle)[y:y + h, x:x + w]`` (see :func:`decode_window`: the time grows with the object, not with
+    the image). An empty mask gives a ``(0, 0)`` crop at ``(0, 0)``."""
     x, y, w, h = (int(v) for v in bbox(rle))
     if w == 0 or h == 0:
         return np.zeros((0, 0), bool), 0, 0
-    runs = np.asarray(run_lengths(rle), np.int64)
-    ends = np.cumsum(runs)
-    first, last = x * height, (x + w) * height  # the box's columns, in column-major order
-    lengths = np.clip(ends, first, last) - np.clip(ends - runs, first, last)
-    columns = np.repeat(np.arange(len(runs)) % 2 == 1, lengths).reshape(w, height)  # odd runs: foreground
-    return np.ascontiguousarray(columns[:, y : y + h].T), x, y
+    return decode_window(rle, x, y, w, h), x, y
+
+
+def encode_window(crop: np.ndarray, x: int, y: int, height: int, width: int) -> RLE:
+    """Encode the ``(height, width)`` mask that is ``crop`` (``(h, w)``, non-zero = foreground) placed
+    with its top-left pixel at ``(x, y)`` and background elsewhere; the window must lie inside the image.
+    Equal to ``encode(full)`` of that full-size mask, in time that grows with the crop."""
+    binary = _as_uint8(crop)
+    h, w = binary.shape
+    if not (0 <= x and 0 <= y and x + w <= width and y + h <= height):
+        raise ValueError(f"the {w}x{h} window at ({x}, {y}) does not lie inside the {width}x{height} image")
+    padded = np.zeros((w, h + 2), np.int8)
+    padded[:, 1:-1] = binary.T
+    change = np.diff(padded, axis=1)  # +1 where a foreground run starts, -1 after it ends
+    cols, rows = np.nonzero(change)  # in column-major order of the image
+    edges = (cols.astype(np.int64) + x) * height + y + rows
+    if edges.size:  # a run that ends at the foot of a column and goes on at the head of the next one
+        joined = np.flatnonzero(edges[1:-1:2] == edges[2::2])
+        if joined.size:
+            edges = np.delete(edges, np.concatenate([2 * joined + 1, 2 * joined + 2]))
+    counts = np.diff(np.concatenate(([0], edges, [height * width])))
+    if counts.size > 1 and counts[-1] == 0:
+        counts = counts[:-1]
+    rle = coco_mask.frPyObjects({"size": [height, width], "counts": counts.astype(np.uint32)}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 
 
 def area(rle: RLE) -> int:
@@ -254,8 +307,11 @@ def has_holes(mask: np.ndarray) -> bool:
     return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
 
 
-def _trace(mask: np.ndarray, retrieval: int) -> tuple[list[np.ndarray], np.ndarray | None, tuple[int, int]]:
-    """Contours of a mask traced at twice its resolution (see :func:`mask_to_polygons`).
+def _trace(
+    mask: np.ndarray, retrieval: int, origin: tuple[int, int] = (0, 0)
+) -> tuple[list[np.ndarray], np.ndarray | None, tuple[int, int]]:
+    """Contours of a mask whose top-left pixel lies at image pixel ``origin`` traced at twice its
+    resolution (see :func:`mask_to_polygons`).
 
     Returns the contours in doubled, cropped coordinates, their hierarchy and the crop's origin.
     """
@@ -266,7 +322,7 @@ def _trace(mask: np.ndarray, retrieval: int) -> tuple[list[np.ndarray], np.ndarr
     crop = cv2.copyMakeBorder(binary[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     doubled = crop.repeat(2, axis=0).repeat(2, axis=1)
     contours, hierarchy = cv2.findContours(doubled, retrieval, cv2.CHAIN_APPROX_SIMPLE)
-    return list(contours), hierarchy, (x - 1, y - 1)
+    return list(contours), hierarchy, (x - 1 + int(origin[0]), y - 1 + int(origin[1]))
 
 
 def _ring_points(contour: np.ndarray, origin: tuple[int, int], tolerance: float) -> np.ndarray:
@@ -278,7 +334,9 @@ def _ring_points(contour: np.ndarray, origin: tuple[int, int], tolerance: float)
     return (contour.reshape(-1, 2).astype(np.float64) + 0.5) / 2.0 + np.asarray(origin, dtype=np.float64)
 
 
-def mask_to_polygons(mask: np.ndarray, mode: PolygonMode = "all", tolerance: float = 1.0) -> list[Ring]:
+def mask_to_polygons(
+    mask: np.ndarray, mode: PolygonMode = "all", tolerance: float = 1.0, origin: tuple[int, int] = (0, 0)
+) -> list[Ring]:
     """Trace the outline of a mask as polygon rings.
 
     ``mode``: ``"largest"`` keeps the outer ring of the largest part, ``"all"`` the outer ring of every
@@ -292,13 +350,16 @@ def mask_to_polygons(mask: np.ndarray, mode: PolygonMode = "all", tolerance: flo
     with pycocotools (:func:`polygons_to_rle`, pixel centres) gives the mask back exactly when
     ``tolerance`` is 0, and within ``tolerance`` pixels otherwise. Every part, even a single pixel,
     gives a ring of at least 3 points.
+
+    ``origin``: the image pixel ``(x, y)`` of the mask's top-left pixel when ``mask`` is a crop (as
+    :func:`decode_crop` gives it); the rings are in image coordinates, the same as those of the whole mask.
     """
     if mode not in POLYGON_MODES:
         raise ValueError(f"polygon mode must be one of {POLYGON_MODES}; got {mode!r}")
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels; got {tolerance}")
     retrieval = cv2.RETR_CCOMP if mode == "all_with_holes" else cv2.RETR_EXTERNAL
-    contours, hierarchy, origin = _trace(mask, retrieval)
+    contours, hierarchy, origin = _trace(mask, retrieval, origin)
     if not contours:
         return []
     parents = hierarchy[0][:, 3]
@@ -356,8 +417,10 @@ def polygons_to_rle(polygons: Sequence[Ring | np.ndarray | Sequence[float]], hei
         outer = coco_mask.frPyObjects([ring.flat()], height, width)[0]
         if index in holes:
             cut = coco_mask.merge(coco_mask.frPyObjects([h.flat() for h in holes[index]], height, width))
-            keep = coco_mask.decode(outer).astype(bool) & ~coco_mask.decode(cut).astype(bool)
-            outer = coco_mask.encode(np.asfortranarray(keep.astype(np.uint8)))
+            x, y, w, h = (int(v) for v in coco_mask.toBbox(outer))  # the cut within the outer ring's bbox
+            cut = to_compressed(cut)
+            keep = decode_window(to_compressed(outer), x, y, w, h) & ~decode_window(cut, x, y, w, h)
+            outer = _to_pycoco(encode_window(keep, x, y, height, width))
         parts.append(outer)
     return to_compressed(coco_mask.merge(parts))
 

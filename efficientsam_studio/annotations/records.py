@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -170,6 +171,39 @@ class Instance:
     def mask(self) -> np.ndarray:
         """The decoded ``bool`` mask ``(H, W)``."""
         return masks.decode(self.rle)
+
+    def crop(self) -> tuple[np.ndarray, int, int]:
+        """The mask cut to its bbox, ``(crop, x, y)`` as :func:`.masks.decode_crop` gives it, read-only.
+        The last few crops are kept, so the editors and the canvas that ask for the same mask after an
+        edit decode it once."""
+        key = (tuple(self.rle["size"]), self.rle["counts"])
+        with _CROPS_LOCK:
+            found = _CROPS.pop(key, None)
+        if found is None:
+            crop, x, y = masks.decode_crop(self.rle)
+            crop.flags.writeable = False
+            found = (crop, x, y)
+        with _CROPS_LOCK:
+            _CROPS[key] = found
+            while len(_CROPS) > CROP_CACHE_SIZE:
+                _CROPS.pop(next(iter(_CROPS)))
+        return found
+
+    def window(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """The mask within the window ``[x, x + w) x [y, y + h)`` (inside the image), a new bool ``(h, w)``
+        array, from :meth:`crop`."""
+        out = np.zeros((h, w), bool)
+        crop, cx, cy = self.crop()
+        x0, y0 = max(cx, x), max(cy, y)
+        x1, y1 = min(cx + crop.shape[1], x + w), min(cy + crop.shape[0], y + h)
+        if x0 < x1 and y0 < y1:
+            out[y0 - y : y1 - y, x0 - x : x1 - x] = crop[y0 - cy : y1 - cy, x0 - cx : x1 - cx]
+        return out
+
+
+CROP_CACHE_SIZE = 8
+_CROPS: dict[tuple, tuple[np.ndarray, int, int]] = {}  # (size, counts) -> crop, least recently used first
+_CROPS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)

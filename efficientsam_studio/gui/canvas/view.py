@@ -92,6 +92,11 @@ class CanvasView(QGraphicsView):
         """Instance overlay: label map (H, W) uint8, label i drawn in ``colors[i]`` (0 transparent)."""
         self.instances_item.set_labels(labels, colors)
 
+    def update_instance_labels(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Redraw the rectangle ``[x0, x1) x [y0, y1)`` of the label map given to
+        :meth:`set_instance_labels`, after it was changed in place."""
+        self.instances_item.update_labels(x0, y0, x1, y1)
+
     def set_instance_colors(self, colors: list[QColor]) -> None:
         self.instances_item.set_colors(colors)
 

@@ -147,12 +147,12 @@ class PolygonTool(Tool):
             self.status.emit("Add a category first (Categories panel) to keep a polygon.")
             return False
         ring = np.array([[p.x(), p.y()] for p in self.vertices], dtype=np.float64)
-        mask = masks.polygons_to_mask([ring], image.height, image.width)
+        rle = masks.polygons_to_rle([ring], image.height, image.width)
         self._reset()
-        if not mask.any():
+        if masks.area(rle) == 0:
             self.status.emit("The polygon covers no pixel; draw a larger one.")
             return False
-        add = AddInstance.from_mask(self.session.document, image.id, category.id, mask, source="manual")
+        add = AddInstance.from_rle(self.session.document, image.id, category.id, rle, source="manual")
         if self.session.push(self.session.labelling_step(add)):
             self.session.select_instance(add.instance.id)
             return True
@@ -197,7 +197,8 @@ class PolygonTool(Tool):
         instance = self.session.selected_instance
         if not self.active or instance is None:
             return
-        self._traced = masks.mask_to_polygons(instance.mask(), self.polygon_mode, self.tolerance)
+        crop, x, y = instance.crop()
+        self._traced = masks.mask_to_polygons(crop, self.polygon_mode, self.tolerance, origin=(x, y))
         self._rings = [masks.Ring(r.points.copy(), r.hole, r.parent) for r in self._traced]
         editable = rings_with_handles(self._rings, MAX_HANDLES)
         for ring_index in editable:
@@ -253,10 +254,16 @@ class PolygonTool(Tool):
         image = self.session.current_image
         if instance is None or image is None:
             return
-        before = masks.polygons_to_mask(ring_family(self._traced, ring), image.height, image.width)
-        after = masks.polygons_to_mask(ring_family(self._rings, ring), image.height, image.width)
-        old = instance.mask()
-        mask = (old & ~(before & ~after)) | (after & ~before)
+        before = masks.polygons_to_rle(ring_family(self._traced, ring), image.height, image.width)
+        after = masks.polygons_to_rle(ring_family(self._rings, ring), image.height, image.width)
+        # every pixel that is or becomes foreground lies in the union of the three bboxes
+        boxes = [b for b in (masks.bbox(before), masks.bbox(after), list(instance.bbox)) if b[2] and b[3]]
+        x0, y0 = int(min(b[0] for b in boxes)), int(min(b[1] for b in boxes))
+        x1, y1 = int(max(b[0] + b[2] for b in boxes)), int(max(b[1] + b[3] for b in boxes))
+        window = (x0, y0, x1 - x0, y1 - y0)
+        old = instance.window(*window)
+        before_mask, after_mask = masks.decode_window(before, *window), masks.decode_window(after, *window)
+        mask = (old & ~(before_mask & ~after_mask)) | (after_mask & ~before_mask)
         if not mask.any():
             self.status.emit("That edit would leave the instance empty; delete it instead (Del).")
             self._refresh_handles()
@@ -264,7 +271,8 @@ class PolygonTool(Tool):
         if np.array_equal(mask, old):
             self._refresh_handles()
             return
-        update = UpdateInstance(self.session.document, instance.id, mask=mask, text="Move vertex")
+        rle = masks.encode_window(mask, x0, y0, image.height, image.width)
+        update = UpdateInstance(self.session.document, instance.id, rle=rle, text="Move vertex")
         if not self.session.push(update):  # a pushed edit refreshes the handles through document_changed
             self._refresh_handles()
 
