@@ -9,8 +9,8 @@ Example::
 center (the pixel farthest from its boundary), comma-separated for several; ``--clicks`` the click counts
 reported for point/center (later clicks come from the error region). ``--detections`` (COCO results
 with boxes) adds COCO mask AP of the masks the boxes prompt. Only the most confident mask is scored.
-An invalid ground-truth annotation is skipped: a warning names the file and the annotation id, and the
-summary counts them. Warnings are printed as one line each.
+An invalid ground-truth annotation, or an image that cannot be read, is skipped: a warning names the
+file (and the annotation id), and the summary counts them. Warnings are printed as one line each.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ def _model_name(args: argparse.Namespace) -> str:
 
 def _print_report(report: dict) -> None:
     print(f"{report['images']} images, {report['masks']} masks ({report['annotations']})")
+    if report.get("unreadable_images"):
+        print(f"  skipped {report['unreadable_images']} unreadable images (see the warnings)")
     if report.get("invalid_annotations"):
         print(f"  skipped {report['invalid_annotations']} invalid annotations (see the warnings)")
     for key, value in report["miou"].items():

@@ -97,3 +97,15 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(coco, tiny_checkpoint, ca
     captured = capsys.readouterr()
     assert "mIoU box" in captured.out
     assert "eval:" not in captured.err and "\r" not in captured.err
+
+
+def test_eval_skips_an_unreadable_image_and_says_so(coco, tiny_checkpoint, capsys):
+    annotations, images = coco
+    document = json.loads(annotations.read_text())
+    broken = images / document["images"][0]["file_name"]
+    broken.write_bytes(broken.read_bytes()[:200])  # a truncated file
+    base = ["eval", "--checkpoint", str(tiny_checkpoint), "--coco", str(annotations), "--images", str(images)]
+    with pytest.warns(UserWarning, match="unreadable image"):
+        assert main([*base, "--no-progress", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 images,") and "skipped 1 unreadable images" in out
