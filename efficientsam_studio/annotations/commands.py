@@ -79,19 +79,17 @@ class AddInstance(Command):
         attributes: dict | None = None,
     ) -> AddInstance:
         """Allocate an id and build the instance from an ``(H, W)`` mask (EmptyMaskError if empty)."""
-        document.image(image_id)
-        document.category(category_id)
-        instance = Instance.from_mask(
-            document.allocate_id("instance"),
+        rle = masks.encode(mask)
+        return cls.from_rle(
+            document,
             image_id,
             category_id,
-            mask,
+            rle,
             score=score,
             source=source,
             iscrowd=iscrowd,
             attributes=attributes,
         )
-        return cls(document, instance)
 
     @classmethod
     def from_rle(

@@ -84,7 +84,8 @@ def _import(project: Project, args: argparse.Namespace) -> Any:
 
 
 def _remove_new_project(project: Project) -> None:
-    """Delete a project this command created, with its backup (its lock is already released)."""
+    """Delete a project this command created, with its backup, while its lock is still held (no other
+    process can have opened it meanwhile)."""
     from efficientsam_studio.annotations.storage import backup_path
 
     for file in (project.path, backup_path(project.path)):
@@ -110,14 +111,14 @@ def run(args: argparse.Namespace) -> int:
     note = recovery_note(project)
     if note:
         print(note)
-    try:
-        with project:
+    with project:
+        try:
             report = _import(project, args)
             project.save()
-    except BaseException:
-        if created:
-            _remove_new_project(project)
-        raise
+        except BaseException:  # Ctrl+C included; once saved, the import is complete and stays
+            if created:
+                _remove_new_project(project)
+            raise
     if created:
         print(f"created project {project.path} with {found} images")
     print(f"imported into {project.path}: {report.summary()}")

@@ -199,3 +199,25 @@ def test_coco_to_a_new_path_without_suffix_writes_annotations_json_and_says_so(
     assert main(["export", str(project_path), "--format", "coco", "--out", str(other)]) == 2
     _one_line_error(capsys.readouterr().err, "COCO is written as one .json file")
     assert not other.exists()
+
+
+def test_a_failed_import_removes_its_project_while_still_holding_the_lock(
+    project_path, tmp_path, capsys, monkeypatch
+):
+    from efficientsam_studio.annotations.storage import lock_path
+    from efficientsam_studio.cli import import_cmd
+
+    folder = _fresh_folder(project_path, tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    locked_at_removal = []
+    remove = import_cmd._remove_new_project
+
+    def watched(project):
+        locked_at_removal.append(lock_path(project.path).exists())
+        remove(project)
+
+    monkeypatch.setattr(import_cmd, "_remove_new_project", watched)
+    assert main(["import", str(folder), "--format", "coco", "--from", str(bad)]) == 2
+    assert locked_at_removal == [True]
+    assert sorted(p.name for p in folder.iterdir()) == ["one.png", "two.png"]
