@@ -5,7 +5,8 @@ It holds no labelling logic of its own: tools edit through the :class:`Session`,
 
 Closing the window while the batch dialog runs asks whether to stop the run (a termination request,
 :meth:`MainWindow.request_quit`, stops it without asking): the run stops after the image it is working
-on, its finished images are saved, and the window then closes as usual.
+on, its finished images are saved, and the window then closes as usual. Closing it during an export
+asks likewise; the export stops after the image it is writing (a COCO file is then not written).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.tool: Tool | None = None
         self.batch_dialog: BatchDialog | None = None  # the open batch dialog
         self._close_after_batch = False  # a close waits for the batch run to stop
+        self.export_dialog: ExportDialog | None = None  # the open export dialog (not modal)
         self._quit_requested = False
         self.status = StudioStatusBar(self)
         self.setStatusBar(self.status)
@@ -205,10 +207,16 @@ class MainWindow(QMainWindow):
         if ask and self._batch_running():
             self.show_message("A batch run is labelling this project; cancel it first.")
             return False
+        if ask and self._export_running():
+            self.show_message("An export of this project is running; cancel it first.")
+            return False
         if ask and not self._confirm_unsaved():
             return False
         if self.batch_dialog is not None:
             self.batch_dialog.reject()
+        if self.export_dialog is not None:
+            self.export_dialog.stop()
+            self.export_dialog.close()
         for signal in (ws.canvas.zoom_changed, ws.canvas.cursor_moved, ws.canvas.cleared):
             signal.disconnect()  # the canvas goes away; its last resize must not reach the status bar
         ws.autosave.stop()
@@ -328,8 +336,20 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def show_export(self) -> None:
-        if self.workspace is not None:
-            ExportDialog(self.workspace.project, self.settings, self).exec()
+        """The export dialog; not modal, so browsing goes on while it exports in the background."""
+        if self.workspace is None:
+            return
+        if self.export_dialog is None:
+            dialog = ExportDialog(self.workspace.project, self.settings, self)
+            dialog.finished.connect(lambda _result: self._export_closed(dialog))
+            self.export_dialog = dialog
+        self.export_dialog.show()
+        self.export_dialog.raise_()
+
+    def _export_closed(self, dialog: ExportDialog) -> None:
+        if self.export_dialog is dialog:
+            self.export_dialog = None
+        dialog.deleteLater()
 
     def show_batch(self) -> None:
         """Label many images at once with the batch pipeline (its own predictor, in a worker thread)."""
@@ -420,6 +440,11 @@ class MainWindow(QMainWindow):
                 else:
                     QTimer.singleShot(0, self.close)
             return
+        if self._export_running():
+            if not (self._quit_requested or self._agree_to_stop_export()):
+                event.ignore()
+                return
+            self.export_dialog.stop()  # waits for the image being written
         if not self._close_workspace():
             event.ignore()
             return
@@ -436,6 +461,20 @@ class MainWindow(QMainWindow):
             "Batch run in progress",
             "A batch run is labelling images. Stop it after the current image and close?\n\n"
             "The images it has finished are saved; run it again later to label the rest.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _export_running(self) -> bool:
+        return self.export_dialog is not None and self.export_dialog.running
+
+    def _agree_to_stop_export(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Export in progress",
+            "An export is writing files. Stop it and close?\n\n"
+            "A COCO file is then not written; a folder export is left incomplete.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )

@@ -185,7 +185,8 @@ def test_export_dialog_writes_every_available_format(qtbot, make_window, image_f
         dialog = ExportDialog(ws.project, window.settings, window)
         dialog.format.setCurrentIndex(index)
         assert dialog.export(), message_boxes.calls
-        assert dialog.report.instances == 1
+        qtbot.waitUntil(lambda d=dialog: not d.running, timeout=10_000)  # it writes in a worker thread
+        assert dialog.report is not None and dialog.report.instances == 1, message_boxes.calls
         assert message_boxes.calls[-1][1] == "Export done"
 
 
