@@ -32,6 +32,11 @@ class ProjectLockedError(ProjectError):
         self.holder = holder or {}
 
 
+class LockUnwritableError(ProjectError):
+    """The project's lock file cannot be created or written: the folder is read-only, or the user may not
+    write there (the project itself may still be readable)."""
+
+
 class SchemaVersionError(ProjectError):
     """The project file was written by a newer version of the application (newer schema)."""
 

@@ -26,7 +26,11 @@ import time
 from pathlib import Path
 
 from efficientsam_studio import os_lock
-from efficientsam_studio.annotations.errors import ProjectError, ProjectLockedError, SaveError
+from efficientsam_studio.annotations.errors import (
+    LockUnwritableError,
+    ProjectLockedError,
+    SaveError,
+)
 from efficientsam_studio.errors import os_error_reason
 
 # an unreadable lock file younger than this may be one that another process is still writing
@@ -254,8 +258,8 @@ class ProjectLock:
             os.close(fd)
             raise self._unwritable_error(exc) from exc
 
-    def _unwritable_error(self, exc: OSError) -> ProjectError:
-        return ProjectError(
+    def _unwritable_error(self, exc: OSError) -> LockUnwritableError:
+        return LockUnwritableError(
             f"cannot open project {self.target} for writing: its lock file {self.path} cannot be written: "
             f"{os_error_reason(exc)}"
         )

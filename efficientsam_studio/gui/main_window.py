@@ -257,8 +257,8 @@ class MainWindow(QMainWindow):
         With autosave on, the changes are saved; with autosave off (or a failed save) the user chooses
         Save, Discard or Cancel."""
         ws = self.workspace
-        if ws is None or not ws.project.document.dirty:
-            return True
+        if ws is None or not ws.project.document.dirty or ws.project.read_only:
+            return True  # read-only: nothing can be saved (its changes are the scan's new images)
         if ws.autosave.delay_seconds and ws.autosave.save_now():
             return True  # autosave is on: closing saves, as a pause in editing would have
         answer = QMessageBox.question(
@@ -395,7 +395,8 @@ class MainWindow(QMainWindow):
         save_settings(old)
         ws = self.workspace
         if ws is not None:
-            ws.autosave.set_delay(old.autosave_seconds)
+            if not ws.project.read_only:
+                ws.autosave.set_delay(old.autosave_seconds)
             ws.polygon.polygon_mode, ws.polygon.tolerance = old.polygon_mode, old.polygon_tolerance
             ws.images.ahead = old.precompute_ahead
             ws.ai.hover.enabled = old.hover_preview

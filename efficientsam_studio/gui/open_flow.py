@@ -12,11 +12,15 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QWidget
 
-from efficientsam_studio.annotations.errors import CorruptProjectError, ProjectError, ProjectLockedError
+from efficientsam_studio.annotations.errors import (
+    CorruptProjectError,
+    LockUnwritableError,
+    ProjectLockedError,
+)
 from efficientsam_studio.annotations.images import IMAGE_EXTENSIONS
 from efficientsam_studio.annotations.project import PROJECT_SUFFIX, Project, ScanReport
 from efficientsam_studio.errors import StudioError
-from efficientsam_studio.gui.opening import folder_is_writable, open_target, project_file_for
+from efficientsam_studio.gui.opening import open_target, project_file_for
 
 Opened = tuple[Project, str | None]  # the project and the image to show first
 
@@ -68,10 +72,7 @@ def open_with_dialogs(parent: QWidget, path: str | Path) -> Opened | None:
         QMessageBox.critical(parent, "Project is open elsewhere", str(exc))
     except CorruptProjectError as exc:
         return _offer_backup(parent, path, exc)
-    except ProjectError as exc:
-        if folder_is_writable(path):
-            QMessageBox.critical(parent, "Cannot open", str(exc))
-            return None
+    except LockUnwritableError as exc:  # a read-only folder: the project can still be viewed
         return _offer_read_only(parent, path, exc)
     except StudioError as exc:
         QMessageBox.critical(parent, "Cannot open", str(exc))
@@ -92,7 +93,7 @@ def _offer_backup(parent: QWidget, path: str | Path, exc: CorruptProjectError) -
         return None
 
 
-def _offer_read_only(parent: QWidget, path: str | Path, exc: ProjectError) -> Opened | None:
+def _offer_read_only(parent: QWidget, path: str | Path, exc: LockUnwritableError) -> Opened | None:
     """The folder cannot be written: offer to view an existing project read-only, else say what to do."""
     if project_file_for(path) is None:
         QMessageBox.critical(

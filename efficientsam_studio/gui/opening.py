@@ -8,7 +8,6 @@ another instance holds the project, ``CorruptProjectError`` with the backup to r
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from efficientsam_studio.annotations.images import IMAGE_EXTENSIONS
@@ -58,10 +57,3 @@ def project_file_for(path: str | Path) -> Path | None:
         return find_project_file(folder) if folder.is_dir() else None
     except StudioError:
         return None
-
-
-def folder_is_writable(path: str | Path) -> bool:
-    """Whether new files can be made in the folder of ``path`` (the project's lock file goes there)."""
-    path = Path(path).expanduser()
-    folder = path if path.is_dir() else path.parent
-    return os.access(folder, os.W_OK)

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox
 
-from efficientsam_studio.annotations.errors import ProjectError
+from efficientsam_studio.annotations.errors import LockUnwritableError, ProjectError
 from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.annotations.storage import ProjectLock
 from efficientsam_studio.gui import open_flow
@@ -102,15 +102,18 @@ def read_only_folder(monkeypatch):
     """Pretend every folder is on read-only media: no lock file can be written."""
 
     def refuse(lock):
-        raise ProjectError(f"cannot open project {lock.target} for writing: its lock file cannot be written")
+        raise LockUnwritableError(
+            f"cannot open project {lock.target} for writing: its lock file cannot be written"
+        )
 
     monkeypatch.setattr(ProjectLock, "acquire", refuse)
-    monkeypatch.setattr(open_flow, "folder_is_writable", lambda path: False)
 
 
 def test_a_read_only_project_opens_for_viewing(qtbot, make_window, image_folder, message_boxes, monkeypatch):
     with Project.create(image_folder) as project:
         saved = project.path.read_bytes()
+    first = sorted(p for p in image_folder.iterdir() if p.suffix == ".png")[0]
+    (image_folder / "added.png").write_bytes(first.read_bytes())  # the scan adds it: the document changes
     read_only_folder(monkeypatch)
     message_boxes.answer = QMessageBox.StandardButton.Yes
     window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
@@ -123,7 +126,27 @@ def test_a_read_only_project_opens_for_viewing(qtbot, make_window, image_folder,
     assert not ws.categories.add("cat")  # edits are refused, with the reason
     assert "read-only" in window.status.currentMessage()
     assert project.path.read_bytes() == saved
-    message_boxes.answer = QMessageBox.StandardButton.Discard
+    assert ws.project.document.dirty
+    window.apply_settings(window.settings)  # settings do not turn autosave on for it
+    assert ws.autosave.delay_seconds == 0
+    message_boxes.answer = QMessageBox.StandardButton.Cancel  # a question would keep the project open
+    assert window._close_workspace() and window.workspace is None
+    assert message_boxes.titles("question") == ["Folder is read-only"]  # no "save the changes?"
+    assert project.path.read_bytes() == saved
+
+
+def test_in_a_read_only_folder_other_project_errors_are_not_offered_read_only(
+    qtbot, make_window, image_folder, message_boxes, monkeypatch
+):
+    def newer(path, **kwargs):
+        raise ProjectError("project file written by a newer version (schema 9)")
+
+    monkeypatch.setattr(open_flow, "open_target", newer)
+    window = make_window(loader=lambda cfg: FakePredictor())
+    assert not window.open_path(image_folder)
+    assert message_boxes.calls == [
+        ("critical", "Cannot open", "project file written by a newer version (schema 9)")
+    ]
 
 
 def test_a_read_only_folder_without_project_says_what_to_do(
