@@ -10,9 +10,7 @@ numbers, strings, lists, tuples and dicts.
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from efficientsam_studio.errors import CheckpointError, os_error_reason
+from efficientsam_studio.engine.checkpoints import read_checkpoint
+from efficientsam_studio.errors import CheckpointError
 from trainer.interrupt import hold_sigint
 
 
@@ -58,29 +57,6 @@ def atomic_torch_save(obj: Any, path: str | Path, presses_to_abort: int = 2) -> 
     return path
 
 
-def torch_load(path: Path, what: str = "checkpoint") -> Any:
-    """``torch.load(path, weights_only=True)`` onto the CPU; a file that cannot be read is a one-line
-    CheckpointError naming ``what`` and ``path`` (torch's own text, meant for its developers, is left out)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise CheckpointError(f"{what} {path} cannot be read: {os_error_reason(exc)}") from exc
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise CheckpointError(
-                f"{what} {path} holds Python objects besides tensors ({found.group(1)}), which are not "
-                "loaded for safety; it is not a checkpoint of weights"
-            ) from exc
-        raise CheckpointError(
-            f"{what} {path} cannot be read: it is truncated or not a torch checkpoint"
-        ) from exc
-    except Exception as exc:  # torch raises many kinds for truncated or foreign files
-        raise CheckpointError(
-            f"{what} {path} cannot be read: it is truncated or not a torch checkpoint"
-        ) from exc
-
-
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`atomic_torch_save`; CheckpointError names the problem."""
     path = Path(path)
@@ -88,7 +64,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} does not exist; give the file a run wrote (RUN_DIR/checkpoint.pt)"
         )
-    state = torch_load(path)
+    state = read_checkpoint(path, "checkpoint")
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
     return state

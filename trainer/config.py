@@ -6,7 +6,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from efficientsam_studio.errors import StudioError
+
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+RESUME_AND_OVERWRITE = (
+    "--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite "
+    "starts it over (moving the earlier run's files into a previous-* folder); give one of them"
+)
+"""The refusal of ``--resume`` with ``--overwrite`` (``efsam-studio train`` checks it before any work)."""
+
+
+class TrainConfigError(StudioError):
+    """Training settings that cannot work together (batch, accumulation, dataset size, resume)."""
 
 
 @dataclass
@@ -20,7 +32,8 @@ class TrainConfig:
     settings, except a larger ``epochs`` (see :mod:`trainer.resume`). On resume, ``log.jsonl`` (and the
     TensorBoard events) keep only the records up to the checkpoint's step, so every optimiser step has
     one record however often a run was interrupted. ``overwrite``: start a new run in an ``out_dir``
-    that holds one, removing its files first (:func:`trainer.run_folder.start_over`); it contradicts
+    that holds one, first moving the files this run writes (checkpoint, log, TensorBoard events, the
+    task's export) into a ``previous-*`` subfolder (:func:`trainer.run_folder.set_aside`); it contradicts
     ``resume``.
     ``max_steps`` stops (with a checkpoint and an export) once that many optimiser steps are done in total;
     the schedule still spans ``epochs``. ``checkpoint_every``: also checkpoint every N optimiser steps

@@ -36,7 +36,7 @@ from trainer.checkpoint import (
     restore_rng_state,
     seed_everything,
 )
-from trainer.config import PRECISIONS, FitResult, TrainConfig
+from trainer.config import PRECISIONS, RESUME_AND_OVERWRITE, FitResult, TrainConfig
 from trainer.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -49,7 +49,7 @@ from trainer.distributed import (
 )
 from trainer.interrupt import hold_sigint
 from trainer.resume import CHECKPOINT_FORMAT, TrainConfigError, check_resume, resume_path
-from trainer.run_folder import CHECKPOINT_NAME, start_over
+from trainer.run_folder import CHECKPOINT_NAME, check_inputs, run_files, set_aside
 from trainer.runlog import RunLog
 from trainer.sampler import ResumableDistributedSampler
 from trainer.schedule import LrSchedule, apply_lr, scaled_lr
@@ -109,11 +109,11 @@ class _Run:
         if config.batch_size < 1 or config.accum < 1:
             raise TrainConfigError("--batch-size and --accum must be at least 1")
         if config.overwrite and config.resume:
-            raise TrainConfigError(
-                "--resume and --overwrite contradict each other: --resume continues the run in --out, "
-                "--overwrite starts it over; give one of them"
-            )
+            raise TrainConfigError(RESUME_AND_OVERWRITE)
         self.out_dir = Path(config.out_dir)
+        self.replaced = run_files(task.export_files)
+        if config.overwrite:
+            check_inputs(self.out_dir, self.replaced, task.input_paths())
         self.device = info.device
         seed_everything(config.seed)
         model = task.build_model().to(self.device)
@@ -171,7 +171,9 @@ class _Run:
         else:
             self.ddp = self.model
         if config.overwrite and info.is_main:
-            start_over(self.out_dir)
+            folder, moved = set_aside(self.out_dir, self.replaced)
+            if folder is not None:
+                print(f"--overwrite: moved the earlier run's {', '.join(moved)} to {folder}", file=sys.stderr)
         self.log = RunLog(
             self.out_dir, enabled=info.is_main, tensorboard=config.tensorboard, start_step=self.step
         )

@@ -18,16 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from efficientsam_studio.errors import CheckpointError, StudioError
+from efficientsam_studio.engine.checkpoints import TRAINER_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from efficientsam_studio.errors import CheckpointError
+from trainer.config import TrainConfigError
 from trainer.run_folder import CHECKPOINT_NAME
 from trainer.schedule import LrSchedule
 from trainer.task import TrainTask
-
-CHECKPOINT_FORMAT = "efsam-trainer-checkpoint"
-
-
-class TrainConfigError(StudioError):
-    """Training settings that cannot work together (batch, accumulation, dataset size, resume)."""
 
 
 def resume_path(resume: str | None, checkpoint_path: Path, is_main: bool) -> Path | None:

@@ -128,6 +128,8 @@ class SamiTask(TrainTask):
         "decoder.heads": "--decoder-heads",
     }
 
+    export_files = (EXPORT_NAME,)
+
     def __init__(self, config: SamiConfig) -> None:
         self.config = config
         if config.target is not None and config.target not in OUTPUTS:
@@ -160,6 +162,9 @@ class SamiTask(TrainTask):
         if self.input_size % 16:
             raise StudioError(f"--input-size {self.input_size} is not a multiple of 16 (the patch size)")
         self.grid = self.input_size // 16
+
+    def input_paths(self) -> dict[str, Path | None]:
+        return {"--teacher": self.config.teacher, "--data": self.config.data}
 
     def build_model(self) -> nn.Module:
         encoder = build_student_encoder(self.config.encoder)

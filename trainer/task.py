@@ -39,6 +39,8 @@ class TrainTask(ABC):
     resume_may_change: tuple[str, ...] = ()
     #: the option that sets a ``describe`` entry (dotted keys for nested dicts), for resume messages
     option_names: dict[str, str] = {}
+    #: the names :meth:`export` writes into the run folder (``--overwrite`` moves an earlier run's aside)
+    export_files: tuple[str, ...] = ()
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -61,6 +63,11 @@ class TrainTask(ABC):
     @abstractmethod
     def export(self, model: nn.Module, out_dir: Path) -> Path:
         """Write the deliverable weights of the run into ``out_dir`` and return the file's path."""
+
+    def input_paths(self) -> dict[str, Path | None]:
+        """The files and folders the run reads (weights it starts from, a teacher, data), keyed by the
+        option that names them; ``--overwrite`` refuses to move one of them aside."""
+        return {}
 
     def setup(self, device: torch.device) -> None:  # noqa: B027 - optional hook
         """Move frozen, non-trained helpers (a teacher) to ``device``."""

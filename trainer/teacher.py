@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from efficientsam_studio.engine.checkpoints import read_checkpoint
 from efficientsam_studio.errors import CheckpointError
 from efficientsam_studio.model.common import LayerNorm2d
-from trainer.checkpoint import torch_load
 
 OUTPUTS = ("neck", "backbone")
 
@@ -325,7 +325,7 @@ def load_sam_teacher(path: str | Path) -> SamImageEncoder:
             f"teacher checkpoint {path} does not exist; download a SAM checkpoint "
             "(sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth)"
         )
-    raw = torch_load(path, "teacher checkpoint")
+    raw = read_checkpoint(path, "teacher checkpoint")
     state = extract_image_encoder(raw, str(path))
     try:
         config = SamEncoderConfig.from_state_dict(state)

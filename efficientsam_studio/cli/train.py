@@ -181,10 +181,9 @@ def check_common_options(args: argparse.Namespace) -> None:
     checkpoint file."""
     check_ranges(args, COMMON_RANGES)
     if args.resume is not None and getattr(args, "overwrite", False):
-        raise TrainUsageError(
-            "--resume and --overwrite contradict each other: --resume continues the run in --out, "
-            "--overwrite starts it over (removing its checkpoint, log and exported weights); give one of them"
-        )
+        from trainer.config import RESUME_AND_OVERWRITE
+
+        raise TrainUsageError(RESUME_AND_OVERWRITE)
     if args.input_size is not None and args.input_size % 16:
         raise TrainUsageError(
             f"--input-size must be a multiple of 16 (the patch size); got {args.input_size}"
@@ -201,7 +200,8 @@ def check_common_options(args: argparse.Namespace) -> None:
         if args.resume is None and earlier.is_file() and not getattr(args, "overwrite", False):
             raise TrainUsageError(
                 f"--out {args.out} holds a run already ({earlier}): continue it with --resume, "
-                "start it over with --overwrite (its checkpoint, log and exported weights are removed), "
+                "start it over with --overwrite (its checkpoint, log and this stage's export are moved into "
+                "a previous-* subfolder), "
                 "or give another --out"
             )
     if args.resume not in (None, "auto"):

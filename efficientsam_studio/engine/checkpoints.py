@@ -108,24 +108,29 @@ def _torch_detail(text: str) -> str:
     return _short(text)
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """Unpickle ``path`` with ``weights_only=True`` onto the CPU and return the stored object."""
+def read_checkpoint(path: str | Path, what: str | None = None) -> Any:
+    """Unpickle ``path`` with ``weights_only=True`` onto the CPU and return the stored object.
+
+    Every failure is a one-line CheckpointError naming the file (after ``what``, e.g. ``"teacher
+    checkpoint"``, when given) and the problem, without the advice torch's own errors carry."""
     import torch
 
     path = Path(path)
+    subject = f"{what} {path}" if what else str(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{subject}: no such checkpoint file")
     if not path.is_file():
-        raise CheckpointError(f"{path}: is not a file")
+        raise CheckpointError(f"{subject}: is not a file")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty; {_reread_hint(path)}")
+        raise CheckpointError(f"{subject}: the file is empty; {_reread_hint(path)}")
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
     except OSError as exc:
-        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise CheckpointError(f"{subject}: cannot be read ({exc.strerror or exc})") from None
     if looks_like_onnx(head):
-        raise CheckpointError(f"{path} is an ONNX model, not a torch checkpoint: use --backend onnx")
+        hint = "" if what else ": use --backend onnx"
+        raise CheckpointError(f"{subject} is an ONNX model, not a torch checkpoint{hint}")
     payload = _open_payload(path)
     try:
         return torch.load(payload, map_location="cpu", weights_only=True)
@@ -134,17 +139,17 @@ def read_checkpoint(path: str | Path) -> Any:
         match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
         if match:
             raise CheckpointError(
-                f"{path}: holds Python objects besides tensors ({match.group(1)}), which are not loaded "
+                f"{subject}: holds Python objects besides tensors ({match.group(1)}), which are not loaded "
                 "for safety; save the weights as torch.save({'model': model.state_dict()}, path)"
             ) from exc
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         reason = detail.group(1).strip() if detail else _short(text)
         raise CheckpointError(
-            f"{path}: is corrupt, not a readable checkpoint ({_short(reason)}); {_reread_hint(path)}"
+            f"{subject}: is corrupt, not a readable checkpoint ({_short(reason)}); {_reread_hint(path)}"
         ) from exc
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise CheckpointError(
-            f"{path}: is truncated or corrupt and cannot be read as a torch checkpoint "
+            f"{subject}: is truncated or corrupt and cannot be read as a torch checkpoint "
             f"({_torch_detail(str(exc))}); {_reread_hint(path)}"
         ) from exc
 
@@ -157,7 +162,12 @@ def _short(text: str, limit: int = 160) -> str:
 TRAINER_CHECKPOINT_FORMAT = "efsam-trainer-checkpoint"
 """The ``format`` entry of the checkpoints ``efsam-studio train`` writes (RUN_DIR/checkpoint.pt)."""
 
-_TRAINER_EXPORTS = {"sami": "encoder.pt", "finetune": "efficientsam.pt"}
+SAMI_EXPORT = "encoder.pt"
+"""The file a SAMI run of ``efsam-studio train`` exports its encoder to (RUN_DIR/encoder.pt)."""
+FINETUNE_EXPORT = "efficientsam.pt"
+"""The file a finetuning run exports its EfficientSAM weights to (RUN_DIR/efficientsam.pt)."""
+
+_TRAINER_EXPORTS = {"sami": SAMI_EXPORT, "finetune": FINETUNE_EXPORT}
 
 
 def _training_file_problem(obj: Any, path: Path) -> str | None:
@@ -167,7 +177,7 @@ def _training_file_problem(obj: Any, path: Path) -> str | None:
         return None
     if obj.get("format") == TRAINER_CHECKPOINT_FORMAT:
         task = obj.get("task")
-        export = path.parent / _TRAINER_EXPORTS.get(str(task), "efficientsam.pt")
+        export = path.parent / _TRAINER_EXPORTS.get(str(task), FINETUNE_EXPORT)
         if task == "sami":
             return (
                 f"{path}: is a SAMI training checkpoint (for --resume), not EfficientSAM weights; its run "

@@ -368,3 +368,40 @@ def test_coco_annotations_of_unknown_images_are_reported(tmp_path):
     with pytest.warns(UserWarning, match="annotation 950: its image_id 12345 is not among the file's images"):
         source = CocoInstances(annotations, tmp_path / "images")
     assert len(source.invalid) == 1
+
+
+def test_missing_areas_are_computed_once_when_indexed_and_segmentations_checked_once(tmp_path, monkeypatch):
+    from trainer.finetune import datasets
+    from trainer.finetune.sources import segmentation_area
+
+    annotations = synthetic.write_coco(tmp_path / "ann.json", tmp_path / "images", 2, seed=4)
+    coco = json.loads(annotations.read_text())
+    for annotation in coco["annotations"]:
+        del annotation["area"]
+    annotations.write_text(json.dumps(coco))
+    source = CocoInstances(annotations, tmp_path / "images")
+    sizes = {image["id"]: (image["height"], image["width"]) for image in coco["images"]}
+    for image_id, indexed in source.annotations.items():
+        assert indexed and all(
+            a["area"] == segmentation_area(a["segmentation"], *sizes[image_id]) for a in indexed
+        )
+    checks = []
+    real_problem = datasets.segmentation_problem
+    monkeypatch.setattr(datasets, "segmentation_problem", lambda *a: checks.append(a) or real_problem(*a))
+    monkeypatch.setattr(datasets, "segmentation_area", lambda *a: pytest.fail("area computed per item"))
+    dataset = FinetuneDataset(source, DataConfig(max_masks=64))
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        assert all(dataset[index]["valid"].any() for index in range(2))
+    monkeypatch.undo()
+    # SA-1B files are read per item: an annotation without area has its segmentation checked once there
+    synthetic.write_sa1b_folder(tmp_path / "shapes", 1, seed=4)
+    (json_path,) = (tmp_path / "shapes").glob("*.json")
+    document = json.loads(json_path.read_text())
+    for annotation in document["annotations"]:
+        del annotation["area"]
+    json_path.write_text(json.dumps(document))
+    checks.clear()
+    monkeypatch.setattr(datasets, "segmentation_problem", lambda *a: checks.append(a) or real_problem(*a))
+    item = FinetuneDataset(Sa1bFolder(tmp_path / "shapes"), DataConfig(max_masks=64))[0]
+    assert int(item["valid"].sum()) == len(document["annotations"]) == len(checks)

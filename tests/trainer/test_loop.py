@@ -45,6 +45,7 @@ class _Pairs(Dataset):
 
 class _Linear(TrainTask):
     name = "toy"
+    export_files = ("toy.pt",)
 
     def __init__(self, nan_at_step: int | None = None) -> None:
         self.nan_at_step = nan_at_step

@@ -1,4 +1,4 @@
-"""A resumed run keeps the settings its checkpoint was trained with; --overwrite starts a run over cleanly."""
+"""A resumed run keeps the settings its checkpoint was trained with, and does not go with --overwrite."""
 
 from __future__ import annotations
 
@@ -75,18 +75,6 @@ def test_a_warmup_as_long_as_the_run_is_warned_about(tmp_path):
         fit(_Linear(), _config(tmp_path / "short", epochs=2, warmup_epochs=1, max_steps=1))
 
 
-def test_overwrite_removes_every_file_of_an_earlier_run_of_either_stage(tmp_path):
-    fit(_Linear(), _config(tmp_path, epochs=1, warmup_epochs=0))
-    (tmp_path / "efficientsam.pt").write_bytes(b"finetuned weights of the earlier run")
-    (tmp_path / "efficientsam.json").write_text("{}")
-    (tmp_path / "tensorboard").mkdir()
-    (tmp_path / "notes.txt").write_text("the user's own file")
-    fit(_Linear(), _config(tmp_path, epochs=1, warmup_epochs=0, max_steps=2, overwrite=True))
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["checkpoint.pt", "log.jsonl", "notes.txt", "toy.pt"]
-    assert [r["step"] for r in read_log(tmp_path / "log.jsonl")] == [1, 2]
-
-
 def _sami(teacher, data, out, *extra):
     return [
         "train", "--stage", "sami", "--preset", "tiny", "--teacher", str(teacher), "--data", str(data),
@@ -106,9 +94,10 @@ def test_sami_cli_refuses_a_resume_with_another_mask_ratio_and_overwrite_starts_
     assert main(_sami(teacher_ckpt, image_dir, run, "--resume", "--overwrite")) == 2
     err = capsys.readouterr().err
     assert "--resume and --overwrite contradict each other" in err and err.count("\n") == 1
-    (run / "efficientsam.pt").write_bytes(b"a finetuning export left in the folder")
     assert main(_sami(teacher_ckpt, image_dir, run, "--overwrite", "--max-steps", "1")) == 0
-    assert (run / "encoder.pt").is_file() and not (run / "efficientsam.pt").exists()
+    (previous,) = run.glob("previous-*")
+    assert {"checkpoint.pt", "encoder.pt", "log.jsonl"} <= {p.name for p in previous.iterdir()}
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 1
 
 
 def test_finetune_resume_without_the_original_lr_is_refused(tmp_path, capsys):

@@ -28,7 +28,8 @@ def test_unreadable_checkpoints_and_teachers_are_one_line_errors(tmp_path, teach
             with pytest.raises(CheckpointError) as caught:
                 load(path)
             message = str(caught.value)
-            assert message == f"{what} {path} cannot be read: it is truncated or not a torch checkpoint"
+            assert message.startswith(f"{what} {path}: is ") and "corrupt" in message
+            assert message.endswith("download or copy it again") and "\n" not in message
             assert not any(note in message for note in TORCH_NOTES)
 
 
@@ -50,12 +51,12 @@ def test_cli_names_an_unreadable_resume_checkpoint_and_teacher_in_one_line(
     finetune = ["train", "--preset", "tiny", "--data", str(tmp_path / "shapes"), "--no-progress"]
     assert main([*finetune, "--out", str(tmp_path / "ft"), "--resume", str(truncated)]) == 2
     err = capsys.readouterr().err
-    assert f"checkpoint {truncated} cannot be read: it is truncated or not a torch checkpoint" in err
+    assert f"checkpoint {truncated}: is truncated or corrupt and cannot be read as a torch checkpoint" in err
     assert err.count("\n") == 1
     sami = ["train", "--stage", "sami", "--preset", "tiny", "--data", str(image_dir), "--no-progress"]
     assert main([*sami, "--out", str(tmp_path / "sami"), "--teacher", str(garbage)]) == 2
     err = capsys.readouterr().err
-    assert f"teacher checkpoint {garbage} cannot be read: it is truncated or not a torch checkpoint" in err
+    assert f"teacher checkpoint {garbage}: is corrupt, not a readable checkpoint" in err
     assert err.count("\n") == 1 and not any(note in err for note in TORCH_NOTES)
     atomic_torch_save({"format": "x"}, tmp_path / "ok.pt")  # a readable file still reads
     assert load_checkpoint(tmp_path / "ok.pt") == {"format": "x"}

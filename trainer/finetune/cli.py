@@ -127,8 +127,8 @@ def _add_arguments(group: argparse._ArgumentGroup) -> None:
         "--overwrite",
         action="store_true",
         help="make-synthetic: write into a non-empty --out, replacing the synthetic data there; training "
-        "stages: start a new run in an --out that holds one, removing its checkpoint, log and exported "
-        "weights (of either stage) first",
+        "stages: start a new run in an --out that holds one, first moving the earlier run's checkpoint, log, "
+        "tensorboard/ and this stage's export into a previous-* subfolder (other files stay)",
     )
 
 

@@ -21,7 +21,10 @@ raises a DatasetError saying why. Each unreadable file and each invalid annotati
 warning naming the file and the annotation id) and counted at its own index only (once an epoch), not
 again when a neighbouring item passes over it. Annotations are checked with
 :func:`~trainer.finetune.sources.annotation_problem` before they are decoded; an invalid one does not take
-a mask slot. An annotation without the optional ``area`` gets it from its segmentation.
+a mask slot. An annotation without the optional ``area`` gets it from its segmentation: a COCO source
+computes it once when indexed (:class:`~trainer.finetune.sources.CocoInstances`), and an item computes it
+only for annotations whose source could not (SA-1B files; COCO images listed without their size), whose
+segmentation it then checks once.
 
 Randomness comes from ``(seed, epoch, index)`` only, so an epoch is the same whatever the number of
 processes or workers, and a resumed run sees the same samples.
@@ -197,7 +200,8 @@ class FinetuneDataset(Dataset):
         eligible = []
         for position, annotation in enumerate(record.annotations):
             problem = record_problem(annotation)
-            if problem is None and "area" not in annotation:
+            checked = problem is None and "area" not in annotation
+            if checked:  # a source that could not give the area when indexed (SA-1B JSON, unsized COCO image)
                 segmentation = annotation["segmentation"]
                 problem = segmentation_problem(segmentation, height, width)
                 if problem is None:
@@ -206,15 +210,15 @@ class FinetuneDataset(Dataset):
                 invalid += 1
                 skip(position, annotation, problem)
             elif cfg.filter.accepts(annotation, height * width):
-                eligible.append((position, annotation))
+                eligible.append((position, annotation, checked))
         order = rng.permutation(len(eligible)) if eligible else []
         prompts, targets = [], []
         taken = 0
         for choice in order:
             if taken == cfg.max_masks:
                 break
-            position, annotation = eligible[int(choice)]
-            problem = segmentation_problem(annotation["segmentation"], height, width)
+            position, annotation, checked = eligible[int(choice)]
+            problem = None if checked else segmentation_problem(annotation["segmentation"], height, width)
             if problem is not None:
                 invalid += 1
                 skip(position, annotation, problem)

@@ -296,7 +296,8 @@ class CocoInstances:
     ``height`` and ``width`` when the image entry gives them, and its ``image_id`` against the images):
     an invalid one is left out and reported by a warning naming the file and the annotation id;
     ``invalid`` lists these messages and a record's ``extra["invalid_annotations"]`` counts those of its
-    image. A file with no valid annotation at all is a DatasetError.
+    image. A file with no valid annotation at all is a DatasetError. An annotation without the optional
+    ``area`` gets it from its segmentation here, once, when the image entry gives the size.
     """
 
     def __init__(
@@ -364,6 +365,9 @@ class CocoInstances:
                 if _is_number(height) and _is_number(width):
                     problem = segmentation_problem(annotation["segmentation"], int(height), int(width))
             if problem is None:
+                if "area" not in annotation and _is_number(height) and _is_number(width):
+                    area = segmentation_area(annotation["segmentation"], int(height), int(width))
+                    annotation = {**annotation, "area": area}
                 by_image[image_id].append(annotation)
                 continue
             name = annotation_name(annotation, position)

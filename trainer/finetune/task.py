@@ -22,7 +22,7 @@ from trainer.run_folder import FINETUNE_EXPORT
 from trainer.task import TrainTask
 
 from .datasets import DataConfig, FinetuneDataset, collate
-from .export import export_weights, initialise
+from .export import export_weights, initialise, parse_init
 from .losses import LossConfig, LossOutput, per_image_mean, segmentation_loss
 from .prompts import LABEL_PAD, error_region_clicks
 from .sources import CocoInstances, DatasetError, ImageSource, Sa1bFolder, Sa1bTar
@@ -185,12 +185,21 @@ class FinetuneTask(TrainTask):
         "loss.focal_weight": "--focal-weight",
     }
 
+    export_files = (EXPORT_NAME, Path(EXPORT_NAME).with_suffix(".json").name)
+
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
         if config.data is None:
             raise DatasetError("finetuning needs --data (see `efsam-studio train --help`)")
         self.source = open_source(config.data, config.data_format, config.images)
         self.init_info: dict[str, Any] = {}
+
+    def input_paths(self) -> dict[str, Path | None]:
+        return {
+            "--init": parse_init(self.config.init)[1],
+            "--data": self.config.data,
+            "--images": self.config.images,
+        }
 
     def build_model(self) -> nn.Module:
         sam = build_model(self.config.encoder)
