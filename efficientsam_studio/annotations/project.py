@@ -111,11 +111,10 @@ def decode_project(path: Path, raw: bytes, *, offer_backup: bool = True) -> tupl
             offer,
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise CorruptProjectError(
-            f"{path} is not an EfficientSAM Studio project file (field 'format' is not {FORMAT_NAME!r})",
-            path,
-            offer,
-        )
+        message = f"{path} is not an EfficientSAM Studio project file (field 'format' is not {FORMAT_NAME!r})"
+        if offer is None:  # some other JSON file, not a damaged project: nothing to recover
+            raise ProjectError(message)
+        raise CorruptProjectError(message, path, offer)
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise CorruptProjectError(

@@ -283,3 +283,16 @@ def test_crash_at_the_final_rename_keeps_the_previous_file(project, monkeypatch)
     monkeypatch.undo()
     assert project.path.read_bytes() == before and project.document.dirty
     assert storage.backup_path(project.path).read_bytes() == before
+
+
+def test_another_json_file_is_named_in_one_line_not_offered_recovery(tmp_path):
+    other = tmp_path / "instances.efsam.json"
+    other.write_text(json.dumps({"images": [], "annotations": []}))  # a COCO file, say
+    with pytest.raises(ProjectError) as caught:
+        Project.open(other)
+    assert not isinstance(caught.value, CorruptProjectError)
+    assert str(caught.value) == (
+        f"{other} is not an EfficientSAM Studio project file "
+        "(field 'format' is not 'efficientsam-studio-project')"
+    )
+    assert not storage.lock_path(other).exists()
