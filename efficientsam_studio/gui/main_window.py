@@ -28,7 +28,7 @@ from efficientsam_studio.gui.engine_service import EngineService
 from efficientsam_studio.gui.menus import build_menus_and_toolbar
 from efficientsam_studio.gui.model_controller import ModelController
 from efficientsam_studio.gui.open_flow import ask_open_path, open_with_dialogs, skipped_files_text
-from efficientsam_studio.gui.opening import project_file_for
+from efficientsam_studio.gui.opening import project_file_for, target_problem
 from efficientsam_studio.gui.settings import StudioSettings, save_settings
 from efficientsam_studio.gui.statusbar import StudioStatusBar
 from efficientsam_studio.gui.tools.base import Tool
@@ -122,9 +122,14 @@ class MainWindow(QMainWindow):
         """Open a folder, an image or a project; a refusal (lock, corrupt file) is shown in a dialog.
 
         The open project stays open until the new one has opened: a refused open changes nothing."""
+        problem = target_problem(path)
+        if problem:  # said before any question about the open project
+            QMessageBox.critical(self, "Cannot open", problem)
+            return False
         if self.workspace is not None:
-            if self._batch_running():
-                self.show_message("A batch run is labelling this project; cancel it first.")
+            busy = self._busy_message()
+            if busy:
+                self.show_message(busy)
                 return False
             if self._is_open_project(path):
                 return self._close_workspace() and self._open(path)
@@ -204,11 +209,9 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         if ws is None:
             return True
-        if ask and self._batch_running():
-            self.show_message("A batch run is labelling this project; cancel it first.")
-            return False
-        if ask and self._export_running():
-            self.show_message("An export of this project is running; cancel it first.")
+        busy = self._busy_message() if ask else None
+        if busy:
+            self.show_message(busy)
             return False
         if ask and not self._confirm_unsaved():
             return False
@@ -442,16 +445,26 @@ class MainWindow(QMainWindow):
                     QTimer.singleShot(0, self.close)
             return
         if self._export_running():
-            if not (self._quit_requested or self._agree_to_stop_export()):
+            # the export stops only once the unsaved-changes question is answered too
+            if not (self._quit_requested or self._agree_to_stop_export()) or not self._confirm_unsaved():
                 event.ignore()
                 return
             self.export_dialog.stop()  # waits for the image being written
-        if not self._close_workspace():
+            self._close_workspace(ask=False)
+        elif not self._close_workspace():
             event.ignore()
             return
         save_settings(self.settings)
         self.engine.shutdown()
         event.accept()
+
+    def _busy_message(self) -> str | None:
+        """Why the open project cannot be closed now (a batch run or an export works on it), or None."""
+        if self._batch_running():
+            return "A batch run is labelling this project; cancel it first."
+        if self._export_running():
+            return "An export of this project is running; cancel it first."
+        return None
 
     def _batch_running(self) -> bool:
         return self.batch_dialog is not None and self.batch_dialog.running

@@ -19,6 +19,19 @@ class OpenError(StudioError):
     """The path given to the app is neither a folder, an image nor a project file."""
 
 
+def target_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be opened at all (missing, or not a folder, an image or a project file);
+    None when :func:`open_target` can try it."""
+    path = Path(path).expanduser()
+    if path.is_dir() or (
+        path.is_file() and (path.name.endswith(PROJECT_SUFFIX) or path.suffix.lower() in IMAGE_EXTENSIONS)
+    ):
+        return None
+    if not path.exists():
+        return f"{path} does not exist; give a folder of images, an image or a *{PROJECT_SUFFIX} file"
+    return f"{path} is not a folder, an image or a *{PROJECT_SUFFIX} project file"
+
+
 def open_target(
     path: str | Path, recover: bool = False, read_only: bool = False
 ) -> tuple[Project, str | None]:
@@ -26,18 +39,12 @@ def open_target(
     to show first (None: the first image). ``read_only`` opens an existing project without its lock
     (it cannot be saved); a folder without a project is then refused."""
     path = Path(path).expanduser()
+    problem = target_problem(path)
+    if problem:
+        raise OpenError(problem)
     if path.is_file() and path.name.endswith(PROJECT_SUFFIX):
         return Project.open(path, recover=recover, read_only=read_only), None
-    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-        folder, image = path.parent, path.name
-    elif path.is_dir():
-        folder, image = path, None
-    elif not path.exists():
-        raise OpenError(
-            f"{path} does not exist; give a folder of images, an image or a *{PROJECT_SUFFIX} file"
-        )
-    else:
-        raise OpenError(f"{path} is not a folder, an image or a *{PROJECT_SUFFIX} project file")
+    folder, image = (path.parent, path.name) if path.is_file() else (path, None)
     existing = find_project_file(folder)
     if existing is None and read_only:
         raise OpenError(f"{folder} holds no project file (*{PROJECT_SUFFIX}) to open read-only")

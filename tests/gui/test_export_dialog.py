@@ -262,3 +262,56 @@ def test_the_export_dialog_is_not_modal_and_opens_once(qtbot, make_window, image
     assert window.export_dialog is dialog
     dialog.reject()
     qtbot.waitUntil(lambda: window.export_dialog is None)
+
+
+def _start_masks_export(window, tmp_path):
+    label_every_image(window.workspace.project.document)
+    window.action("export").trigger()
+    dialog = window.export_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("masks"))
+    dialog.destination.setText(str(tmp_path / "masks"))
+    assert dialog.export()
+    return dialog
+
+
+def test_opening_another_folder_during_an_export_is_refused(
+    qtbot, make_window, image_folder, gate, tmp_path, message_boxes
+):
+    other = tmp_path / "other"
+    other.mkdir()
+    for image in image_folder.iterdir():
+        (other / image.name).write_bytes(image.read_bytes())
+    window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
+    ws = window.workspace
+    dialog = _start_masks_export(window, tmp_path)
+    qtbot.waitUntil(lambda: gate.reached == 1)
+    assert not window.open_path(other)
+    assert window.workspace is ws and dialog.running
+    assert "export" in window.status.currentMessage()
+    gate.open.set()
+    qtbot.waitUntil(lambda: not dialog.running)
+    assert dialog.outcome.report is not None  # it finished, not cancelled
+
+
+def test_a_close_cancelled_at_the_unsaved_question_leaves_the_export_running(
+    qtbot, make_window, image_folder, gate, tmp_path, monkeypatch
+):
+    window = make_window(
+        loader=lambda cfg: FakePredictor(), path=image_folder, settings=StudioSettings(autosave_seconds=0)
+    )
+    dialog = _start_masks_export(window, tmp_path)
+    qtbot.waitUntil(lambda: gate.reached == 1)
+    answers = [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel]
+    asked = []
+
+    def question(parent, title, *args, **kwargs):
+        asked.append(title)
+        return answers.pop(0) if answers else QMessageBox.StandardButton.Discard  # Discard: at teardown
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    window.close()
+    assert asked == ["Export in progress", "Unsaved changes"]
+    assert window.isVisible() and dialog.running and window.workspace is not None
+    gate.open.set()
+    qtbot.waitUntil(lambda: not dialog.running)
+    assert dialog.outcome.report is not None

@@ -139,3 +139,16 @@ def test_the_brush_on_a_selected_instance_gives_the_whole_image_result(qtbot, ma
     )
     window.action("undo").trigger()
     assert ws.session.selected_instance == painted
+
+
+def test_a_new_stroke_outside_the_image_adds_nothing_and_says_why(qtbot, make_window, image_folder):
+    window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
+    wait_shown(qtbot, window)
+    ws = window.workspace
+    ws.categories.add("thing")
+    window.set_tool("brush")
+    window.brush_size.setValue(5)
+    messages = []
+    ws.brush.status.connect(messages.append)
+    assert not ws.brush.apply_stroke([(-50.0, -50.0), (-30.0, -40.0)])
+    assert ws.session.current_instances() == [] and messages == ["The stroke is outside the image."]

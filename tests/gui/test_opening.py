@@ -13,6 +13,7 @@ from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.annotations.storage import ProjectLock
 from efficientsam_studio.gui import open_flow
 from efficientsam_studio.gui.open_flow import OpenDialog
+from efficientsam_studio.gui.settings import StudioSettings
 from efficientsam_studio.gui.statusbar import READ_ONLY_BANNER
 from tests.gui.conftest import FakePredictor, wait_shown
 
@@ -176,3 +177,16 @@ def test_a_long_status_message_can_be_read_whole(qtbot, make_window):
     long = "No model: " + "the weights are missing; " * 20 + "the polygon, brush and eraser tools work."
     window.show_message(long)
     assert window.status.toolTip() == long
+
+
+def test_a_missing_path_is_refused_before_any_question_about_the_open_project(
+    qtbot, make_window, image_folder, tmp_path, message_boxes
+):
+    window = make_window(
+        loader=lambda cfg: FakePredictor(), path=image_folder, settings=StudioSettings(autosave_seconds=0)
+    )
+    window.workspace.categories.add("cat")  # an unsaved change: closing the project would ask
+    assert window.workspace.project.document.dirty
+    assert not window.open_path(tmp_path / "no-such-folder")
+    assert [kind for kind, _, _ in message_boxes.calls] == ["critical"]
+    assert "does not exist" in message_boxes.calls[0][2]

@@ -146,6 +146,9 @@ class BrushTool(Tool):
         if image is None:
             return False
         stroke, sx, sy = rasterise_stroke_window(points, self.size, image.height, image.width)
+        if not stroke.any():
+            self.status.emit("The stroke is outside the image.")
+            return False
         instance = self.session.selected_instance
         document = self.session.document
         if instance is None:
