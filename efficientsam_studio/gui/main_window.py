@@ -470,28 +470,26 @@ class MainWindow(QMainWindow):
         return self.batch_dialog is not None and self.batch_dialog.running
 
     def _agree_to_stop_batch(self) -> bool:
-        answer = QMessageBox.question(
-            self,
+        return self._agree_to_stop(
             "Batch run in progress",
             "A batch run is labelling images. Stop it after the current image and close?\n\n"
             "The images it has finished are saved; run it again later to label the rest.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def _export_running(self) -> bool:
         return self.export_dialog is not None and self.export_dialog.running
 
     def _agree_to_stop_export(self) -> bool:
-        answer = QMessageBox.question(
-            self,
+        return self._agree_to_stop(
             "Export in progress",
             "An export is writing files. Stop it and close?\n\n"
             "A COCO file is then not written; a folder export is left incomplete.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
+
+    def _agree_to_stop(self, title: str, text: str) -> bool:
+        """Ask whether to stop background work and close (No is the default)."""
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        answer = QMessageBox.question(self, title, text, buttons, QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
     def action(self, key: str) -> QAction:
