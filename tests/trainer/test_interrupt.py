@@ -18,6 +18,15 @@ from trainer.runlog import read_log
 from .test_loop import _config, _Crash, _Linear
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Python's own Ctrl+C handler, whatever this process inherited: a shell starts background jobs with
+    SIGINT ignored, and then Python installs none (``hold_sigint`` leaves such a process as it is)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class _Sigint:
     """Pickled inside a ``torch.save``: presses Ctrl+C there, in the middle of the write."""
 
