@@ -49,6 +49,7 @@ from efficientsam_studio.batch import (
 )
 from efficientsam_studio.engine.automatic import AutomaticMaskParams, MaskGenerationCancelled
 from efficientsam_studio.errors import StudioError
+from efficientsam_studio.gui.worker_close import defer_close_while_running
 
 PredictorFactory = Callable[[], Any]
 MODE_LABELS = {
@@ -417,12 +418,8 @@ class BatchDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         """Closing while running cancels first and closes when the worker has stopped."""
-        if self.running:
-            self._close_when_done = True
-            self.cancel()
-            event.ignore()
-            return
-        super().closeEvent(event)
+        if not defer_close_while_running(self, event):
+            super().closeEvent(event)
 
     def reject(self) -> None:
         """Close, Escape and the window's close button: when running, cancel first and close after."""

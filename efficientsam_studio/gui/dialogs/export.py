@@ -42,6 +42,7 @@ from efficientsam_studio.annotations.storage import output_problem
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.export_worker import ExportOutcome, ExportWorker, snapshot
 from efficientsam_studio.gui.settings import StudioSettings
+from efficientsam_studio.gui.worker_close import defer_close_while_running
 
 
 @dataclass(frozen=True)
@@ -339,9 +340,5 @@ class ExportDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         """Closing while exporting cancels first and closes when the worker has stopped."""
-        if self.running:
-            self._close_when_done = True
-            self.cancel()
-            event.ignore()
-            return
-        super().closeEvent(event)
+        if not defer_close_while_running(self, event):
+            super().closeEvent(event)
