@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--images",
         choices=("link", "copy", "none"),
         help="yolo: put the images next to the labels as hard links (link, the default) or "
-        "copies, or not at all (none)",
+        "copies, or not at all (none: copy the project's images into OUT/images before training)",
     )
     p.add_argument(
         "--all-images", action="store_true", help="export every image of the project, labelled or not"

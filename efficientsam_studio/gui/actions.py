@@ -31,6 +31,7 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "Open folder, image or project…", ("Ctrl+O",), "File", "open"),
     ActionSpec("save", "Save", ("Ctrl+S",), "File", "save"),
+    ActionSpec("import", "Import annotations…", ("Ctrl+I",), "File", "import"),
     ActionSpec("export", "Export…", ("Ctrl+E",), "File", "export"),
     ActionSpec("settings", "Settings…", ("Ctrl+,",), "File", "settings"),
     ActionSpec("quit", "Quit", ("Ctrl+Q",), "File"),

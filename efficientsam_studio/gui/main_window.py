@@ -25,6 +25,7 @@ from efficientsam_studio.gui.dialogs.export import ExportDialog
 from efficientsam_studio.gui.dialogs.settings_dialog import SettingsDialog
 from efficientsam_studio.gui.dialogs.shortcuts import ShortcutsDialog
 from efficientsam_studio.gui.engine_service import EngineService
+from efficientsam_studio.gui.import_flow import ImportFlow
 from efficientsam_studio.gui.menus import build_menus_and_toolbar
 from efficientsam_studio.gui.model_controller import ModelController
 from efficientsam_studio.gui.open_flow import ask_open_path, open_with_dialogs, skipped_files_text
@@ -36,7 +37,7 @@ from efficientsam_studio.gui.workspace import Workspace
 
 # actions that need an open project; the others (open, settings, quit, help) always work
 PROJECT_ACTIONS = (
-    "save export undo redo accept cycle cancel remove_last delete relabel tool_ai tool_polygon "
+    "save import export undo redo accept cycle cancel remove_last delete relabel tool_ai tool_polygon "
     "tool_brush tool_eraser batch next_image previous_image mark_done mark_review mark_skipped "
     "zoom_in zoom_out fit actual_size"
 ).split()
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.batch_dialog: BatchDialog | None = None  # the open batch dialog
         self._close_after_batch = False  # a close waits for the batch run to stop
         self.export_dialog: ExportDialog | None = None  # the open export dialog (not modal)
+        self.importer = ImportFlow(self)  # File → Import annotations
         self._quit_requested = False
         self.status = StudioStatusBar(self)
         self.setStatusBar(self.status)
@@ -87,6 +89,7 @@ class MainWindow(QMainWindow):
         return {
             "open": self._ask_open,
             "save": self.save,
+            "import": lambda: self.importer.start(),
             "export": self.show_export,
             "settings": self.show_settings,
             "quit": self.close,
@@ -220,6 +223,7 @@ class MainWindow(QMainWindow):
         if self.export_dialog is not None:
             self.export_dialog.stop()
             self.export_dialog.close()
+        self.importer.stop()  # a file being read is dropped
         for signal in (ws.canvas.zoom_changed, ws.canvas.cursor_moved, ws.canvas.cleared):
             signal.disconnect()  # the canvas goes away; its last resize must not reach the status bar
         ws.autosave.stop()

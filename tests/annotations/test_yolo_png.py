@@ -43,7 +43,7 @@ def test_yolo_lines_are_normalised_polygons_one_per_part(doc, folder, tmp_path):
     back = masks.polygons_to_mask([polygon], H, W)
     assert masks.boundary_distance(doc.instances_of(1)[0].mask(), back) <= 0.5 + 1.0
     assert (out / "images" / "sub" / "b.png").is_file() and (out / "labels" / "sub" / "b.txt").is_file()
-    assert (out / "images.txt").read_text().splitlines() == ["images/a.png", "images/sub/b.png"]
+    assert (out / "images.txt").read_text().splitlines() == ["./images/a.png", "./images/sub/b.png"]
     yaml = (out / "data.yaml").read_text()
     assert 'names:\n  0: "cell"\n  1: "dog"\n' in yaml and "nc: 2" in yaml and "train: images.txt" in yaml
 
@@ -99,7 +99,7 @@ def test_yolo_gives_images_that_share_a_stem_their_own_image_and_label_names(tmp
     out = tmp_path / "yolo"
     report = export_yolo(document, out, image_root=tmp_path / "project", images="copy")
     listed = (out / "images.txt").read_text().splitlines()
-    assert listed == ["images/a/x_png.png", "images/a/x_jpg.jpg", "images/b.png"]
+    assert listed == ["./images/a/x_png.png", "./images/a/x_jpg.jpg", "./images/b.png"]
     for image, expected_class in zip(listed, ("0", "1", "0"), strict=True):
         assert (out / image).is_file()
         label = (out / image.replace("images/", "labels/", 1)).with_suffix(".txt")

@@ -16,7 +16,8 @@ Polygons are traced within the instance's bbox, so the time an export takes grow
 instances and not with the size of the images. Every category is written (used or not) with its
 ``supercategory`` (``""`` when it has none) and its ``color``. Extra keys: per image ``status`` (the
 labelling status, so that an import brings back images marked done without instances, the true
-negatives), per annotation ``score`` (predicted IoU of AI masks) and ``attributes`` when not empty.
+negatives), per annotation ``source`` (``"ai"`` or ``"manual"``, how the mask was made), ``score``
+(predicted IoU of AI masks, when there is one) and ``attributes`` when not empty.
 
 Import: :func:`import_coco` (see :mod:`.coco_import`, whose names are re-exported here).
 """
@@ -151,6 +152,7 @@ def _annotation(
         "bbox": [float(v) for v in instance.bbox],
         "iscrowd": int(instance.iscrowd),
     }
+    annotation["source"] = instance.source
     if instance.score is not None:
         annotation["score"] = instance.score
     if instance.attributes:

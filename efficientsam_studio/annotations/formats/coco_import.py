@@ -1,13 +1,19 @@
 """Import COCO instance segmentation files into a document (the export is in :mod:`.coco`).
 
 Read: polygons, compressed and uncompressed RLE, ``iscrowd``, and the extra keys the exporter writes:
-``score``, ``attributes``, image ``status`` and category ``color``. The whole file is checked before
-anything is added, and a malformed file raises :class:`FormatError` naming the file, the field and the
-entry: among them an image, category or annotation id used twice (which would send annotations to the
-wrong image or category), two images with one file name, a ``file_name`` that names no file, a category
-without a name, an RLE that is not the image's size, whose ``counts`` string is not valid, or whose runs
-do not cover exactly height x width pixels, and polygon points that are not finite or lie far outside the
-image. Annotations without a segmentation (boxes only) or with an empty mask are skipped and reported.
+``source``, ``score``, ``attributes``, image ``status`` and category ``color``. ``score`` must be a number
+from 0 to 1 (or null): anything else (a string such as ``"0.9"`` included) is a malformed file. An
+annotation's ``source`` (``"ai"`` or ``"manual"``) says how the mask was made; without one (or with
+another value) an annotation with a score is an AI mask and one without is manual, as labelme import
+decides too (:func:`~.common.source_and_score`).
+
+The whole file is checked before anything is added, and a malformed file raises :class:`FormatError`
+naming the file, the field and the entry: among them an image, category or annotation id used twice
+(which would send annotations to the wrong image or category), two images with one file name, a
+``file_name`` that names no file, a category without a name, an RLE that is not the image's size, whose
+``counts`` string is not valid, or whose runs do not cover exactly height x width pixels, and polygon
+points that are not finite or lie far outside the image. Annotations without a segmentation (boxes only)
+or with an empty mask are skipped and reported.
 
 Images: ``file_name`` is a path relative to the project folder (``image_root``). It finds a project image
 as :class:`~.common.ImageFinder` says: the image at that path, else the one image whose path ends with it
@@ -28,8 +34,16 @@ the file is imported, used or not, in file order (YOLO class indices follow that
 ``color`` when it is ``#rrggbb`` (otherwise the next default colour) and its ``supercategory``; a
 category whose name an earlier one of the file has joins it. A new category keeps its COCO id when the
 project never handed that id out (the id is not below the project's next category id: always the case
-for a project without categories), and otherwise gets the next free id. Annotation ids are the
-project's own. An image keeps the id it has in the file as its ``coco_id`` (a project image that has
+for a project without categories) and it is positive (project ids are; COCO files that start at 0,
+often for a background class, have one that is not), and otherwise gets the next free id. Every category
+whose project id differs from its id in the file (renumbered, or found by name under another id) is
+listed in ``ImportReport.category_ids_changed``, which the summary shows: exports write the project ids.
+Annotation ids are the project's own.
+
+Annotations already in the project are not added again: those identical to an instance (same image,
+category and mask; ``ImportReport.duplicates``) and those recognised as the same object with an outline
+that differs a little, as after a polygon export with a tolerance (``ImportReport.same_objects``; see
+:mod:`.matching`). An image keeps the id it has in the file as its ``coco_id`` (a project image that has
 one already keeps it), which the export writes back as its id.
 """
 
@@ -52,7 +66,14 @@ from efficientsam_studio.annotations.document import (
     Instance,
 )
 from efficientsam_studio.annotations.errors import FormatError
-from efficientsam_studio.annotations.formats.common import ImageFinder, ImportReport, relative_image_path
+from efficientsam_studio.annotations.formats.common import (
+    ImageFinder,
+    ImportReport,
+    image_status,
+    relative_image_path,
+    source_and_score,
+)
+from efficientsam_studio.annotations.formats.matching import PresentInstances
 from efficientsam_studio.errors import ImageLoadError
 
 
@@ -244,6 +265,13 @@ def _check_annotations(
             )
         if raw.get("iscrowd", 0) not in (0, 1, True, False):
             raise _fail(source, f"{where}: field 'iscrowd'", "must be 0 or 1")
+        score = raw.get("score")
+        if score is not None and not (
+            isinstance(score, (int, float)) and not isinstance(score, bool) and 0 <= score <= 1
+        ):  # NaN fails the range test too
+            raise _fail(
+                source, f"{where}: field 'score'", f"must be a number from 0 to 1 or null; got {score!r}"
+            )
         rle = _segmentation_rle(raw, images[image_id][0], source, where)
         if rle is None:
             report.skipped.append(
@@ -274,14 +302,6 @@ def _claimed_images(document: Document, images: dict[int, tuple[dict, str | None
     return {coco_id: records[record_id] for record_id, (_, coco_id) in owner.items()}
 
 
-def _status(raw: dict) -> ImageStatus | None:
-    value = raw.get("status")
-    try:
-        return ImageStatus(value) if isinstance(value, str) else None
-    except ValueError:  # a status this version does not know: the image gets none from the file
-        return None
-
-
 def _add_images(
     document: Document, images: dict[int, tuple[dict, str | None]], report: ImportReport, root: Path | None
 ) -> dict[int, int | None]:
@@ -291,7 +311,7 @@ def _add_images(
     image_map: dict[int, int | None] = {}
     for coco_id, (raw, relative) in images.items():
         size = (raw["width"], raw["height"])
-        status = _status(raw)
+        status = image_status(raw.get("status"))  # unknown ones: none from the file
         record = claimed.get(coco_id)
         image_map[coco_id] = None
         if relative is None:
@@ -353,7 +373,7 @@ def _add_images(
 
 def _add_categories(document: Document, categories: dict[int, dict], report: ImportReport) -> dict[int, int]:
     """Find or add every category of the file; returns the project category id by COCO id."""
-    first_new = document.next_ids["category"]
+    first_new = document.next_ids["category"]  # at least 1: ids below it (0 too) cannot be kept
     new: dict[str, int] = {}  # name -> COCO id of the file's first category of a name the project lacks
     for coco_id, raw in categories.items():
         if document.category_by_name(raw["name"]) is None:
@@ -373,6 +393,8 @@ def _add_categories(document: Document, categories: dict[int, dict], report: Imp
             document.add_category(category)
             report.categories_added.append(category.name)
         category_map[coco_id] = category.id
+        if category.id != coco_id:
+            report.category_ids_changed.append((raw["name"], coco_id, category.id))
     return category_map
 
 
@@ -383,27 +405,31 @@ def _add_instances(
     category_map: dict[int, int],
     report: ImportReport,
 ) -> None:
-    present = {(i.image_id, i.category_id, i.rle["counts"]) for i in document.iter_instances()}
+    present = PresentInstances(document)
     for raw, rle in parsed:
         image_id = image_map[raw["image_id"]]
         if image_id is None:
             continue
         category_id = category_map[raw["category_id"]]
-        if (image_id, category_id, rle["counts"]) in present:
-            report.duplicates += 1
+        found = present.find(image_id, category_id, rle)
+        if found is not None:
+            if found == "identical":
+                report.duplicates += 1
+            else:
+                report.same_objects += 1
             continue
-        score = raw.get("score")
+        source, score = source_and_score(raw.get("source"), raw.get("score"))
         attributes = raw.get("attributes") if isinstance(raw.get("attributes"), dict) else {}
         instance = Instance.from_rle(
             document.allocate_id("instance"),
             image_id,
             category_id,
             rle,
-            score=score if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
-            source="ai" if score is not None else "manual",
+            score=score,
+            source=source,
             iscrowd=bool(raw.get("iscrowd", 0)),
             attributes=attributes,
         )
         document.add_instance(instance)
-        present.add((image_id, category_id, rle["counts"]))
+        present.added(instance)
         report.instances_added += 1

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
+from efficientsam_studio.annotations.document import SOURCES, Document, ImageRecord, ImageStatus, Instance
 
 PolygonPolicy = Literal["auto", "always", "never"]
 Progress = Callable[[int, int], None]
@@ -26,7 +26,8 @@ class ExportReport:
     """What an export wrote. ``skipped``: ``(instance id, reason)``; ``holes_lost`` / ``parts_split``:
     ids of instances whose holes could not be written / whose parts became separate polygons;
     ``renamed``: ``(image path, output name)`` of images written under another name than their stem
-    because another image shares it (see :func:`output_names`)."""
+    because another image shares it (see :func:`output_names`); ``notes``: what the user must know to
+    use the output (one sentence each)."""
 
     files: list[Path] = field(default_factory=list)
     images: int = 0
@@ -37,54 +38,88 @@ class ExportReport:
     holes_lost: list[int] = field(default_factory=list)
     parts_split: list[int] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for a status bar or the command line."""
-        text = (f"{self.instances} instances on {self.images} images "
-                f"({self.polygons} as polygons, {self.rle} as masks), "
-                f"{len(self.files)} file{'' if len(self.files) == 1 else 's'}")
+        text = (
+            f"{self.instances} instances on {self.images} images "
+            f"({self.polygons} as polygons, {self.rle} as masks), "
+            f"{len(self.files)} file{'' if len(self.files) == 1 else 's'}"
+        )
         if self.skipped:
             listed = "; ".join(f"instance {i}: {why}" for i, why in self.skipped[:5])
             more = " ..." if len(self.skipped) > 5 else ""
             text += f"; {len(self.skipped)} skipped ({listed}{more})"
         if self.holes_lost:
-            text += (f"; holes could not be written for {len(self.holes_lost)} instances "
-                     "(the format has no holes)")
+            text += (
+                f"; holes could not be written for {len(self.holes_lost)} instances (the format has no holes)"
+            )
         if self.renamed:
             listed = ", ".join(f"{path} -> {name}" for path, name in self.renamed[:5])
             more = " ..." if len(self.renamed) > 5 else ""
-            text += (f"; outputs of {len(self.renamed)} images renamed, as another image has the same name "
-                     f"without extension ({listed}{more})")
+            text += (
+                f"; outputs of {len(self.renamed)} images renamed, as another image has the same name "
+                f"without extension ({listed}{more})"
+            )
+        for note in self.notes:
+            text += f"\nnote: {note}"
         return text
 
 
 @dataclass
 class ImportReport:
-    """What an import added. ``skipped``: ``(annotation id or file, reason)``; ``missing_images``: image
+    """What an import added. ``duplicates``: masks identical to an instance already there (same image and
+    category); ``same_objects``: masks recognised as an instance already there whose outline differs a
+    little, as a simplified polygon's does (see :mod:`.matching`); neither is added again.
+    ``category_ids_changed``: ``(name, id in the file, project id)`` of the file's categories whose id the
+    project could not keep; ``skipped``: ``(annotation id or file, reason)``; ``missing_images``: image
     files named by the import that are not in the project folder (their annotations are kept)."""
 
     images_added: list[ImageRecord] = field(default_factory=list)
     categories_added: list[str] = field(default_factory=list)
     instances_added: int = 0
     duplicates: int = 0
+    same_objects: int = 0
+    category_ids_changed: list[tuple[str, int, int]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     missing_images: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for a status bar or the command line."""
-        text = (f"{self.instances_added} instances added, {len(self.images_added)} images added, "
-                f"{len(self.categories_added)} categories added")
+        text = (
+            f"{self.instances_added} instances added, {len(self.images_added)} images added, "
+            f"{len(self.categories_added)} categories added"
+        )
         if self.duplicates:
             text += f", {self.duplicates} identical instances already present (not added again)"
+        if self.same_objects:
+            text += (
+                f", {self.same_objects} instances recognised as objects already present with a slightly "
+                "different outline (not added again)"
+            )
+        if self.category_ids_changed:
+            changed = self.category_ids_changed
+            listed = ", ".join(f"{name!r} {old} -> {new}" for name, old, new in changed[:10])
+            more = " ..." if len(changed) > 10 else ""
+            text += (
+                f"\ncategory ids changed (file -> project): {listed}{more}. Project category ids are "
+                "positive and never reused, and a category found by name keeps its project id; "
+                "exports write the project ids, so code that orders classes by id may order them "
+                "differently"
+            )
         if self.skipped:
             text += f"; {len(self.skipped)} skipped:\n" + "\n".join(
-                f"  {what}: {why}" for what, why in self.skipped[:20])
+                f"  {what}: {why}" for what, why in self.skipped[:20]
+            )
             if len(self.skipped) > 20:
                 text += f"\n  ... and {len(self.skipped) - 20} more"
         if self.missing_images:
             listed = ", ".join(self.missing_images[:10]) + (" ..." if len(self.missing_images) > 10 else "")
-            text += (f"\n{len(self.missing_images)} images are not in the project folder "
-                     f"(kept, listed as missing): {listed}")
+            text += (
+                f"\n{len(self.missing_images)} images are not in the project folder "
+                f"(kept, listed as missing): {listed}"
+            )
         return text
 
 
@@ -114,8 +149,14 @@ def polygons_for(
     if policy == "auto" and (parts > 1 or holes):
         return None
     offset = np.array([x, y], dtype=np.float64)
-    rings = [masks.Ring(ring.points + offset, ring.hole, ring.parent)
-             for ring in masks.mask_to_polygons(crop, "all", tolerance)] if crop.size else []
+    rings = (
+        [
+            masks.Ring(ring.points + offset, ring.hole, ring.parent)
+            for ring in masks.mask_to_polygons(crop, "all", tolerance)
+        ]
+        if crop.size
+        else []
+    )
     height, width = (int(v) for v in instance.rle["size"])
     if policy == "auto" and masks.area(masks.polygons_to_rle(rings, height, width)) == 0:
         return None
@@ -143,8 +184,11 @@ def images_to_export(document: Document, image_ids: list[int] | None) -> list[Im
     instance or marked done (a done image without instances is a true negative)."""
     if image_ids is not None:
         return [document.image(i) for i in image_ids]
-    return [image for image in document.images
-            if image.status == ImageStatus.DONE or document.instances_of(image.id)]
+    return [
+        image
+        for image in document.images
+        if image.status == ImageStatus.DONE or document.instances_of(image.id)
+    ]
 
 
 def with_progress(images: Sequence[ImageRecord], progress: Progress | None) -> Iterator[ImageRecord]:
@@ -200,6 +244,27 @@ def output_names(images: Sequence[ImageRecord], report: ExportReport) -> dict[in
 
 
 # --------------------------------------------------------------------------------------------- import
+def source_and_score(source: object, score: float | None) -> tuple[str, float | None]:
+    """The ``source`` and ``score`` of an imported instance, decided the same way by every importer.
+
+    ``source`` is the value the file gives (``"ai"`` or ``"manual"``; any other value, or none, counts as
+    absent) and ``score`` the already checked number or None. A source the file gives is kept, with the
+    score as it is; without one, an instance with a score is an AI mask and one without is manual.
+    """
+    if source not in SOURCES:
+        source = "ai" if score is not None else "manual"
+    return str(source), score
+
+
+def image_status(value: object) -> ImageStatus | None:
+    """The status named by ``value`` (``"done"``...), or None for anything else (a status this version
+    does not know included)."""
+    try:
+        return ImageStatus(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def relative_image_path(name: str, root: Path | None = None) -> str | None:
     """The project-relative POSIX path under which an import file names an image: backslashes read as
     slashes, ``.`` and ``folder/..`` folded (``a/./b/../x.png`` is ``a/x.png``).
@@ -249,6 +314,7 @@ class ImageFinder:
         if record is not None:
             return record
         tail = "/" + path
-        found = [image for image in self._by_name.get(PurePosixPath(path).name, ())
-                 if image.path.endswith(tail)]
+        found = [
+            image for image in self._by_name.get(PurePosixPath(path).name, ()) if image.path.endswith(tail)
+        ]
         return found[0] if len(found) == 1 else None

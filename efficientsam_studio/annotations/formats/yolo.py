@@ -2,17 +2,30 @@
 
 Writes under ``out``::
 
-    images/<name>.<ext>       the labelled images (hard links, or copies where links fail; ``images="none"``
-                              leaves them out and lists the project's own files instead)
+    images/<name>.<ext>       the labelled images (hard links, or copies where links fail; none with
+                              ``images="none"``, see below)
     labels/<name>.txt         one line per polygon: ``class x1 y1 x2 y2 ...``, coordinates divided by the
                               image width / height (0..1); ``class`` is the category's position (0-based)
-    images.txt                the image paths, relative to ``out`` (absolute with ``images="none"``)
-    data.yaml                 ``path``, ``train`` / ``val`` (= images.txt), ``nc`` and ``names``
+    images.txt                the images, one a line, as ``./images/<name>.<ext>``
+    data.yaml                 ``path`` (``out``, absolute), ``train`` / ``val`` (= images.txt), ``nc`` and
+                              ``names``
+
+Ultralytics reads a list file's lines that start with ``./`` as relative to the list's folder and any
+other relative line as relative to the working directory, so the ``./`` lines find the images wherever
+training starts; a name in which ``./`` appears again (a folder whose name ends with a dot), which
+Ultralytics would garble, is written as an absolute path instead. Ultralytics finds the labels of an
+image by replacing its last ``images`` folder with ``labels`` and the extension with ``.txt``, which is
+why the images are placed under ``out/images``.
+
+``images="none"`` writes the labels, images.txt and data.yaml but places no images: the dataset is
+complete once the project's images are copied into ``out/images`` (keeping their subfolders), which
+``ExportReport.notes`` says (listing the project's own files instead would pair each image with a label
+file next to it, which does not exist, and train on no labels at all).
 
 ``<name>`` is the image's relative path without its extension. YOLO pairs an image with the label file of
 the same name, so images that share one (``a/x.png`` and ``a/x.jpg``) are placed and labelled under
 distinct names (``a/x_png``, ``a/x_jpg``; :func:`~.common.output_names`, listed in
-``ExportReport.renamed``); with ``images="none"`` the project's files keep their names and such images
+``ExportReport.renamed``); with ``images="none"`` the images copied later keep their names, so such images
 raise :class:`FormatError` before anything is written.
 
 Each part of an object becomes its own line (YOLO has no object grouping) and holes are lost: both are
@@ -62,17 +75,27 @@ def _place_image(source: Path, target: Path, mode: ImageMode) -> None:
     shutil.copy2(source, target)
 
 
+def _list_line(out: Path, placed: str) -> str:
+    """The images.txt line of an image placed at ``out / placed`` (see the module doc)."""
+    if "./" in placed:
+        return (out / placed).resolve().as_posix()
+    return f"./{placed}"
+
+
 def _refuse_shared_stems(groups: list[list[ImageRecord]]) -> FormatError:
     """The error for images that would share a label file when they keep their own names."""
     listed = "; ".join(
         f"{', '.join(image.path for image in group)} "
         f"(labels/{PurePosixPath(group[0].path).with_suffix('.txt').as_posix()})"
-        for group in groups[:5]) + (" ..." if len(groups) > 5 else "")
+        for group in groups[:5]
+    ) + (" ..." if len(groups) > 5 else "")
     return FormatError(
         f"YOLO pairs each image with the label file of the same name, and these images would share one: "
-        f"{listed}. With images 'none' the images keep their own names; export with images 'link' or "
+        f"{listed}. With images 'none' the images are copied later under their own names; export with "
+        f"images 'link' or "
         f"'copy' (command line: --images link or --images copy), which places them under distinct names, "
-        f"or rename the image files.")
+        f"or rename the image files."
+    )
 
 
 def export_yolo(
@@ -129,22 +152,31 @@ def export_yolo(
         atomic_write(label, "".join(line + "\n" for line in lines).encode("ascii"), keep_backup=False)
         report.files.append(label)
         source = root / image.path
+        placed = f"images/{names[image.id]}{PurePosixPath(image.path).suffix}"
         if images == "none":
-            listed.append(source.resolve().as_posix())
+            listed.append(_list_line(out, placed))
         elif source.is_file():
-            placed = f"images/{names[image.id]}{PurePosixPath(image.path).suffix}"
             _place_image(source, out / placed, images)
-            listed.append(placed)
+            listed.append(_list_line(out, placed))
         else:
             report.skipped.append((0, f"image file {image.path} is missing; its labels are written"))
         report.images += 1
+    if images == "none" and chosen:
+        report.notes.append(
+            f"no images were placed: copy the project's images into {out / 'images'} (keeping their "
+            "subfolders) before training; images.txt lists them there, and YOLO finds the labels of "
+            "images/<name> in labels/<name>.txt"
+        )
     (out / "images.txt").write_text("".join(f"{p}\n" for p in listed), encoding="utf-8")
-    names = "\n".join(f"  {index}: {json.dumps(c.name, ensure_ascii=False)}"
-                      for index, c in enumerate(document.categories))
-    yaml = (f"# YOLO segmentation dataset exported by EfficientSAM Studio\n"
-            f"path: {json.dumps(out.resolve().as_posix())}\n"
-            f"train: images.txt\nval: images.txt\n"
-            f"nc: {len(classes)}\nnames:\n{names}\n")
+    names = "\n".join(
+        f"  {index}: {json.dumps(c.name, ensure_ascii=False)}" for index, c in enumerate(document.categories)
+    )
+    yaml = (
+        f"# YOLO segmentation dataset exported by EfficientSAM Studio\n"
+        f"path: {json.dumps(out.resolve().as_posix())}\n"
+        f"train: images.txt\nval: images.txt\n"
+        f"nc: {len(classes)}\nnames:\n{names}\n"
+    )
     (out / "data.yaml").write_text(yaml, encoding="utf-8")
     report.files += [out / "images.txt", out / "data.yaml"]
     return report

@@ -1,1 +1,1 @@
-"""Dialogs: shortcuts help, settings, export, weights (download or pick a file)."""
+"""Dialogs: shortcuts help, settings, export, import, weights (download or pick a file)."""
