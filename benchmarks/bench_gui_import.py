@@ -51,16 +51,47 @@ def make_data(tmp: Path) -> tuple[Path, Path, Path]:
             cx, cy, r = rng.uniform(50, W - 50), rng.uniform(50, H - 50), rng.uniform(10, 40)
             angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
             points = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).round(2)
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1 + k % 5,
-                                "segmentation": [points.ravel().tolist()], "iscrowd": 0})
-            shapes.append({"label": f"c{k % 5}", "points": points.tolist(), "shape_type": "polygon",
-                           "group_id": None, "flags": {}})
-        (labelme / f"img{i:03d}.json").write_text(json.dumps({
-            "version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": f"../imgs/img{i:03d}.png",
-            "imageData": None, "imageHeight": H, "imageWidth": W}))
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": 1 + k % 5,
+                    "segmentation": [points.ravel().tolist()],
+                    "iscrowd": 0,
+                }
+            )
+            shapes.append(
+                {
+                    "label": f"c{k % 5}",
+                    "points": points.tolist(),
+                    "shape_type": "polygon",
+                    "group_id": None,
+                    "flags": {},
+                }
+            )
+        (labelme / f"img{i:03d}.json").write_text(
+            json.dumps(
+                {
+                    "version": "5.5.0",
+                    "flags": {},
+                    "shapes": shapes,
+                    "imagePath": f"../imgs/img{i:03d}.png",
+                    "imageData": None,
+                    "imageHeight": H,
+                    "imageWidth": W,
+                }
+            )
+        )
     coco = tmp / "coco.json"
-    coco.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": [{"id": c + 1, "name": f"c{c}"} for c in range(5)]}))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": c + 1, "name": f"c{c}"} for c in range(5)],
+            }
+        )
+    )
     return folder, coco, labelme
 
 
@@ -119,7 +150,7 @@ for fmt, source in (("coco", coco), ("labelme", labelme)):
     ws.session.undo()  # once more through the dialog, timing the GUI thread's largest stall
     ticks: list[float] = []
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda ticks=ticks: ticks.append(time.perf_counter()))
     timer.start(10)
     window.importer.start()
     dialog = window.importer.dialog
@@ -132,7 +163,7 @@ for fmt, source in (("coco", coco), ("labelme", labelme)):
         time.sleep(0.001)
     timer.stop()
     row["dialog_total_ms"] = ms(start)
-    row["longest_gui_stall_ms"] = round(max(b - a for a, b in zip(ticks, ticks[1:])) * 1000, 1)
+    row["longest_gui_stall_ms"] = round(max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) * 1000, 1)
     ws.session.document.mark_saved()
     window.close()
     print(json.dumps(row))
