@@ -199,13 +199,14 @@ class UpdateInstance(Command):
 
 
 class Relabel(Command):
-    """Give instances another category."""
+    """Give instances another category. The user has judged them, so they become ``"manual"`` (an AI
+    instance keeps its mask and score), and batch labelling keeps them as it keeps hand-made ones."""
 
     def __init__(self, document: Document, instance_ids: Sequence[int], category_id: int) -> None:
         category = document.category(category_id)
         self.document = document
         self.old = [document.instance(i) for i in dict.fromkeys(instance_ids)]
-        self.new = [dataclasses.replace(inst, category_id=category_id) for inst in self.old]
+        self.new = [dataclasses.replace(inst, category_id=category_id, source="manual") for inst in self.old]
         self.text = f"Relabel {plural(len(self.old), 'instance')} as {category.name}"
 
     def do(self) -> None:
@@ -221,7 +222,8 @@ class Merge(Command):
     """Unite the masks of instances of one image into the first one; the others are removed.
 
     The merged instance keeps the first instance's id, category, z position and attributes; its score
-    becomes None (the union is no prediction) and its source ``"manual"`` unless all were ``"ai"``.
+    becomes None (the union is no prediction) and its source ``"manual"`` (a hand edit, even of AI
+    instances, which batch labelling then keeps).
     """
 
     def __init__(self, document: Document, instance_ids: Sequence[int]) -> None:
@@ -233,10 +235,9 @@ class Merge(Command):
             raise DocumentError("only instances of the same image can be merged")
         target = parts[0]
         union = masks.merge([p.rle for p in parts])
-        source = "ai" if all(p.source == "ai" for p in parts) else "manual"
         self.document = document
         self.old = target
-        self.new = dataclasses.replace(target.with_rle(union), score=None, source=source)
+        self.new = dataclasses.replace(target.with_rle(union), score=None, source="manual")
         self._removal = InstanceRemoval(document, ids[1:])
         self.text = f"Merge {plural(len(ids), 'instance')}"
 

@@ -3,14 +3,19 @@
 Rules (the same for the command line and the GUI):
 
 - An image counts as *already labelled* when its status is ``done``, ``needs_review`` or ``skipped``, when
-  someone is labelling it by hand (``in_progress``), or when it holds AI instances from an earlier run.
+  someone is labelling it by hand (``in_progress``), or when it holds instances: AI ones from an earlier
+  run, or hand-made ones (drawn, or imported from another tool) whatever its status.
   Already-labelled images are left alone unless ``overwrite``; then their AI instances are replaced.
-- Hand-made instances (source ``manual``) are never removed or changed unless ``replace_manual``; new AI
-  instances are added on top of them.
+- Images marked ``done`` have been reviewed: ``overwrite`` alone keeps them too; they are labelled again
+  only with ``overwrite`` and ``replace_manual`` (the summary counts them).
+- Hand-made instances (source ``manual``: drawn by hand, and AI masks that the user has since edited,
+  relabelled or merged) are never removed or changed unless ``replace_manual``, which goes with
+  ``overwrite`` only; new AI instances are added on top of them.
 - Each result lands as one compound, undoable command (categories created as needed, a name that
   differs only in case taking the existing category; old AI instances removed, new ones added, the
-  image marked ``needs_review``). If anything fails or is interrupted while it is applied, the part
-  already done is undone, so an image is either fully labelled or untouched.
+  image marked ``needs_review``, with the COCO ids of its prompts as :mod:`.coco_ids` says). If anything
+  fails or is interrupted while it is applied, the part already done is undone, so an image is either
+  fully labelled or untouched.
 """
 
 from __future__ import annotations
@@ -27,21 +32,32 @@ from efficientsam_studio.annotations.commands import (
     RemoveInstances,
     SetImageStatus,
 )
-from efficientsam_studio.annotations.document import Document, ImageRecord, ImageStatus, Instance
+from efficientsam_studio.annotations.document import Category, Document, ImageRecord, ImageStatus, Instance
+from efficientsam_studio.batch.coco_ids import CategoryIds
 from efficientsam_studio.batch.results import ImageResult
 
 LABELLED_STATUSES = (ImageStatus.DONE, ImageStatus.NEEDS_REVIEW, ImageStatus.SKIPPED, ImageStatus.IN_PROGRESS)
 """Statuses that mark an image as already handled (left alone unless ``overwrite``)."""
 
 
-def skip_reason(document: Document, image: ImageRecord, overwrite: bool) -> str | None:
-    """Why a run leaves ``image`` alone, or None when it should be labelled."""
+def skip_reason(
+    document: Document, image: ImageRecord, overwrite: bool, replace_manual: bool = False
+) -> str | None:
+    """Why a run leaves ``image`` alone, or None when it should be labelled (module docstring)."""
+    if image.status == ImageStatus.DONE and not (overwrite and replace_manual):
+        return "marked done (reviewed); labelled again only with overwrite and replace-manual"
     if overwrite:
         return None
     if image.status in LABELLED_STATUSES:
-        return f"already labelled (status {image.status.value}); use overwrite to label it again"
-    if any(inst.source == "ai" for inst in document.instances_of(image.id)):
+        return f"already labelled (status {image.status.value}); use overwrite to label again"
+    instances = document.instances_of(image.id)
+    if any(inst.source == "ai" for inst in instances):
         return "holds AI instances from an earlier run; use overwrite to replace them"
+    if instances:
+        return (
+            "holds hand-made instances (drawn or imported); use overwrite to add AI masks (the hand-made "
+            "ones are kept unless replace-manual)"
+        )
     return None
 
 
@@ -52,6 +68,7 @@ class ApplyCounts:
     added: int = 0
     removed_ai: int = 0
     removed_manual: int = 0
+    reviewed: bool = False  # the image was marked done before
 
 
 class _CategoryNames:
@@ -82,8 +99,15 @@ class ApplyResult(CompoundCommand):
     ``counts`` says what it changes.
     """
 
-    def __init__(self, document: Document, result: ImageResult, replace_manual: bool = False) -> None:
+    def __init__(
+        self,
+        document: Document,
+        result: ImageResult,
+        replace_manual: bool = False,
+        category_ids: CategoryIds | None = None,
+    ) -> None:
         image = document.image(result.image_id)
+        category_ids = category_ids or CategoryIds()
         old: list[Instance] = [
             inst
             for inst in document.instances_of(image.id)
@@ -93,7 +117,8 @@ class ApplyResult(CompoundCommand):
         categories = _CategoryNames(document)
         for mask in result.masks:
             if categories.find(mask.category) is None:
-                add = _AddCategoryInTurn(document, mask.category)
+                new_id = category_ids.id_for(document, mask.category)
+                add = _AddCategoryInTurn(document, mask.category, new_id)
                 commands.append(add)
                 categories.add(mask.category, add.category.id)
         if old:
@@ -109,13 +134,14 @@ class ApplyResult(CompoundCommand):
                 attributes=dict(mask.attributes),
             )
             commands.append(_AddLater(document, instance))
-        commands.append(SetImageStatus(document, image.id, ImageStatus.NEEDS_REVIEW))
+        commands.append(_MarkForReview(document, image, result.coco_id))
         count = len(result.masks)
         super().__init__(f"Batch label {image.path} ({count} mask{'s' if count != 1 else ''})", commands)
         self.counts = ApplyCounts(
             added=len(result.masks),
             removed_ai=sum(1 for inst in old if inst.source == "ai"),
             removed_manual=sum(1 for inst in old if inst.source == "manual"),
+            reviewed=image.status == ImageStatus.DONE,
         )
 
     def do(self) -> None:
@@ -132,12 +158,15 @@ class ApplyResult(CompoundCommand):
 
 
 class _AddCategoryInTurn(AddCategory):
-    """An AddCategory that takes its default colour when it is first done, not when it is built: the
-    categories one result creates are built together, and each must get the next colour of the palette
-    (:meth:`Document.colour_for_new_category`, as in the app), counting those added before it."""
+    """An AddCategory with a chosen id (:class:`~.coco_ids.CategoryIds`) that takes its default colour
+    when it is first done, not when it is built: the categories one result creates are built together,
+    and each must get the next colour of the palette (:meth:`Document.colour_for_new_category`, as in
+    the app), counting those added before it."""
 
-    def __init__(self, document: Document, name: str) -> None:
-        super().__init__(document, name)
+    def __init__(self, document: Document, name: str, category_id: int) -> None:
+        self.document = document
+        self.category = Category(category_id, name, document.colour_for_new_category())
+        self.text = f"Add category {name}"
         self._coloured = False
 
     def do(self) -> None:
@@ -155,6 +184,15 @@ class _AddLater(AddInstance):
         self.text = "Add AI instance"
 
 
+class _MarkForReview(SetImageStatus):
+    """Mark the image ``needs_review``, and give it ``coco_id`` when it has none."""
+
+    def __init__(self, document: Document, image: ImageRecord, coco_id: int | None) -> None:
+        super().__init__(document, image.id, ImageStatus.NEEDS_REVIEW)
+        if coco_id is not None and image.coco_id is None:
+            self.new = [dataclasses.replace(self.new[0], coco_id=coco_id)]
+
+
 def apply_result(document: Document, result: ImageResult, replace_manual: bool = False) -> ApplyCounts:
     """Land one image's masks in ``document`` atomically; returns what changed."""
     command = ApplyResult(document, result, replace_manual)
@@ -163,14 +201,14 @@ def apply_result(document: Document, result: ImageResult, replace_manual: bool =
 
 
 def images_to_label(
-    document: Document, image_ids: Sequence[int] | None, overwrite: bool
+    document: Document, image_ids: Sequence[int] | None, overwrite: bool, replace_manual: bool = False
 ) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
     """Split the run's images (default: all, in project order) into ``(to_label, [(skipped, reason)])``."""
     records = document.images if image_ids is None else [document.image(i) for i in image_ids]
     todo: list[ImageRecord] = []
     skipped: list[tuple[ImageRecord, str]] = []
     for record in records:
-        reason = skip_reason(document, record, overwrite)
+        reason = skip_reason(document, record, overwrite, replace_manual)
         if reason is None:
             todo.append(record)
         else:

@@ -2,11 +2,12 @@
 
 - ``everything``: :class:`~efficientsam_studio.engine.automatic.AutomaticMaskGenerator` on the image.
 - ``boxes``: each box is decoded as a box prompt; the best of the 3 candidates (by predicted IoU) is kept,
-  with the box's category and the detector's score. Given the image's pixels (``refine_small_boxes``),
-  a small box is decoded again in a cut around it (:mod:`~efficientsam_studio.engine.crop_refine`) and
-  that mask is kept, its cut in the attributes. Small: the box grown by a quarter of its size on each side
-  (at least 8 px) covers at most half of the image each way, so boxes under about a third of the image
-  each way.
+  with the box's category; its score is the detector's confidence when the box has one (the ranking
+  that COCO-style results are evaluated by), else the predicted IoU. Given the image's pixels
+  (``refine_small_boxes``), a small box is decoded again in a cut around it
+  (:mod:`~efficientsam_studio.engine.crop_refine`) and that mask is kept, its cut in the attributes.
+  Small: the box grown by a quarter of its size on each side (at least 8 px) covers at most half of the
+  image each way, so boxes under about a third of the image each way.
 - ``points``: each object's points are one prompt; the best candidate is kept.
 
 Boxes and points follow the engine's rule for prompts and the image
@@ -15,7 +16,12 @@ a pixel of it moved onto its edge. A prompt the rule refuses (outside the image)
 skipped with the reason in the image's notes; the image's other prompts are labelled. Points beyond the
 decoder's limit are reported in the notes too (not as Python warnings).
 
-Every mask keeps the decoder's predicted IoU as its score; attributes say which prompt made it.
+Every mask keeps the decoder's predicted IoU in its attributes (``predicted_iou``), and as its score
+unless a detector score ranks it; attributes say which prompt made it.
+
+``cancel`` (a function returning True to stop) is asked before each decoder batch, each cut of a small
+box and each batch of grid points; when it answers True, :class:`MaskGenerationCancelled` is raised and
+the image's partial result is dropped (the pipeline lands nothing of that image).
 Imports no torch (the ONNX backend must work without it).
 """
 
@@ -30,12 +36,23 @@ import numpy as np
 from efficientsam_studio.annotations import masks as mask_codec
 from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt
 from efficientsam_studio.batch.results import ImageResult, NewMask
-from efficientsam_studio.engine.automatic import AutomaticMaskGenerator, AutomaticMaskParams
+from efficientsam_studio.engine.automatic import (
+    AutomaticMaskGenerator,
+    AutomaticMaskParams,
+    MaskGenerationCancelled,
+)
 from efficientsam_studio.engine.crop_refine import Crop, cut_current, place_in_image, refine_crop
 from efficientsam_studio.engine.prompts import PromptError, PromptsTruncatedWarning, fit_to_image
 
 DECODE_CHUNK = 16
 """Prompts decoded per batched call in boxes and points modes (bounds the memory of full-size masks)."""
+
+Cancel = Callable[[], bool] | None
+
+
+def _check(cancel: Cancel) -> None:
+    if cancel is not None and cancel():
+        raise MaskGenerationCancelled("cancelled")
 
 
 def label_everything(
@@ -99,9 +116,13 @@ def label_boxes(
     prompts: Sequence[BoxPrompt],
     result: ImageResult,
     image: np.ndarray | None = None,
+    cancel: Cancel = None,
 ) -> None:
     """Append one mask per box (prompts in pixels or normalised) on the image set on ``predictor``;
-    with ``image`` (its pixels), small boxes are decoded again in their cut (module docstring)."""
+    with ``image`` (its pixels), small boxes are decoded again in their cut (module docstring).
+
+    Raises:
+        MaskGenerationCancelled: ``cancel`` answered True (between decoder batches and cuts)."""
     height, width = image_size
     usable: list[tuple[BoxPrompt, tuple[float, ...]]] = []
     for prompt in prompts:
@@ -112,24 +133,31 @@ def label_boxes(
             continue
         usable.append((prompt, tuple(float(v) for v in box)))
     for start in range(0, len(usable), DECODE_CHUNK):
+        _check(cancel)
         chunk = usable[start : start + DECODE_CHUNK]
         boxes = np.array([box for _, box in chunk], dtype=np.float32)
         masks, scores, _ = _best_masks(predictor, result, boxes=boxes)
         cuts: list[Crop | None] = [None] * len(chunk)
         if image is not None:
-            masks, scores, cuts = _in_cuts(predictor, image, [box for _, box in chunk], masks, scores, result)
-        for (prompt, box), mask, score, cut in zip(chunk, masks, scores, cuts, strict=True):
+            chunk_boxes = [box for _, box in chunk]
+            masks, scores, cuts = _in_cuts(predictor, image, chunk_boxes, masks, scores, result, cancel)
+        for (prompt, box), mask, iou, cut in zip(chunk, masks, scores, cuts, strict=True):
             if not mask.any():
                 result.empty += 1
                 continue
-            attributes: dict[str, Any] = {"prompt": "box", "box": [round(v, 2) for v in box]}
+            attributes: dict[str, Any] = {
+                "prompt": "box",
+                "box": [round(v, 2) for v in box],
+                "predicted_iou": round(float(iou), 4),
+            }
             if cut is not None:
                 attributes["cut"] = list(cut)
             if prompt.score is not None:
                 attributes["detector_score"] = prompt.score
             if prompt.origin:
                 attributes["origin"] = prompt.origin
-            result.masks.append(NewMask(prompt.category, mask_codec.encode(mask), float(score), attributes))
+            score = float(iou) if prompt.score is None else float(prompt.score)
+            result.masks.append(NewMask(prompt.category, mask_codec.encode(mask), score, attributes))
 
 
 def _in_cuts(
@@ -139,6 +167,7 @@ def _in_cuts(
     masks: np.ndarray,
     scores: np.ndarray,
     result: ImageResult,
+    cancel: Cancel = None,
 ) -> tuple[list[np.ndarray], list[float], list[Crop | None]]:
     """The masks and scores of ``boxes`` with those of the small boxes replaced by their decode in a cut
     (placed back in the image), and each box's cut or None."""
@@ -148,6 +177,7 @@ def _in_cuts(
     for index, (box, cut) in enumerate(zip(boxes, cuts, strict=True)):
         if cut is None:
             continue
+        _check(cancel)
         x0, y0 = cut[0], cut[1]
         moved = np.array([[box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]], np.float32)
         with cut_current(predictor, image, cut):
@@ -157,9 +187,16 @@ def _in_cuts(
 
 
 def label_points(
-    predictor: Any, image_size: tuple[int, int], prompts: Sequence[PointPrompt], result: ImageResult
+    predictor: Any,
+    image_size: tuple[int, int],
+    prompts: Sequence[PointPrompt],
+    result: ImageResult,
+    cancel: Cancel = None,
 ) -> None:
-    """Append one mask per point prompt (an object's points) on the image set on ``predictor``."""
+    """Append one mask per point prompt (an object's points) on the image set on ``predictor``.
+
+    Raises:
+        MaskGenerationCancelled: ``cancel`` answered True (asked between decoder batches)."""
     by_length: dict[int, list[tuple[PointPrompt, np.ndarray]]] = {}
     for prompt in prompts:
         try:
@@ -170,6 +207,7 @@ def label_points(
         by_length.setdefault(len(prompt.points), []).append((prompt, points))
     for count, group in by_length.items():
         for start in range(0, len(group), DECODE_CHUNK):
+            _check(cancel)
             chunk = [prompt for prompt, _ in group[start : start + DECODE_CHUNK]]
             fitted = [points for _, points in group[start : start + DECODE_CHUNK]]
             coords = np.array(fitted, dtype=np.float32).reshape(len(chunk), count, 2)

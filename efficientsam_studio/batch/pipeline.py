@@ -5,13 +5,15 @@
 and safe:
 
 - images already labelled are skipped unless ``overwrite`` (see :mod:`.apply` for the rules), so running
-  the same command again continues where a stopped run ended;
-- hand-made instances are kept unless ``replace_manual``;
+  the same command again continues where a stopped run ended; images marked done are kept even then,
+  unless ``replace_manual`` too;
+- hand-made instances are kept unless ``replace_manual`` (which goes with ``overwrite`` only);
 - an image that cannot be read or labelled is reported in the summary and the run goes on;
-- ``cancel`` (a ``threading.Event`` or a function returning True) stops after the current decoder batch;
-  Ctrl+C (KeyboardInterrupt) stops at once; in both cases the images finished so far are saved (atomic save,
-  the previous file kept as a backup) and the summary says so; an image is either fully labelled or
-  untouched.
+- ``cancel`` (a ``threading.Event`` or a function returning True) stops after the current decoder batch,
+  cut or batch of grid points, in every mode: the image being labelled is left untouched (none of its
+  new masks land; the next run labels it); Ctrl+C (KeyboardInterrupt) stops at once; in both cases the
+  images finished so far are saved (atomic save, the previous file kept as a backup) and the summary
+  says so and counts the images not reached; an image is either fully labelled or untouched.
 
 The GUI runs :meth:`BatchJob.compute` in a worker thread and :meth:`BatchJob.apply` on the GUI thread;
 :func:`run_batch` does both in the calling thread.
@@ -28,7 +30,8 @@ from typing import Any, Literal
 
 from efficientsam_studio.annotations.document import Document, ImageRecord
 from efficientsam_studio.annotations.images import load_image
-from efficientsam_studio.batch.apply import ApplyCounts, ApplyResult, images_to_label
+from efficientsam_studio.batch.apply import ApplyCounts, ApplyResult, images_to_label, skip_reason
+from efficientsam_studio.batch.coco_ids import CategoryIds
 from efficientsam_studio.batch.labeller import label_boxes, label_everything, label_points
 from efficientsam_studio.batch.prompts import BoxPrompt, PointPrompt, Prompt, PromptSet
 from efficientsam_studio.batch.prompts_io import DEFAULT_CATEGORY
@@ -51,8 +54,10 @@ class BatchParams:
     """Options of a batch run.
 
     Attributes:
-        overwrite: label images again that are already labelled (their AI instances are replaced).
-        replace_manual: also remove hand-made instances of the images labelled (off: they are kept).
+        overwrite: label images again that are already labelled (their AI instances are replaced),
+            except those marked done.
+        replace_manual: with ``overwrite``: also remove hand-made instances of the images labelled, and
+            label images marked done again (off: both are kept).
         save_every: save the project after this many labelled images (and always at the end).
         category: category of everything-mode masks (prompts that name none get the prompt readers'
             ``default_category``).
@@ -73,6 +78,10 @@ class BatchParams:
     def validate(self) -> None:
         if self.save_every < 1:
             raise BatchError(f"save_every must be at least 1, got {self.save_every}")
+        if self.replace_manual and not self.overwrite:
+            raise BatchError(
+                "replacing hand-made instances works on images labelled again: it needs overwrite"
+            )
         if not self.category.strip():
             raise BatchError("the category of automatic masks needs a name")
         self.automatic.validate()
@@ -117,7 +126,9 @@ class BatchJob:
             if prompts.kind != mode:
                 raise BatchError(f"{prompts.source} holds {prompts.kind}, not {mode}")
         self.document, self.folder, self.mode, self.prompts = document, Path(folder), mode, prompts
-        todo, skipped = images_to_label(document, image_ids, self.params.overwrite)
+        params = self.params
+        todo, skipped = images_to_label(document, image_ids, params.overwrite, params.replace_manual)
+        self.category_ids = CategoryIds(prompts.category_ids if prompts is not None else None)
         self.prompts_by_image: dict[int, list[Prompt]] = {}
         self.unmatched: list[str] = []
         if prompts is not None:
@@ -127,9 +138,9 @@ class BatchJob:
             todo = [r for r in todo if r.id in self.prompts_by_image]
             low = prompts.images_below_min_score(records)
             skipped.extend(
-                (r, f"its {low[r.id]} boxes in {prompts.source} all score below the minimum")
+                (r, f"all boxes in {prompts.source} score below the minimum score")
                 if r.id in low
-                else (r, f"no {mode} for this image in {prompts.source}")
+                else (r, f"no {mode} in {prompts.source}")
                 for r in without
             )
         self.todo: list[ImageRecord] = todo
@@ -146,7 +157,7 @@ class BatchJob:
 
         Raises:
             ImageLoadError / StudioError: the image cannot be read or does not fit its record.
-            MaskGenerationCancelled: ``cancel`` returned true during everything mode.
+            MaskGenerationCancelled: ``cancel`` returned true (inside the image, in any mode).
         """
         started = time.perf_counter()
         result = ImageResult(image.id, image.path)
@@ -168,12 +179,20 @@ class BatchJob:
             if self.mode == "boxes":
                 boxes = [p for p in prompts if isinstance(p, BoxPrompt)]
                 cuts = pixels if self.params.refine_small_boxes else None
-                label_boxes(predictor, (height, width), boxes, result, cuts)
+                label_boxes(predictor, (height, width), boxes, result, cuts, cancel)
+                coco_ids = {p.image_id for p in boxes if p.image_id is not None}
+                if len(coco_ids) == 1:
+                    result.coco_id = coco_ids.pop()
             else:
                 points = [p for p in prompts if isinstance(p, PointPrompt)]
-                label_points(predictor, (height, width), points, result)
+                label_points(predictor, (height, width), points, result, cancel)
         result.seconds = time.perf_counter() - started
         return result
+
+    def skip_reason(self, image: ImageRecord) -> str | None:
+        """Why this run would leave ``image`` alone as it is now (None: label it); for results that
+        arrive after the image was changed meanwhile (see :func:`~.apply.skip_reason`)."""
+        return skip_reason(self.document, image, self.params.overwrite, self.params.replace_manual)
 
     def apply(self, result: ImageResult) -> ApplyCounts:
         """Land a result in the document (atomically; see :class:`~.apply.ApplyResult`)."""
@@ -183,7 +202,7 @@ class BatchJob:
 
     def apply_command(self, result: ImageResult) -> ApplyResult:
         """The undoable command that lands ``result`` (for a GUI undo stack); not yet applied."""
-        return ApplyResult(self.document, result, self.params.replace_manual)
+        return ApplyResult(self.document, result, self.params.replace_manual, self.category_ids)
 
 
 def run_batch(
@@ -259,6 +278,7 @@ def run_batch(
             summary.instances_added += counts.added
             summary.instances_removed += counts.removed_ai + counts.removed_manual
             summary.manual_removed += counts.removed_manual
+            summary.reviewed_relabelled += counts.reviewed
             summary.empty_masks += result.empty
             summary.skipped_prompts += result.skipped_prompts
             summary.notes.extend(result.notes)
@@ -269,6 +289,9 @@ def run_batch(
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
+        if summary.stopped_early and done < total:
+            summary.not_labelled = total - done
+            summary.not_labelled_reason = "interrupted" if summary.interrupted else "cancelled"
         summary.seconds = time.perf_counter() - started
         if project.document.dirty:
             project.save()

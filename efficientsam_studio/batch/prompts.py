@@ -35,6 +35,8 @@ class BoxPrompt:
         category: category name the mask gets.
         score: detector confidence, when the file has one.
         origin: where the box came from, for messages (``"dets.json[12]"``, ``"a.txt:3"``).
+        image_id: the image's id in the COCO file the box came from (an integer), else None; the
+            labelled image keeps it as its ``coco_id`` (:mod:`.coco_ids`).
     """
 
     box: tuple[float, float, float, float]
@@ -42,6 +44,7 @@ class BoxPrompt:
     score: float | None = None
     origin: str = ""
     normalized: bool = False
+    image_id: int | None = None
 
     def in_pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
         """The box in pixels of a ``width x height`` image, corners in order; not clipped (the engine's
@@ -86,6 +89,8 @@ class PromptSet:
         source: the file or folder read.
         below_min_score: image keys whose boxes were all left out for their scores (see
             :func:`~.prompts_io.read_box_prompts`), with how many each had; they are not in ``by_key``.
+        category_ids: the COCO id of each category name, for files that have them (the categories a
+            run creates keep those ids where it can: :mod:`.coco_ids`).
     """
 
     kind: Literal["boxes", "points"]
@@ -94,6 +99,7 @@ class PromptSet:
     categories: list[str] = field(default_factory=list)
     source: Path | None = None
     below_min_score: dict[str, int] = field(default_factory=dict)
+    category_ids: dict[str, int] = field(default_factory=dict)
 
     def add(self, key: str, prompt: Prompt) -> None:
         self.by_key.setdefault(key, []).append(prompt)

@@ -7,9 +7,10 @@ Boxes (``efsam-studio label --boxes FILE``), recognised by their content:
   file whose ``images`` list gives ``id`` and ``file_name`` (the annotation or image-info file the detector
   ran on); its ``categories`` give the category names. Without it, an image id ``42`` matches the image whose
   file stem is the number 42 (``000000000042.jpg``), a string image id is taken as a file name, and
-  categories are named ``category_<id>``.
+  categories are named ``category_<id>``. The COCO image and category ids are kept with the boxes, so
+  that the labelled images and the categories a run creates keep them (see :mod:`.coco_ids`).
 - **COCO annotations**: a JSON object with ``images``, ``annotations`` (each with a ``bbox``) and
-  ``categories``; one box per annotation (``iscrowd`` ones included), no score.
+  ``categories``; one box per annotation (``iscrowd`` ones included), no score; ids kept as above.
 - **YOLO**: a folder of ``<image stem>.txt`` files with lines ``class cx cy w h [score]``, all fractions of
   the image size (segmentation lines ``class x1 y1 x2 y2 ...`` give their polygon's box). Class names come
   from ``data.yaml`` (``names:`` as a list or an index mapping) or ``classes.txt`` (one name a line), looked
@@ -22,9 +23,10 @@ prompts (the engine's rule, :func:`efficientsam_studio.engine.prompts.fit_to_ima
 
 Points (``--points FILE``): CSV with a header ``image,x,y,label`` and optionally ``object`` and
 ``category``, or JSON: a list of such objects, or ``{image: [{x, y, label, object?, category?}, ...]}``.
-``label`` is 1 (positive) or 0 (negative). Rows with the same image and ``object`` form one prompt (at most
-6 points are read by the model; see the engine's prompt policy); without ``object`` every row is its own
-prompt; an object may have negative points only. ``category`` defaults to ``object`` (the reader's
+``label`` is 1 (positive) or 0 (negative); a JSON entry that is not such an object is an error naming
+it. Rows with the same image and ``object`` form one prompt (at most 6 points are read by the model; see
+the engine's prompt policy); without ``object`` every row is its own prompt; an object may have negative
+points only. ``category`` defaults to ``object`` (the reader's
 ``default_category``; ``label --category`` sets it), as does an empty CSV box ``label``. Points outside
 their image are reported as skipped by the run, as boxes are.
 """
@@ -153,6 +155,28 @@ def _coco_names(data: Any, source: Path | str) -> tuple[dict[Any, str], dict[Any
     return files, names
 
 
+def _coco_id(value: Any) -> int | None:
+    """A COCO id as an integer, or None when it is not one (a file name, a float)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _keep_category_ids(prompts: PromptSet, names: dict[Any, str]) -> None:
+    """Record the COCO id of each category name of the file (the first id of a name)."""
+    for raw_id, name in names.items():
+        if _coco_id(raw_id) is not None:
+            prompts.category_ids.setdefault(name, raw_id)
+
+
+def _category(names: dict[Any, str], category_id: Any, prompts: PromptSet) -> str:
+    """The name of a box's category; one the file does not list is ``category_<id>``, with that id."""
+    if category_id in names:
+        return names[category_id]
+    name = f"category_{category_id}"
+    if _coco_id(category_id) is not None:
+        prompts.category_ids.setdefault(name, category_id)
+    return name
+
+
 def read_coco_detections(
     path: Path, detections: list, mapping: Any | None = None, mapping_path: str | Path | None = None
 ) -> PromptSet:
@@ -160,6 +184,7 @@ def read_coco_detections(
     files, names = _coco_names(mapping, mapping_path) if mapping is not None else ({}, {})
     prompts = PromptSet("boxes", key_kind="path" if mapping is not None else "id", source=path)
     prompts.categories.extend(names.values())
+    _keep_category_ids(prompts, names)
     for index, det in enumerate(detections):
         where = f"{path}[{index}]"
         if not isinstance(det, dict):
@@ -168,6 +193,7 @@ def read_coco_detections(
             if field not in det:
                 raise PromptFileError(f"{where}: field {field!r} is missing")
         image_id, category_id = det["image_id"], det["category_id"]
+        coco_id = _coco_id(image_id)
         if mapping is not None:
             if image_id not in files:
                 raise PromptFileError(f"{where}: image_id {image_id!r} not in the images of {mapping_path}")
@@ -177,9 +203,11 @@ def read_coco_detections(
             prompts.key_kind = "path"
         else:
             key = str(int(_number(image_id, where, "image_id")))
-        category = names.get(category_id, f"category_{category_id}")
+            coco_id = int(key)
+        category = _category(names, category_id, prompts)
         score = _number(det["score"], where, "score") if det.get("score") is not None else None
-        prompts.add(key, BoxPrompt(_xywh_box(det["bbox"], where), category, score, where))
+        box = _xywh_box(det["bbox"], where)
+        prompts.add(key, BoxPrompt(box, category, score, where, image_id=coco_id))
     if prompts.key_kind == "path" and mapping is None and any(k.isdigit() for k in prompts.by_key):
         raise PromptFileError(f"{path}: image_id mixes numbers and file names; give --images-json")
     return prompts
@@ -190,6 +218,7 @@ def read_coco_annotations(path: Path, data: dict) -> PromptSet:
     files, names = _coco_names(data, path)
     prompts = PromptSet("boxes", key_kind="path", source=path)
     prompts.categories.extend(names.values())
+    _keep_category_ids(prompts, names)
     for index, ann in enumerate(data.get("annotations") or []):
         where = f"{path} annotations[{index}]"
         if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
@@ -198,11 +227,12 @@ def read_coco_annotations(path: Path, data: dict) -> PromptSet:
             raise PromptFileError(
                 f"{where} (id {ann.get('id')}): image_id {ann['image_id']!r} is not in 'images'"
             )
-        category_id = ann.get("category_id")
-        category = names.get(category_id, f"category_{category_id}")
+        category = _category(names, ann.get("category_id"), prompts)
         origin = f"{path} annotation id {ann.get('id', index)}"
         score = _number(ann["score"], where, "score") if ann.get("score") is not None else None
-        prompts.add(files[ann["image_id"]], BoxPrompt(_xywh_box(ann["bbox"], where), category, score, origin))
+        box = _xywh_box(ann["bbox"], where)
+        image_id = _coco_id(ann["image_id"])
+        prompts.add(files[ann["image_id"]], BoxPrompt(box, category, score, origin, image_id=image_id))
     return prompts
 
 
@@ -356,15 +386,27 @@ def _point_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         for image, items in data.items():
             if not isinstance(items, list):
                 raise PromptFileError(f"{path}: the points of {image!r} must be a list")
-            out.extend(
-                (f"{path} {image!r}[{i}]", {**item, "image": image})
-                for i, item in enumerate(items)
-                if isinstance(item, dict)
-            )
+            for i, item in enumerate(items):
+                where = f"{path} {image!r}[{i}]"
+                out.append((where, {**_point_object(item, where, "x, y, label"), "image": image}))
         return out
     if isinstance(data, list):
-        return [(f"{path}[{i}]", item) for i, item in enumerate(data) if isinstance(item, dict)]
+        return [
+            (f"{path}[{i}]", _point_object(item, f"{path}[{i}]", "image, x, y, label"))
+            for i, item in enumerate(data)
+        ]
     raise PromptFileError(f"{path}: expected a list of points or a mapping from image to points")
+
+
+def _point_object(item: Any, where: str, fields: str) -> dict[str, Any]:
+    """A point entry of a JSON file, which must be an object (PromptFileError naming it otherwise)."""
+    if not isinstance(item, dict):
+        shown = json.dumps(item)  # read from JSON: it can be written back
+        raise PromptFileError(
+            f"{where}: a point must be an object with {fields} (and optionally object, category), "
+            f"got {shown[:80]}"
+        )
+    return item
 
 
 def read_point_prompts(path: str | Path, default_category: str = DEFAULT_CATEGORY) -> PromptSet:

@@ -15,7 +15,8 @@ class NewMask:
     Attributes:
         category: category name (created in the document when absent).
         rle: compressed COCO RLE at the image's full size.
-        score: the decoder's predicted IoU of the mask (stored as the instance's ``score``).
+        score: the instance's ``score``: the detector's confidence for a box that has one, else the
+            decoder's predicted IoU of the mask (then also in ``attributes["predicted_iou"]``).
         attributes: JSON-able details kept on the instance (prompt kind, detector score, box, ...).
     """
 
@@ -29,7 +30,8 @@ class NewMask:
 class ImageResult:
     """Masks computed for one image. ``empty``: prompts whose mask came out empty (nothing to keep);
     ``skipped_prompts``: prompts not decoded (outside the image); ``notes``: messages
-    for the user (points left out by the decoder's limit, each skipped prompt with the reason)."""
+    for the user (points left out by the decoder's limit, each skipped prompt with the reason);
+    ``coco_id``: the image's id in the COCO file its boxes came from, if any (see :mod:`.coco_ids`)."""
 
     image_id: int
     path: str
@@ -38,6 +40,7 @@ class ImageResult:
     skipped_prompts: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    coco_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,10 @@ class BatchSummary:
 
     ``images``: images the run considered; ``labelled``: images that received new masks (possibly none, if
     no mask survived); ``skipped``: ``(path, reason)`` of images left alone (already labelled, no prompts);
-    ``failed``: images that could not be labelled; ``instances_added`` / ``instances_removed``: AI
+    ``failed``: images that could not be labelled; ``not_labelled``: images the run meant to label but
+    did not reach, with ``not_labelled_reason`` (the model could not be loaded, the run was cancelled);
+    ``reviewed_relabelled``: images marked done that were labelled again (overwrite with replace-manual);
+    ``instances_added`` / ``instances_removed``: AI
     instances written and old ones replaced (``manual_removed``: hand-made ones replaced on request);
     ``empty_masks``: prompts whose mask was empty; ``skipped_prompts``: prompts not decoded (outside their
     image; the reasons are in ``notes``); ``unmatched_prompts``: image keys of the
@@ -89,6 +95,9 @@ class BatchSummary:
     labelled: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[ImageFailure] = field(default_factory=list)
+    not_labelled: int = 0
+    not_labelled_reason: str = ""
+    reviewed_relabelled: int = 0
     instances_added: int = 0
     instances_removed: int = 0
     manual_removed: int = 0
@@ -105,22 +114,28 @@ class BatchSummary:
         return self.cancelled or self.interrupted
 
     def lines(self, max_listed: int = 20) -> list[str]:
-        """A human-readable report, one line each (failures listed, at most ``max_listed``)."""
+        """A human-readable report, one line each (failures listed, at most ``max_listed``; skipped
+        images grouped by reason, :meth:`skipped_lines`)."""
         per_minute = 60.0 * self.labelled / self.seconds if self.seconds > 0 else 0.0
+        not_labelled = ""
+        if self.not_labelled:
+            why = f": {self.not_labelled_reason}" if self.not_labelled_reason else ""
+            not_labelled = f", {self.not_labelled} not labelled{why}"
         out = [
             f"mode: {self.mode}",
             f"images: {self.images} considered, {self.labelled} labelled, {len(self.skipped)} skipped, "
-            f"{len(self.failed)} failed",
+            f"{len(self.failed)} failed{not_labelled}",
             f"instances: {self.instances_added} added, {self.instances_removed} replaced"
             + (f" (of which {self.manual_removed} hand-made)" if self.manual_removed else ""),
             f"time: {self.seconds:.1f} s ({per_minute:.1f} images/min)",
         ]
+        if self.reviewed_relabelled:
+            out.append(f"reviewed: {self.reviewed_relabelled} images marked done were labelled again")
+        out.extend(self.skipped_lines(max_listed))
         if self.empty_masks:
             out.append(f"empty masks: {self.empty_masks} prompts gave no mask")
         if self.skipped_prompts:
-            out.append(
-                f"skipped prompts: {self.skipped_prompts} (outside their image; see notes)"
-            )
+            out.append(f"skipped prompts: {self.skipped_prompts} (outside their image; see notes)")
         if self.unmatched_prompts:
             listed = ", ".join(self.unmatched_prompts[:max_listed])
             more = len(self.unmatched_prompts) - max_listed
@@ -138,6 +153,23 @@ class BatchSummary:
             out.append("interrupted by Ctrl+C: finished images are saved; run again to resume")
         elif self.cancelled:
             out.append("cancelled: finished images are saved; run again to resume")
+        return out
+
+    def skipped_lines(self, max_listed: int = 20, paths_per_reason: int = 5) -> list[str]:
+        """The skipped images grouped by reason (in order of first appearance), ``paths_per_reason``
+        paths named per reason and ``max_listed`` reasons at most, each with "and N more"."""
+        groups: dict[str, list[str]] = {}
+        for path, reason in self.skipped:
+            groups.setdefault(reason, []).append(path)
+        out = []
+        for reason, paths in list(groups.items())[:max_listed]:
+            named = ", ".join(paths[:paths_per_reason])
+            if len(paths) > paths_per_reason:
+                named += f" and {len(paths) - paths_per_reason} more"
+            out.append(f"skipped {len(paths)}: {named}: {reason}")
+        if len(groups) > max_listed:
+            rest = sum(len(paths) for paths in list(groups.values())[max_listed:])
+            out.append(f"skipped: ... and {rest} more images for {len(groups) - max_listed} other reasons")
         return out
 
     def __str__(self) -> str:

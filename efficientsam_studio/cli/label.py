@@ -18,10 +18,14 @@ reason in the summary; the run goes on with the other prompts.
 
 The project file lives in FOLDER (image paths are stored relative to it): ``--out NAME`` or
 ``--out FOLDER/NAME.efsam.json``; an existing project is continued (with ``--recover``, from its last good
-version when its file is damaged; the damaged file is kept aside). Images already labelled (status done,
-needs review or skipped, in progress by hand in the app, or holding AI instances) are skipped unless
-``--overwrite``; hand-made instances
-are kept unless ``--replace-manual``. Results are AI instances with status "needs review". The project is
+version when its file is damaged; the damaged file is kept aside). ``-r`` includes subfolders: in a new
+project, or from now on in an existing one that did not (said in the output, and saved with it). Images
+already labelled (status done, needs review or skipped, in progress by hand in the app, or holding
+instances, AI or hand-made, e.g. imported) are skipped unless ``--overwrite``; even then images marked
+done (reviewed) are kept, and hand-made instances (drawn, or AI masks edited, relabelled or merged in
+the app) too, unless ``--replace-manual`` as well (it goes with ``--overwrite`` only). Results are AI
+instances with status "needs review"; a mask from a box with a detector score has that score, and boxes
+from a COCO file keep their image and category ids in the project and in ``--coco``. The project is
 saved every ``--save-every`` images and at the end; Ctrl+C saves the finished images and stops (run the
 same command again to continue). ``--coco FILE`` also writes the labelled images as COCO at the end of the
 run (never over the project's files or images; not after Ctrl+C). The progress bar is drawn only when
@@ -39,10 +43,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from efficientsam_studio.cli.label_project import (
+    LabelError,
+    add_unreadable,
+    check_outputs,
+    open_project,
+    resolve_project_path,
+)
 from efficientsam_studio.cli.segment import BACKEND_CHOICES, BACKEND_HELP, DEVICE_CHOICES, MODEL_CHOICES
-from efficientsam_studio.errors import StudioError
-
-PROJECT_SUFFIX = ".efsam.json"
 
 TUNING = (
     ("--points-per-side", "points_per_side"),
@@ -57,10 +65,6 @@ TUNING = (
     ("--skip-covered-points", "skip_covered_points"),
 )
 """The ``--everything`` tuning options and the :class:`AutomaticMaskParams` field each sets."""
-
-
-class LabelError(StudioError):
-    """Bad arguments of ``efsam-studio label``."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -122,13 +126,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default: auto")
-    p.add_argument("--overwrite", action="store_true", help="label again images that are already labelled")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="label again images that are already labelled (not those marked done), replacing their AI "
+        "instances",
+    )
     p.add_argument(
         "--replace-manual",
         action="store_true",
-        help="also replace hand-made instances of the images labelled (default: keep them)",
+        help="with --overwrite: also replace hand-made instances, and label images marked done again "
+        "(default: keep both)",
     )
-    p.add_argument("-r", "--recursive", action="store_true", help="new project: include subfolders")
+    p.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="include subfolders (an existing project without them includes them from now on)",
+    )
     p.add_argument(
         "--recover",
         action="store_true",
@@ -205,28 +220,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_project_path(folder: Path, out: Path) -> Path:
-    """The project file for ``--out``: a bare name or a ``*.efsam.json`` in FOLDER, or FOLDER itself."""
-    from efficientsam_studio.annotations.project import find_project_file
-
-    folder_real = folder.resolve()
-    if out.is_dir():
-        if out.resolve() != folder_real:
-            raise LabelError(
-                f"--out {out}: a project lives in its image folder; give a name or {folder}/NAME"
-            )
-        return find_project_file(folder) or folder / f"{folder_real.name}{PROJECT_SUFFIX}"
-    name = out.name
-    if not name.endswith(PROJECT_SUFFIX):
-        name = f"{name.removesuffix('.json')}{PROJECT_SUFFIX}"
-    if len(out.parts) > 1 and out.parent.resolve() != folder_real:
-        raise LabelError(
-            f"--out {out}: the project file must be in the image folder {folder} (image paths are stored "
-            f"relative to it); use --out {name.removesuffix(PROJECT_SUFFIX)} or --out {folder / name}"
-        )
-    return folder / name
-
-
 def _read_prompts(args: argparse.Namespace) -> Any:
     from efficientsam_studio.batch import read_box_prompts, read_point_prompts
 
@@ -299,6 +292,10 @@ def _params(args: argparse.Namespace) -> Any:
     _check_mode_options(args)
     if args.save_every < 1:
         raise LabelError(f"--save-every {args.save_every}: give a number of images of at least 1")
+    if args.replace_manual and not args.overwrite:
+        raise LabelError(
+            "--replace-manual replaces hand-made work on images labelled again: give it with --overwrite"
+        )
     if not args.category.strip():
         raise LabelError("--category needs a name")
     params = BatchParams(
@@ -311,52 +308,6 @@ def _params(args: argparse.Namespace) -> Any:
     )
     params.validate()
     return params
-
-
-def _check_outputs(args: argparse.Namespace, folder: Path, path: Path, prompts: Any) -> None:
-    """Refuse, before the model loads, what would fail later or destroy work: an image folder in which the
-    project cannot be written, a ``--coco`` file that would replace the project's files or an image, or
-    detection results whose image ids name none of the images (they need ``--images-json``)."""
-    from efficientsam_studio.annotations.images import list_images
-    from efficientsam_studio.annotations.project import protected_files
-    from efficientsam_studio.annotations.storage import output_problem
-    from efficientsam_studio.cli.export_cmd import check_output
-
-    problem = output_problem(folder, folder=True)
-    if problem is not None:
-        raise LabelError(f"the project cannot be written in the image folder: {problem}")
-    by_id = prompts is not None and prompts.key_kind == "id"
-    images = list_images(folder, recursive=True) if args.coco is not None or by_id else []
-    if args.coco is not None:
-        check_output(
-            "--coco", args.coco, folder=False, targets=[args.coco], protected=protected_files(path, images)
-        )
-    if by_id:
-        keys = [*prompts.by_key, *prompts.below_min_score]
-        numbers = {int(image.stem) for image in images if image.stem.isdigit()}
-        if keys and not any(key.isdigit() and int(key) in numbers for key in keys):
-            listed = ", ".join(keys[:10]) + (f" (+{len(keys) - 10} more)" if len(keys) > 10 else "")
-            raise LabelError(
-                f"--boxes {args.boxes} names images by COCO image id only ({listed}), and no image in "
-                f"{folder} is named by those numbers: give --images-json FILE, the COCO file the detections "
-                "were made for (its 'images' list gives each id's file_name)"
-            )
-
-
-def _open_project(folder: Path, path: Path, recursive: bool, recover: bool = False) -> tuple[Any, Any]:
-    from efficientsam_studio.annotations.project import Project
-
-    if path.exists():
-        project = Project.open(path, scan=False, recover=recover)
-    else:
-        name = path.name.removesuffix(PROJECT_SUFFIX)
-        project = Project.create(folder, name, recursive=recursive, scan=False)
-    try:
-        report = project.scan()
-    except BaseException:
-        project.close()
-        raise
-    return project, report
 
 
 def _load_predictor(args: argparse.Namespace) -> Any:
@@ -410,18 +361,6 @@ class _Bar:
             self.bar.close()
 
 
-def _add_unreadable(summary: Any, unreadable: list[tuple[str, str]], prompts: Any) -> None:
-    """Count the images the project scan could not read as failed (first in the list), and leave the
-    prompt-file keys that name them out of the prompts "for images not in the project"."""
-    from efficientsam_studio.batch import ImageFailure
-
-    summary.failed[:0] = [ImageFailure(rel, reason) for rel, reason in unreadable]
-    summary.images += len(unreadable)
-    if prompts is not None and unreadable and summary.unmatched_prompts:
-        named = set(prompts.keys_naming(summary.unmatched_prompts, [rel for rel, _ in unreadable]))
-        summary.unmatched_prompts = [key for key in summary.unmatched_prompts if key not in named]
-
-
 def run(args: argparse.Namespace) -> int:
     from efficientsam_studio.batch import run_batch
     from efficientsam_studio.cli.import_cmd import recovery_note
@@ -432,11 +371,12 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_project_path(folder, args.out)
     params = _params(args)
     prompts = _read_prompts(args)
-    _check_outputs(args, folder, path, prompts)
+    check_outputs(args, folder, path, prompts)
     mode = "everything" if args.everything else "boxes" if args.boxes is not None else "points"
     predictor = _load_predictor(args)
     existed = path.exists()
-    project, report = _open_project(folder, path, args.recursive, args.recover)
+    project, report = open_project(folder, path, args.recursive, args.recover)
+    recursive = bool(project.settings.get("recursive", False))
     bar = _Bar()
     try:
         note = recovery_note(project)
@@ -448,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
             project, mode=mode, params=params, predictor=predictor, prompts=prompts, progress=bar
         )
         bar.close()
-        _add_unreadable(summary, report.unreadable, prompts)
+        add_unreadable(summary, report.unreadable, prompts)
         if args.coco is not None and not summary.interrupted:
             from efficientsam_studio.annotations.formats.coco import export_coco
 
@@ -470,6 +410,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             "hint: the image ids of --boxes match only images named by their number (000000000042.jpg); "
             "for the others give --images-json FILE, the COCO file the detections were made for"
+        )
+    in_subfolders = [key for key in summary.unmatched_prompts if "/" in key.replace("\\", "/")]
+    if in_subfolders and not recursive:
+        print(
+            f"hint: {path.name} does not include subfolders, where {in_subfolders[0]} is: add -r to "
+            "include them"
         )
     if summary.interrupted:
         return 130

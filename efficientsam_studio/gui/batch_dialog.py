@@ -4,7 +4,9 @@ The same pipeline as ``efsam-studio label`` (:class:`efficientsam_studio.batch.B
 :class:`BatchWorker` loads its own predictor and computes masks image by image in a ``QThread``; each
 result lands on the GUI thread as one undoable step of the session's undo stack (AI instances, status
 "needs review"). The project is saved every few images and at the end; Cancel stops after the current
-decoder batch and keeps what was done. Images labelled meanwhile are not overwritten.
+decoder batch (or cut, or batch of grid points) in every mode and keeps the images finished (the one cut
+short is left untouched). Images labelled meanwhile are not overwritten. While it runs, the status line
+shows the time elapsed and an estimate of the time left.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -45,7 +47,6 @@ from efficientsam_studio.batch import (
     ImageResult,
     read_box_prompts,
     read_point_prompts,
-    skip_reason,
 )
 from efficientsam_studio.engine.automatic import AutomaticMaskParams, MaskGenerationCancelled
 from efficientsam_studio.errors import StudioError
@@ -136,6 +137,11 @@ class BatchDialog(QDialog):
         self._since_save = 0
         self._late_skips = 0
         self._started = 0.0
+        self._working_since: float | None = None  # the first image began (the model was loaded)
+        self._last_event: BatchProgress | None = None
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._show_progress)
         self._build()
         self._mode_changed()
 
@@ -178,7 +184,8 @@ class BatchDialog(QDialog):
         self.refine_boxes = QCheckBox("Segment small boxes again at full resolution (one encoder run each)")
         form.addRow(self.refine_boxes)
         self.overwrite = QCheckBox("Label again images already labelled (replaces their AI masks)")
-        self.replace_manual = QCheckBox("Also replace hand-made masks")
+        self.overwrite.setToolTip("Images marked done keep their masks unless hand-made work is replaced too")
+        self.replace_manual = QCheckBox("Also replace hand-made or edited masks, and images marked done")
         self.overwrite.toggled.connect(lambda on: self.replace_manual.setEnabled(on and not self.running))
         form.addRow(self.overwrite)
         form.addRow(self.replace_manual)
@@ -306,6 +313,7 @@ class BatchDialog(QDialog):
         self._since_save = 0
         self._late_skips = 0
         self._started = time.perf_counter()
+        self._working_since, self._last_event = None, None
         self._cancel.clear()
         self.report.clear()
         self.progress_bar.setRange(0, max(1, len(job.todo)))
@@ -324,6 +332,7 @@ class BatchDialog(QDialog):
         self._worker.load_failed.connect(self._on_load_failed)
         self._worker.finished.connect(self._finish)
         self._set_running(True)
+        self._clock.start()
         self._thread.start()
 
     def cancel(self) -> None:
@@ -355,15 +364,40 @@ class BatchDialog(QDialog):
 
     @Slot(object)
     def _on_progress(self, event: BatchProgress) -> None:
+        if self._working_since is None:
+            self._working_since = time.perf_counter()
+        self._last_event = event
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """The image being labelled, the time elapsed and an estimate of the time left (also refreshed
+        every second, as an image can take long)."""
+        event = self._last_event
+        if event is None or not self.running or self._cancel.is_set():  # keep "Stopping…" in view
+            return
         step = f" — {event.step[0]}/{event.step[1]} points" if event.step else ""
-        self.status.setText(f"{event.path}{step}")
+        self.status.setText(f"{event.path}{step} — {self.timing()}")
+
+    def timing(self) -> str:
+        """``"0:42 elapsed, about 1:10 left (12.5 images/min)"``; the estimate once some work is done."""
+        now = time.perf_counter()
+        text = f"{_clock_text(now - self._started)} elapsed"
+        event, total = self._last_event, len(self.job.todo) if self.job is not None else 0
+        done = float(self._done_count())
+        if event is not None and event.step and event.step[1]:
+            done += min(event.step[0] / event.step[1], 1.0)  # the share of the current image
+        if self._working_since is None or done <= 0 or total <= 0:
+            return text
+        per_image = (now - self._working_since) / done
+        left = max(total - done, 0.0) * per_image
+        return f"{text}, about {_clock_text(left)} left ({60.0 / per_image:.1f} images/min)"
 
     @Slot(object)
     def _on_result(self, result: ImageResult) -> None:
         summary, job = self.summary, self.job
         document = self.session.document
         record = document.image(result.image_id)
-        reason = skip_reason(document, record, job.params.overwrite)
+        reason = job.skip_reason(record)
         if reason is not None:  # labelled by hand while the batch ran: keep the user's work
             summary.skipped.append((record.path, f"labelled during the run: {reason}"))
             self._late_skips += 1
@@ -374,6 +408,7 @@ class BatchDialog(QDialog):
                 summary.instances_added += command.counts.added
                 summary.instances_removed += command.counts.removed_ai + command.counts.removed_manual
                 summary.manual_removed += command.counts.removed_manual
+                summary.reviewed_relabelled += command.counts.reviewed
                 summary.empty_masks += result.empty
                 summary.skipped_prompts += result.skipped_prompts
                 summary.notes.extend(result.notes)
@@ -394,9 +429,12 @@ class BatchDialog(QDialog):
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
         self.summary.notes.insert(0, f"the model could not be loaded: {message}")
+        self.summary.not_labelled = len(self.job.todo) if self.job is not None else 0
+        self.summary.not_labelled_reason = "the model could not be loaded (see the note)"
 
     @Slot(bool)
     def _finish(self, cancelled: bool) -> None:
+        self._clock.stop()
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
@@ -406,6 +444,9 @@ class BatchDialog(QDialog):
         if summary is not None:
             summary.cancelled = cancelled
             summary.seconds = time.perf_counter() - self._started
+            left = len(self.job.todo) - self._done_count() if self.job is not None else 0
+            if cancelled and left > 0:
+                summary.not_labelled, summary.not_labelled_reason = left, "cancelled"
             if self.session.document.dirty and self._save() is False:
                 summary.notes.append("the project could not be saved; the results are in the open project")
             self.report.setPlainText(str(summary))
@@ -428,6 +469,14 @@ class BatchDialog(QDialog):
             self.cancel()
             return
         super().reject()
+
+
+def _clock_text(seconds: float) -> str:
+    """``"0:07"``, ``"12:30"``, ``"1:02:03"``."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _spin(low: int, high: int, value: int) -> QSpinBox:

@@ -56,8 +56,9 @@ def test_boxes_mode_assigns_each_mask_to_its_box_and_category(project):
             assert doc.category(instance.category_id).name == label
             assert _iou(instance.mask(), box_mask(box)) > 0.9
             assert instance.source == "ai"
-            assert instance.score == pytest.approx(0.95)  # the best candidate's predicted IoU
+            assert instance.score == pytest.approx(0.8)  # the detector's confidence ranks the mask
             assert instance.attributes["detector_score"] == pytest.approx(0.8)
+            assert instance.attributes["predicted_iou"] == pytest.approx(0.95)  # the best candidate's
             assert instance.attributes["prompt"] == "box"
 
 
@@ -153,12 +154,13 @@ def test_hand_made_instances_are_kept_unless_replace_manual(project):
     summary = run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts())
     doc = project.document
     record = doc.image_by_path("img1.png")
-    assert summary.labelled == 3  # an image with only hand-made instances is not "labelled" yet
-    assert doc.has_instance(manual_id)
-    assert [i.source for i in doc.instances_of(record.id)] == ["manual", "ai", "ai"]
+    assert summary.labelled == 2  # an image holding hand-made instances counts as labelled
+    assert "hand-made" in dict(summary.skipped)["img1.png"]
+    assert [i.id for i in doc.instances_of(record.id)] == [manual_id]
     params = BatchParams(overwrite=True)
     run_batch(project, mode="boxes", params=params, predictor=ShapesPredictor(), prompts=_box_prompts())
     assert doc.has_instance(manual_id)  # overwrite alone replaces only AI instances
+    assert [i.source for i in doc.instances_of(record.id)] == ["manual", "ai", "ai"]
     params = BatchParams(overwrite=True, replace_manual=True)
     summary = run_batch(
         project, mode="boxes", params=params, predictor=ShapesPredictor(), prompts=_box_prompts()
@@ -188,7 +190,11 @@ def test_ctrl_c_mid_run_leaves_a_consistent_saved_project_that_resumes(project):
             raise KeyboardInterrupt
 
     summary = run_batch(
-        project, mode="boxes", predictor=ShapesPredictor(), prompts=_box_prompts(), progress=progress,
+        project,
+        mode="boxes",
+        predictor=ShapesPredictor(),
+        prompts=_box_prompts(),
+        progress=progress,
         params=BatchParams(save_every=100),
     )
     assert summary.interrupted and summary.labelled == 2
@@ -248,7 +254,11 @@ def test_cancel_stops_between_images_and_saves(project):
             cancel.set()
 
     summary = run_batch(
-        project, mode="everything", params=_everything(), predictor=ShapesPredictor(), progress=progress,
+        project,
+        mode="everything",
+        params=_everything(),
+        predictor=ShapesPredictor(),
+        progress=progress,
         cancel=cancel,
     )
     assert summary.cancelled and summary.labelled == 1
@@ -272,8 +282,14 @@ def test_periodic_saves_write_the_project_during_the_run(project):
         if event.outcome == "labelled":
             sizes.append(len(project.path.read_bytes()))
 
-    run_batch(project, mode="boxes", params=BatchParams(save_every=1), predictor=ShapesPredictor(),
-              prompts=_box_prompts(), progress=progress)
+    run_batch(
+        project,
+        mode="boxes",
+        params=BatchParams(save_every=1),
+        predictor=ShapesPredictor(),
+        prompts=_box_prompts(),
+        progress=progress,
+    )
     assert sizes[0] < sizes[1] < sizes[2]  # each labelled image was on disk before the next began
 
 
@@ -300,7 +316,7 @@ def test_an_image_whose_boxes_all_score_below_the_minimum_is_left_for_a_later_ru
     assert summary.labelled == 2 and record.status == ImageStatus.UNLABELLED
     assert not project.document.instances_of(record.id)
     ((path, reason),) = summary.skipped
-    assert path == "img2.png" and "1 boxes" in reason and "below the minimum" in reason
+    assert path == "img2.png" and "all boxes" in reason and "below the minimum" in reason
     again = run_batch(
         project, mode="boxes", predictor=ShapesPredictor(), prompts=read_box_prompts(csv, min_score=0.2)
     )

@@ -272,7 +272,9 @@ class PolygonTool(Tool):
             self._refresh_handles()
             return
         rle = masks.encode_window(mask, x0, y0, image.height, image.width)
-        update = UpdateInstance(self.session.document, instance.id, rle=rle, text="Move vertex")
+        # an outline corrected by hand is hand-made from now on (batch labelling keeps it)
+        document = self.session.document
+        update = UpdateInstance(document, instance.id, rle=rle, source="manual", text="Move vertex")
         if not self.session.push(update):  # a pushed edit refreshes the handles through document_changed
             self._refresh_handles()
 
