@@ -11,7 +11,8 @@ Runs the bundled program offscreen (``QT_QPA_PLATFORM=offscreen``), outside the 
 5. imports a hand-made COCO file into a project (no model needed);
 6. opens a sample image in the app and, with ``tiny`` ONNX files exported by the source checkout into
    the weights store, loads the model on the ONNX backend and encodes the image (``gui --smoke-test``);
-7. labels images from box prompts with the ONNX engine (``label --boxes``);
+7. labels images from box prompts with the ONNX engine (``label --boxes --overwrite``, which keeps the
+   imported hand-made instance);
 8. exports the project as COCO, which pycocotools loads with the expected annotations.
 
 Steps 6-7 need the source checkout's interpreter with torch (``--source-python``) to write a random
@@ -217,6 +218,7 @@ def check_label(s: Smoke) -> str:
         "--checkpoint",
         str(s.checkpoint),
         "--no-cache",
+        "--overwrite",  # the imported image holds a hand-made instance: kept, and AI masks added beside it
     )
     summary = [line for line in out.splitlines() if line.startswith(("images:", "instances:"))]
     if not any(line.startswith("instances: 2 added") for line in summary):
