@@ -150,7 +150,7 @@ for fmt, source in (("coco", coco), ("labelme", labelme)):
     ws.session.undo()  # once more through the dialog, timing the GUI thread's largest stall
     ticks: list[float] = []
     timer = QTimer()
-    timer.timeout.connect(lambda ticks=ticks: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))  # noqa: B023 (used in this iteration)
     timer.start(10)
     window.importer.start()
     dialog = window.importer.dialog
@@ -163,7 +163,8 @@ for fmt, source in (("coco", coco), ("labelme", labelme)):
         time.sleep(0.001)
     timer.stop()
     row["dialog_total_ms"] = ms(start)
-    row["longest_gui_stall_ms"] = round(max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) * 1000, 1)
+    marks = [start, *ticks, start + row["dialog_total_ms"] / 1000]  # a stall may open or close the run
+    row["longest_gui_stall_ms"] = round(max(b - a for a, b in zip(marks, marks[1:], strict=False)) * 1000, 1)
     ws.session.document.mark_saved()
     window.close()
     print(json.dumps(row))
