@@ -70,12 +70,14 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class Category:
-    """A label class. ``colour``: ``"#rrggbb"``."""
+    """A label class. ``colour``: ``"#rrggbb"``; ``coco_id``: the category's id in the COCO file it came
+    from (an import, or the boxes of a batch run), written back as its id on COCO export, or None."""
 
     id: int
     name: str
     colour: str = "#e69f00"
     supercategory: str = ""
+    coco_id: int | None = None
 
 
 @dataclass(frozen=True)

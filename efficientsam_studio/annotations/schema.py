@@ -46,10 +46,7 @@ def document_to_dict(document: Document, settings: dict[str, Any] | None = None)
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": dict(settings or {}),
         "next_ids": document.next_ids,
-        "categories": [
-            {"id": c.id, "name": c.name, "colour": c.colour, "supercategory": c.supercategory}
-            for c in document.categories
-        ],
+        "categories": [_category_dict(c) for c in document.categories],
         "images": [_image_dict(i) for i in document.images],
         "instances": [
             {
@@ -67,6 +64,16 @@ def document_to_dict(document: Document, settings: dict[str, Any] | None = None)
             for inst in document.iter_instances()
         ],
     }
+
+
+def _category_dict(category: Category) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": category.id, "name": category.name, "colour": category.colour,
+        "supercategory": category.supercategory,
+    }  # fmt: skip
+    if category.coco_id is not None:
+        out["coco_id"] = category.coco_id
+    return out
 
 
 def _image_dict(image: ImageRecord) -> dict[str, Any]:
@@ -119,6 +126,12 @@ def _next_ids(data: dict) -> dict[str, int]:
     return next_ids
 
 
+def _coco_id(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaFieldError(f"{where}.coco_id", f"must be an integer; found {value!r}")
+    return value
+
+
 def _categories(data: dict) -> list[Category]:
     categories: list[Category] = []
     names: dict[str, int] = {}
@@ -140,14 +153,10 @@ def _categories(data: dict) -> list[Category]:
         colour = _get(raw, "colour", str, where)
         if not COLOUR_PATTERN.match(colour):
             raise SchemaFieldError(f"{where}.colour", f"must look like '#rrggbb'; found {colour!r}")
-        categories.append(Category(category_id, name, colour, str(raw.get("supercategory") or "")))
+        supercategory = str(raw.get("supercategory") or "")
+        coco_id = None if raw.get("coco_id") is None else _coco_id(raw["coco_id"], where)
+        categories.append(Category(category_id, name, colour, supercategory, coco_id))
     return categories
-
-
-def _coco_id(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SchemaFieldError(f"{where}.coco_id", f"must be an integer; found {value!r}")
-    return value
 
 
 def _images(data: dict) -> list[ImageRecord]:

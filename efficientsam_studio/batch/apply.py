@@ -13,7 +13,8 @@ Rules (the same for the command line and the GUI):
   ``overwrite`` only; new AI instances are added on top of them.
 - Each result lands as one compound, undoable command (categories created as needed, a name that
   differs only in case taking the existing category; old AI instances removed, new ones added, the
-  image marked ``needs_review``, with the COCO ids of its prompts as :mod:`.coco_ids` says). If anything
+  image marked ``needs_review``; the image and its categories take the COCO ids of its prompts as
+  :mod:`.coco_ids` says). If anything
   fails or is interrupted while it is applied, the part already done is undone, so an image is either
   fully labelled or untouched.
 """
@@ -115,12 +116,20 @@ class ApplyResult(CompoundCommand):
         ]
         commands: list[Command] = []
         categories = _CategoryNames(document)
+        seen: set[int] = set()  # categories created or given their COCO id by this result
         for mask in result.masks:
-            if categories.find(mask.category) is None:
+            found = categories.find(mask.category)
+            coco_id = category_ids.coco_id(mask.category)
+            if found is None:
                 new_id = category_ids.id_for(document, mask.category)
-                add = _AddCategoryInTurn(document, mask.category, new_id)
+                add = _AddCategoryInTurn(document, mask.category, new_id, coco_id)
                 commands.append(add)
                 categories.add(mask.category, add.category.id)
+                seen.add(add.category.id)
+            elif coco_id is not None and found not in seen:
+                seen.add(found)
+                if document.category(found).coco_id is None:
+                    commands.append(_GiveCocoId(document, found, coco_id))
         if old:
             commands.append(RemoveInstances(document, [inst.id for inst in old]))
         for mask in result.masks:
@@ -163,9 +172,9 @@ class _AddCategoryInTurn(AddCategory):
     and each must get the next colour of the palette (:meth:`Document.colour_for_new_category`, as in
     the app), counting those added before it."""
 
-    def __init__(self, document: Document, name: str, category_id: int) -> None:
+    def __init__(self, document: Document, name: str, category_id: int, coco_id: int | None = None) -> None:
         self.document = document
-        self.category = Category(category_id, name, document.colour_for_new_category())
+        self.category = Category(category_id, name, document.colour_for_new_category(), coco_id=coco_id)
         self.text = f"Add category {name}"
         self._coloured = False
 
@@ -174,6 +183,28 @@ class _AddCategoryInTurn(AddCategory):
             self.category = dataclasses.replace(self.category, colour=self.document.colour_for_new_category())
             self._coloured = True
         super().do()
+
+
+class _GiveCocoId(Command):
+    """Give a category of the project the id its name has in the prompt file as its ``coco_id``, when it
+    has none when the command is done; undo takes it away again."""
+
+    def __init__(self, document: Document, category_id: int, coco_id: int) -> None:
+        self.document, self.category_id, self.coco_id = document, category_id, coco_id
+        self.text = f"Give category {document.category(category_id).name} COCO id {coco_id}"
+        self._given = False
+
+    def do(self) -> None:
+        category = self.document.category(self.category_id)
+        self._given = category.coco_id is None
+        if self._given:
+            self.document.replace_category(dataclasses.replace(category, coco_id=self.coco_id))
+
+    def undo(self) -> None:
+        if self._given:
+            category = self.document.category(self.category_id)
+            self.document.replace_category(dataclasses.replace(category, coco_id=None))
+            self._given = False
 
 
 class _AddLater(AddInstance):

@@ -5,11 +5,12 @@ that a COCO export of the labelled project matches the dataset the boxes came fr
 
 - an image labelled from such boxes gets their image id as its ``coco_id`` when it has none yet (the
   exporter writes it back as the image's id; an image that has one keeps it, as on import);
-- a category the run creates keeps its COCO id when the project never handed that id out (the id is not
-  below the project's next category id when the run first creates a category), as ``import`` does; the
-  exporter writes category ids as they are. Otherwise it gets the next free id.
-
-Categories that exist already (matched by name) keep their ids.
+- a category the run creates gets the file's id as its ``coco_id`` (the exporter writes it back as the
+  category's id); its project id is that id too when the project never handed it out (the id is not
+  below the project's next category id when the run first creates a category, and positive), as
+  ``import`` does, and otherwise the next free id;
+- a category that exists already (matched by name) keeps its project id and gets the file's id as its
+  ``coco_id`` when it has none yet (one that has one keeps it, as on import).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class CategoryIds:
                 document.restore_next_ids({"category": max(kept.values()) + 1})
             self._kept = kept
         return self._kept
+
+    def coco_id(self, name: str) -> int | None:
+        """The category's id in the prompt file, or None when the file gives none."""
+        return self._wanted.get(name)
 
     def id_for(self, document: Document, name: str) -> int:
         """The id of a new category ``name``: its kept COCO id while no category has it, else a fresh one."""

@@ -90,7 +90,7 @@ class PromptSet:
         below_min_score: image keys whose boxes were all left out for their scores (see
             :func:`~.prompts_io.read_box_prompts`), with how many each had; they are not in ``by_key``.
         category_ids: the COCO id of each category name, for files that have them (the categories a
-            run creates keep those ids where it can: :mod:`.coco_ids`).
+            run creates or uses keep them for COCO export: :mod:`.coco_ids`).
     """
 
     kind: Literal["boxes", "points"]

@@ -8,7 +8,7 @@ Boxes (``efsam-studio label --boxes FILE``), recognised by their content:
   ran on); its ``categories`` give the category names. Without it, an image id ``42`` matches the image whose
   file stem is the number 42 (``000000000042.jpg``), a string image id is taken as a file name, and
   categories are named ``category_<id>``. The COCO image and category ids are kept with the boxes, so
-  that the labelled images and the categories a run creates keep them (see :mod:`.coco_ids`).
+  that the labelled images and the categories a run creates or uses keep them (see :mod:`.coco_ids`).
 - **COCO annotations**: a JSON object with ``images``, ``annotations`` (each with a ``bbox``) and
   ``categories``; one box per annotation (``iscrowd`` ones included), no score; ids kept as above.
 - **YOLO**: a folder of ``<image stem>.txt`` files with lines ``class cx cy w h [score]``, all fractions of

@@ -5,6 +5,7 @@ supercategories."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 
@@ -214,9 +215,9 @@ def test_every_category_comes_back_with_its_id_colour_and_supercategory():
     report = import_coco(document, data)
     assert report.categories_added == ["person", "car", "dog"]
     assert document.categories == [
-        Category(1, "person", "#102030", "human"),
-        Category(3, "car", "#405060", "vehicle"),
-        Category(18, "dog", "#708090", ""),
+        Category(1, "person", "#102030", "human", coco_id=1),
+        Category(3, "car", "#405060", "vehicle", coco_id=3),
+        Category(18, "dog", "#708090", "", coco_id=18),
     ]
     assert document.next_ids["category"] == 19
     exported, _ = coco_dict(document)
@@ -280,4 +281,5 @@ def test_an_empty_supercategory_is_written_empty_and_pycocotools_loads_it(doc, t
     assert [c["name"] for c in loaded.loadCats(loaded.getCatIds())] == ["cell", "dog"]
     target = project("a.png", "sub/b.png")
     import_coco(target, out)
-    assert target.categories == doc.categories
+    assert [dataclasses.replace(c, coco_id=None) for c in target.categories] == doc.categories
+    assert [c.coco_id for c in target.categories] == [c["id"] for c in data["categories"]]

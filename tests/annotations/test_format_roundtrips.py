@@ -279,26 +279,32 @@ def categories_file(categories: list[tuple[int, str]]) -> dict:
     }
 
 
-def test_category_id_0_is_renumbered_and_reported_and_the_others_are_kept():
+def test_category_id_0_gets_another_project_id_and_the_export_writes_0():
     document = Document()
     report = import_coco(document, categories_file([(0, "background"), (1, "cell"), (2, "dog")]))
-    assert [(c.id, c.name) for c in document.categories] == [(3, "background"), (1, "cell"), (2, "dog")]
-    assert report.category_ids_changed == [("background", 0, 3)]
-    assert "category ids changed (file -> project): 'background' 0 -> 3" in report.summary()
+    assert [(c.id, c.name, c.coco_id) for c in document.categories] == [
+        (3, "background", 0),
+        (1, "cell", 1),
+        (2, "dog", 2),
+    ]
+    assert report.category_ids_changed == [] and "category ids" not in report.summary()
     data, _ = coco_dict(document)
-    assert sorted(a["category_id"] for a in data["annotations"]) == [1, 2, 3]
+    assert [c["id"] for c in data["categories"]] == [0, 1, 2]
+    assert sorted(a["category_id"] for a in data["annotations"]) == [0, 1, 2]
 
 
 def test_category_ids_the_project_can_keep_are_kept_without_a_word():
     document = Document()
     report = import_coco(document, categories_file([(5, "cell"), (9, "dog")]))
     assert [c.id for c in document.categories] == [5, 9] and report.category_ids_changed == []
-    assert "category ids changed" not in report.summary()
+    assert "category ids" not in report.summary()
 
 
-def test_a_category_found_by_name_under_another_id_is_reported():
+def test_a_category_found_by_name_under_another_id_takes_the_file_s_id_for_exports():
     document = Document()
     document.add_category(Category(document.allocate_id("category"), "dog"))
     report = import_coco(document, categories_file([(1, "cell"), (2, "dog")]))
-    assert [(c.id, c.name) for c in document.categories] == [(1, "dog"), (2, "cell")]
-    assert report.category_ids_changed == [("cell", 1, 2), ("dog", 2, 1)]
+    assert [(c.id, c.name, c.coco_id) for c in document.categories] == [(1, "dog", 2), (2, "cell", 1)]
+    assert report.category_ids_changed == [] and report.category_ids_moved == [("dog", 1, 2)]
+    data, _ = coco_dict(document)
+    assert {c["name"]: c["id"] for c in data["categories"]} == {"cell": 1, "dog": 2}

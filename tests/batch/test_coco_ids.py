@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from efficientsam_studio.annotations import masks as mask_codec
 from efficientsam_studio.annotations.commands import AddCategory
 from efficientsam_studio.annotations.formats.coco import coco_dict
 from efficientsam_studio.batch import read_box_prompts, run_batch
-from tests.batch.conftest import SCENES, SIZE
+from efficientsam_studio.batch.apply import ApplyResult
+from efficientsam_studio.batch.coco_ids import CategoryIds
+from efficientsam_studio.batch.results import ImageResult, NewMask
+from tests.batch.conftest import SCENES, SIZE, box_mask
 from tests.batch.fake_predictor import ShapesPredictor
 
 CATEGORY_IDS = {"cat": 17, "dog": 18}
@@ -82,6 +86,50 @@ def test_a_category_id_already_handed_out_is_not_reused(project, tmp_path):
     )
     ids = {c.name: c.id for c in doc.categories}
     assert ids["Dog"] == 1 and ids["cat"] >= 18 and ids["cat"] != 17
+
+
+def test_categories_that_exist_already_are_exported_with_the_ids_of_the_coco_file(project, tmp_path):
+    _, _, gt = _coco_files(tmp_path)
+    doc = project.document
+    AddCategory(doc, "cat").do()
+    AddCategory(doc, "Dog").do()  # "dog" of the file, matched whatever its case
+    run_batch(project, mode="boxes", predictor=ShapesPredictor(), prompts=read_box_prompts(gt))
+    assert [(c.id, c.name, c.coco_id) for c in doc.categories] == [(1, "cat", 17), (2, "Dog", 18)]
+    data, report = coco_dict(doc)
+    assert {c["name"]: c["id"] for c in data["categories"]} == {"cat": 17, "Dog": 18}
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    assert sorted(names[a["category_id"]] for a in data["annotations"]) == ["Dog", "Dog", "cat", "cat", "cat"]
+    assert report.notes == []
+
+
+def test_a_category_created_with_an_id_the_project_cannot_use_keeps_it_for_the_export(project, tmp_path):
+    dets, images, _ = _coco_files(tmp_path)
+    doc = project.document
+    AddCategory(doc, "Dog").do()
+    doc.restore_next_ids({"category": 18})  # 17 cannot be "cat"'s project id
+    run_batch(
+        project, mode="boxes", predictor=ShapesPredictor(), prompts=read_box_prompts(dets, images_json=images)
+    )
+    cat = doc.category_by_name("cat")
+    assert cat.id != 17 and cat.coco_id == 17
+    data, _ = coco_dict(doc)
+    assert {c["name"]: c["id"] for c in data["categories"]} == {"Dog": 18, "cat": 17}
+
+
+def test_undo_takes_back_the_coco_id_a_result_gave_a_category(project):
+    doc = project.document
+    AddCategory(doc, "cat").do()
+    image = doc.images[0]
+    result = ImageResult(image.id, image.path)
+    for n in range(2):
+        result.masks.append(NewMask("cat", mask_codec.encode(box_mask((20 * n, 10, 20 * n + 8, 30))), 0.9))
+    command = ApplyResult(doc, result, category_ids=CategoryIds({"cat": 0}))
+    command.do()
+    assert doc.category_by_name("cat").coco_id == 0
+    command.undo()
+    assert doc.category_by_name("cat").coco_id is None
+    command.do()
+    assert doc.category_by_name("cat").coco_id == 0
 
 
 def test_masks_from_scored_boxes_are_ranked_by_the_detector_score(project, tmp_path):

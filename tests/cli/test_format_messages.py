@@ -1,5 +1,6 @@
 """What `efsam-studio import` and `export` tell the user: objects recognised as already present, category
-ids the project could not keep, a YOLO dataset still without images, an empty labelme export."""
+ids a COCO export writes differently after an import, a YOLO dataset still without images, an empty
+labelme export."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_importing_the_default_export_back_adds_nothing_and_says_so(project_path
     assert len(load_document(project_path).instances_of(1)) == 3
 
 
-def test_category_ids_that_cannot_be_kept_are_listed(tmp_path, capsys):
+def test_a_category_id_0_is_kept_for_exports_without_a_word(tmp_path, capsys):
     folder = tmp_path / "cvat"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), np.zeros((20, 30, 3), np.uint8))
@@ -53,11 +54,48 @@ def test_category_ids_that_cannot_be_kept_are_listed(tmp_path, capsys):
     data = {
         "images": [{"id": 0, "file_name": "a.png", "width": 30, "height": 20}],
         "categories": [{"id": 0, "name": "background"}, {"id": 1, "name": "cell"}],
-        "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "segmentation": masks.encode(mask)}],
+        "annotations": [{"id": 1, "image_id": 0, "category_id": 0, "segmentation": masks.encode(mask)}],
     }
     (tmp_path / "cvat.json").write_text(json.dumps(data))
     assert main(["import", str(folder), "--format", "coco", "--from", str(tmp_path / "cvat.json")]) == 0
-    assert "category ids changed (file -> project): 'background' 0 -> 2" in capsys.readouterr().out
+    assert "category ids" not in capsys.readouterr().out.lower()
+    out = tmp_path / "out.json"
+    assert main(["export", str(folder), "--format", "coco", "--out", str(out)]) == 0
+    exported = json.loads(out.read_text())
+    assert [(c["id"], c["name"]) for c in exported["categories"]] == [(0, "background"), (1, "cell")]
+    assert [(a["image_id"], a["category_id"]) for a in exported["annotations"]] == [(0, 0)]
+
+
+def test_category_ids_an_export_cannot_keep_are_listed(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((20, 30, 3), np.uint8))
+    with Project.create(folder) as project:
+        C.AddCategory(project.document, "cell").do()
+        project.save()
+    mask = np.zeros((20, 30), bool)
+    mask[2:8, 3:9] = True
+    for n, name in enumerate(("nucleus", "cell")):  # "nucleus" 1, then "cell" 2 (not 1) in the other file
+        data = {
+            "images": [{"id": 0, "file_name": "a.png", "width": 30, "height": 20}],
+            "categories": [{"id": 1 + n, "name": name}],
+            "annotations": [],
+        }
+        (tmp_path / f"{n}.json").write_text(json.dumps(data))
+    assert main(["import", str(folder), "--format", "coco", "--from", str(tmp_path / "0.json")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "COCO export ids of categories already in the project changed (before -> now): 'cell' 1 -> 3" in out
+    )
+    assert main(["import", str(folder), "--format", "coco", "--from", str(tmp_path / "1.json")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "COCO export ids of categories already in the project changed (before -> now): 'cell' 3 -> 2" in out
+    )
+    assert main(["export", str(folder), "--format", "coco", "--out", str(tmp_path / "out.json")]) == 0
+    assert "note: category ids" not in capsys.readouterr().out
+    exported = json.loads((tmp_path / "out.json").read_text())
+    assert {c["name"]: c["id"] for c in exported["categories"]} == {"cell": 2, "nucleus": 1}
 
 
 def test_yolo_without_images_tells_where_to_put_them(project_path, tmp_path, capsys):

@@ -7,11 +7,12 @@ import json
 import numpy as np
 from pycocotools.coco import COCO
 
+from efficientsam_studio.annotations.commands import AddCategory
 from efficientsam_studio.annotations.document import ImageStatus
 from efficientsam_studio.annotations.project import Project
 from efficientsam_studio.cli import label as label_cli
 from efficientsam_studio.cli.main import main
-from tests.batch.conftest import SCENES, box_mask
+from tests.batch.conftest import SCENES, SIZE, box_mask
 from tests.batch.fake_predictor import ShapesPredictor
 
 
@@ -39,6 +40,55 @@ def test_boxes_mode_writes_the_project_and_a_coco_file(folder, boxes_csv, tmp_pa
         assert max(_iou(mask, box_mask(b)) for b in boxes) > 0.9
     with Project.open(folder / "labels.efsam.json") as project:
         assert project.document.instance_count == 5
+
+
+def test_coco_boxes_keep_their_category_ids_in_coco_for_categories_the_project_has(
+    folder, tmp_path, fake_model, capsys
+):
+    with Project.create(folder, "labels") as project:
+        for name in ("dog", "cat"):
+            AddCategory(project.document, name).do()
+        project.save()
+    height, width = SIZE
+    names = list(SCENES)
+    ids = {"cat": 0, "dog": 7}  # neither is the project's id; 0 cannot be one
+    boxes = [(names.index(name), label, box) for name, objects in SCENES.items() for label, _, box in objects]
+    gt = {
+        "images": [
+            {"id": n, "file_name": name, "width": width, "height": height} for n, name in enumerate(names)
+        ],
+        "categories": [{"id": i, "name": name} for name, i in ids.items()],
+        "annotations": [
+            {"id": n + 1, "image_id": image, "category_id": ids[label], "bbox": [x0, y0, x1 - x0, y1 - y0]}
+            for n, (image, label, (x0, y0, x1, y1)) in enumerate(boxes)
+        ],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    coco_path = tmp_path / "out.json"
+    args = [
+        "label",
+        str(folder),
+        "--out",
+        "labels",
+        "--boxes",
+        str(tmp_path / "gt.json"),
+        "--coco",
+        str(coco_path),
+    ]
+    assert main(args) == 0
+    capsys.readouterr()
+    data = json.loads(coco_path.read_text())
+    assert {c["name"]: c["id"] for c in data["categories"]} == ids
+    files = {image["id"]: image["file_name"] for image in data["images"]}
+    assert files == dict(enumerate(names))
+    names_by_id = {i: name for name, i in ids.items()}
+    written = sorted((files[a["image_id"]], names_by_id[a["category_id"]]) for a in data["annotations"])
+    assert written == sorted((names[image], label) for image, label, _ in boxes)
+    with Project.open(folder / "labels.efsam.json") as project:
+        assert [(c.id, c.name, c.coco_id) for c in project.document.categories] == [
+            (1, "dog", 7),
+            (2, "cat", 0),
+        ]
 
 
 def test_a_second_run_resumes_and_skips_labelled_images(folder, boxes_csv, fake_model, capsys):

@@ -1,9 +1,10 @@
 """COCO instance segmentation: export a document and import COCO files into one.
 
-Export: category and annotation ids are the document's own ids, so they stay the same from one export
-to the next. An image imported from a COCO file gets its id in that file back (``coco_id``), so the
-annotations stay matched to the original dataset; other images get their project id, or the next id
-above all the others where that one is taken (as do images that would share a ``coco_id``). The
+Export: annotation ids are the document's own ids, so they stay the same from one export to the next.
+An image or a category that came from a COCO file gets its id in that file back (``coco_id``), so the
+annotations stay matched to the original dataset and its classes keep their ids; the others get their
+project id. Where two would share an id, one of them gets a free one (the rules are in
+:mod:`.coco_ids`; a category written under another id than its own is noted in the report). The
 labelled images are exported (with instances, or marked done) unless ``image_ids`` names others. Each
 mask is written as a polygon list or as compressed RLE (``counts`` a string): ``polygons="auto"``
 writes polygons for single-part masks without holes and RLE otherwise (so nothing is lost),
@@ -27,14 +28,19 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from efficientsam_studio import __version__
 from efficientsam_studio.annotations import masks
-from efficientsam_studio.annotations.document import Document, ImageRecord, Instance
+from efficientsam_studio.annotations.document import Document, Instance
+from efficientsam_studio.annotations.formats.coco_ids import (
+    export_category_ids,
+    export_image_ids,
+    moved_categories,
+    moved_categories_note,
+)
 from efficientsam_studio.annotations.formats.coco_import import import_coco, read_coco
 from efficientsam_studio.annotations.formats.common import (
     ExportReport,
@@ -48,7 +54,7 @@ from efficientsam_studio.annotations.formats.common import (
 )
 from efficientsam_studio.annotations.storage import atomic_write
 
-__all__ = ["coco_dict", "export_coco", "export_image_ids", "import_coco", "read_coco"]
+__all__ = ["coco_dict", "export_category_ids", "export_coco", "export_image_ids", "import_coco", "read_coco"]
 
 
 # --------------------------------------------------------------------------------------------- export
@@ -67,12 +73,17 @@ def coco_dict(
     report = ExportReport()
     chosen = images_to_export(document, list(image_ids) if image_ids is not None else None)
     ids = export_image_ids(chosen)
+    category_ids = export_category_ids(document.categories)
+    moved = moved_categories(document.categories, category_ids)
+    if moved:
+        report.notes.append(moved_categories_note(moved))
     annotations = []
     for image in with_progress(chosen, progress):
         for instance in exportable_instances(document, image.id, report):
             annotation = _annotation(instance, polygons, tolerance, report)
             if annotation is not None:
                 annotation["image_id"] = ids[image.id]
+                annotation["category_id"] = category_ids[instance.category_id]
                 annotations.append(annotation)
     report.images = len(chosen)
     report.instances = len(annotations)
@@ -99,35 +110,12 @@ def coco_dict(
             for image in chosen
         ],
         "categories": [
-            {"id": c.id, "name": c.name, "supercategory": c.supercategory, "color": c.colour}
+            {"id": category_ids[c.id], "name": c.name, "supercategory": c.supercategory, "color": c.colour}
             for c in document.categories
         ],
         "annotations": annotations,
     }
     return data, report
-
-
-def export_image_ids(images: Sequence[ImageRecord]) -> dict[int, int]:
-    """The COCO id of each exported image by project id (see the module doc): its ``coco_id`` when no
-    other exported image has the same one; else its project id when that is free; else the next id
-    above every other."""
-    shared = Counter(image.coco_id for image in images if image.coco_id is not None)
-    ids = {
-        image.id: image.coco_id
-        for image in images
-        if image.coco_id is not None and shared[image.coco_id] == 1
-    }
-    used = set(ids.values())
-    next_free = max([*used, *(image.id for image in images)], default=0) + 1
-    for image in images:
-        if image.id in ids:
-            continue
-        if image.id in used:
-            ids[image.id], next_free = next_free, next_free + 1
-        else:
-            ids[image.id] = image.id
-        used.add(ids[image.id])
-    return ids
 
 
 def _annotation(

@@ -32,12 +32,16 @@ instances (a true negative) comes back as one.
 Categories are matched by name (the project's id, colour and supercategory are kept). Every category of
 the file is imported, used or not, in file order (YOLO class indices follow that order), with its
 ``color`` when it is ``#rrggbb`` (otherwise the next default colour) and its ``supercategory``; a
-category whose name an earlier one of the file has joins it. A new category keeps its COCO id when the
-project never handed that id out (the id is not below the project's next category id: always the case
-for a project without categories) and it is positive (project ids are; COCO files that start at 0,
-often for a background class, have one that is not), and otherwise gets the next free id. Every category
-whose project id differs from its id in the file (renumbered, or found by name under another id) is
-listed in ``ImportReport.category_ids_changed``, which the summary shows: exports write the project ids.
+category whose name an earlier one of the file has joins it. Each category keeps its id in the file as
+its ``coco_id`` (a project category that has one already keeps it), which the export writes back as its
+id, so that code that orders classes by id sees the file's order. Its project id is the file's id when
+the project never handed that id out (the id is not below the project's next category id: always the
+case for a project without categories) and it is positive (project ids are; COCO files that start at
+0, often for a background class, have one that is not), and otherwise the next free id. A category of
+the file that a COCO export would write under another id than the file's (it has another ``coco_id``
+already, or another category has that id first; see :mod:`.coco_ids`) is listed in
+``ImportReport.category_ids_changed``, and a category already in the project whose exported id the
+import changes in ``ImportReport.category_ids_moved``; the summary shows both.
 Annotation ids are the project's own.
 
 Annotations already in the project are not added again: those identical to an instance (same image,
@@ -66,6 +70,7 @@ from efficientsam_studio.annotations.document import (
     Instance,
 )
 from efficientsam_studio.annotations.errors import FormatError
+from efficientsam_studio.annotations.formats.coco_ids import export_category_ids
 from efficientsam_studio.annotations.formats.common import (
     ImageFinder,
     ImportReport,
@@ -373,6 +378,7 @@ def _add_images(
 
 def _add_categories(document: Document, categories: dict[int, dict], report: ImportReport) -> dict[int, int]:
     """Find or add every category of the file; returns the project category id by COCO id."""
+    exported_before = export_category_ids(document.categories)
     first_new = document.next_ids["category"]  # at least 1: ids below it (0 too) cannot be kept
     new: dict[str, int] = {}  # name -> COCO id of the file's first category of a name the project lacks
     for coco_id, raw in categories.items():
@@ -389,12 +395,21 @@ def _add_categories(document: Document, categories: dict[int, dict], report: Imp
             if not isinstance(colour, str) or not COLOUR_PATTERN.match(colour):
                 colour = document.colour_for_new_category()
             category_id = coco_id if coco_id >= first_new else document.allocate_id("category")
-            category = Category(category_id, raw["name"], colour, str(raw.get("supercategory") or ""))
+            supercategory = str(raw.get("supercategory") or "")
+            category = Category(category_id, raw["name"], colour, supercategory, coco_id)
             document.add_category(category)
             report.categories_added.append(category.name)
+        elif category.coco_id is None:
+            document.replace_category(dataclasses.replace(category, coco_id=coco_id))
         category_map[coco_id] = category.id
-        if category.id != coco_id:
-            report.category_ids_changed.append((raw["name"], coco_id, category.id))
+    exported = export_category_ids(document.categories)
+    for coco_id, raw in categories.items():
+        if exported[category_map[coco_id]] != coco_id:
+            report.category_ids_changed.append((raw["name"], coco_id, exported[category_map[coco_id]]))
+    for category in document.categories:
+        before = exported_before.get(category.id)
+        if before is not None and before != exported[category.id]:
+            report.category_ids_moved.append((category.name, before, exported[category.id]))
     return category_map
 
 

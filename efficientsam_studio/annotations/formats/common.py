@@ -72,9 +72,12 @@ class ImportReport:
     """What an import added. ``duplicates``: masks identical to an instance already there (same image and
     category); ``same_objects``: masks recognised as an instance already there whose outline differs a
     little, as a simplified polygon's does (see :mod:`.matching`); neither is added again.
-    ``category_ids_changed``: ``(name, id in the file, project id)`` of the file's categories whose id the
-    project could not keep; ``skipped``: ``(annotation id or file, reason)``; ``missing_images``: image
-    files named by the import that are not in the project folder (their annotations are kept)."""
+    ``category_ids_changed``: ``(name, id in the file, id a COCO export writes)`` of the file's categories
+    that a COCO export writes under another id than the file's; ``category_ids_moved``: ``(name, id
+    before, id now)`` of the categories already in the project whose id in a COCO export the import
+    changed (they took the file's ids, or gave way to them); ``skipped``: ``(annotation id or file,
+    reason)``; ``missing_images``: image files named by the import that are not in the project folder
+    (their annotations are kept)."""
 
     images_added: list[ImageRecord] = field(default_factory=list)
     categories_added: list[str] = field(default_factory=list)
@@ -82,6 +85,7 @@ class ImportReport:
     duplicates: int = 0
     same_objects: int = 0
     category_ids_changed: list[tuple[str, int, int]] = field(default_factory=list)
+    category_ids_moved: list[tuple[str, int, int]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     missing_images: list[str] = field(default_factory=list)
 
@@ -99,14 +103,16 @@ class ImportReport:
                 "different outline (not added again)"
             )
         if self.category_ids_changed:
-            changed = self.category_ids_changed
-            listed = ", ".join(f"{name!r} {old} -> {new}" for name, old, new in changed[:10])
-            more = " ..." if len(changed) > 10 else ""
             text += (
-                f"\ncategory ids changed (file -> project): {listed}{more}. Project category ids are "
-                "positive and never reused, and a category found by name keeps its project id; "
-                "exports write the project ids, so code that orders classes by id may order them "
-                "differently"
+                f"\ncategory ids not kept (file -> COCO export): {_id_changes(self.category_ids_changed)}. "
+                "A category keeps the COCO id of the file it first came from, and two categories cannot "
+                "share an id; code that orders classes by id may order them differently"
+            )
+        if self.category_ids_moved:
+            text += (
+                "\nCOCO export ids of categories already in the project changed (before -> now): "
+                f"{_id_changes(self.category_ids_moved)}. A category takes its id in the COCO file it came "
+                "from, and one whose id another category takes moves to a free id"
             )
         if self.skipped:
             text += f"; {len(self.skipped)} skipped:\n" + "\n".join(
@@ -121,6 +127,11 @@ class ImportReport:
                 f"(kept, listed as missing): {listed}"
             )
         return text
+
+
+def _id_changes(changes: list[tuple[str, int, int]]) -> str:
+    listed = ", ".join(f"{name!r} {old} -> {new}" for name, old, new in changes[:10])
+    return listed + (" ..." if len(changes) > 10 else "")
 
 
 def check_policy(policy: str, tolerance: float) -> None:
