@@ -19,6 +19,7 @@ id is never handed out twice. The document stays dirty after either step and is 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from efficientsam_studio.annotations.document import Category, Document, ImageRecord, Instance
 from efficientsam_studio.annotations.errors import DocumentError
-from efficientsam_studio.annotations.formats.common import ImportReport
+from efficientsam_studio.annotations.formats.common import ImportReport, Progress
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.undo import StudioCommand
 
@@ -88,19 +89,20 @@ class DocumentState:
 
 
 def run_import(
-    fmt: str, source: Path, image_root: Path, before: DocumentState
+    fmt: str, source: Path, image_root: Path, before: DocumentState, progress: Progress | None = None
 ) -> tuple[ImportReport, DocumentState]:
     """Import ``source`` (format ``fmt``: "coco" or "labelme") into a copy of ``before``; returns the
-    report and the records after the import. Raises the importer's FormatError for a malformed file."""
+    report and the records after the import. Raises the importer's FormatError for a malformed file.
+    ``progress(done, total)``: see the importers; an exception it raises stops the import."""
     document = before.document()
     if fmt == "coco":
         from efficientsam_studio.annotations.formats.coco_import import import_coco
 
-        report = import_coco(document, source, image_root=image_root)
+        report = import_coco(document, source, image_root=image_root, progress=progress)
     elif fmt == "labelme":
         from efficientsam_studio.annotations.formats.labelme import import_labelme
 
-        report = import_labelme(document, source, image_root=image_root)
+        report = import_labelme(document, source, image_root=image_root, progress=progress)
     else:
         raise ValueError(f"unknown import format {fmt!r}")
     return report, DocumentState.of(document)
@@ -109,7 +111,7 @@ def run_import(
 @dataclass
 class ImportOutcome:
     """How an import ended: ``report`` and ``after`` when the file was read, ``error`` (its message)
-    when it was refused; ``before``: the records it started from."""
+    when it was refused, ``cancelled`` when it was stopped; ``before``: the records it started from."""
 
     fmt: str
     source: Path
@@ -117,28 +119,43 @@ class ImportOutcome:
     report: ImportReport | None = None
     after: DocumentState | None = None
     error: str | None = None
+    cancelled: bool = False
 
 
 ApplyImport = Callable[[ImportOutcome], bool]
 """``apply(outcome)``: puts a finished import into the project; True when the dialog may close."""
 
 
+class ImportCancelled(Exception):
+    """Raised from the progress callback to stop a running import."""
+
+
 class ImportWorker(QObject):
-    """Runs :func:`run_import` off the GUI thread (it reads only the records it was given)."""
+    """Runs :func:`run_import` off the GUI thread (it reads only the records it was given), reporting
+    ``progress(done, total)`` and stopping between steps once :attr:`cancel` is set."""
 
     finished = Signal(object)  # ImportOutcome
+    progress = Signal(int, int)
 
     def __init__(self, outcome: ImportOutcome, image_root: Path) -> None:
         super().__init__()
         self.outcome, self.image_root = outcome, image_root
+        self.cancel = threading.Event()
+
+    def _progress(self, done: int, total: int) -> None:
+        if self.cancel.is_set():
+            raise ImportCancelled
+        self.progress.emit(done, total)
 
     @Slot()
     def run(self) -> None:
         outcome = self.outcome
         try:
             outcome.report, outcome.after = run_import(
-                outcome.fmt, outcome.source, self.image_root, outcome.before
+                outcome.fmt, outcome.source, self.image_root, outcome.before, self._progress
             )
+        except ImportCancelled:
+            outcome.cancelled = True
         except Exception as exc:  # shown to the user; nothing was added to the open document
             outcome.error = (
                 str(exc) if isinstance(exc, (StudioError, OSError)) else f"{type(exc).__name__}: {exc}"

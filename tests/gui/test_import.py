@@ -350,3 +350,45 @@ def test_closing_the_project_while_reading_drops_the_import(qtbot, window, tmp_p
     assert window._close_workspace()
     assert window.workspace is None and window.importer.dialog is None
     assert load_document(path).categories == []
+
+
+def many_squares(count: int) -> dict:
+    data = coco_data()
+    data["annotations"] = [
+        {"id": n + 1, "image_id": 10, "category_id": 1, "segmentation": [SQUARE], "iscrowd": 0}
+        for n in range(count)
+    ]
+    return data
+
+
+def test_progress_is_shown_and_cancel_stops_the_reading_at_its_next_step(
+    qtbot, window, tmp_path, monkeypatch, message_boxes
+):
+    document = window.workspace.session.document
+    before = DocumentState.of(document)
+    entered, resume, seen = threading.Event(), threading.Event(), []
+    real = import_flow.run_import
+
+    def held_at_first_step(fmt, source, root, state, progress):
+        def watched(done, total):
+            seen.append((done, total))
+            if len(seen) == 1:
+                entered.set()
+                resume.wait(10)
+            progress(done, total)  # raises once Cancel was pressed
+
+        return real(fmt, source, root, state, watched)
+
+    monkeypatch.setattr(import_flow, "run_import", held_at_first_step)
+    dialog = open_dialog(qtbot, window)
+    dialog.set_format("coco")
+    dialog.source.setText(str(write_json(tmp_path / "many.json", many_squares(300))))
+    assert dialog.start()
+    try:
+        qtbot.waitUntil(entered.is_set, timeout=10_000)
+        dialog.reject()  # Cancel
+    finally:
+        resume.set()
+    qtbot.waitUntil(lambda: window.importer.dialog is None, timeout=10_000)
+    assert seen == [(64, 600)]  # stopped at the step after Cancel, not at the end of the file
+    assert before.matches(document) and not message_boxes.titles("information")

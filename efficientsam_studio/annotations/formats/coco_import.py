@@ -74,6 +74,8 @@ from efficientsam_studio.annotations.formats.coco_ids import export_category_ids
 from efficientsam_studio.annotations.formats.common import (
     ImageFinder,
     ImportReport,
+    Progress,
+    ProgressCounter,
     image_status,
     relative_image_path,
     source_and_score,
@@ -164,13 +166,16 @@ def import_coco(
     source: str | os.PathLike[str] | dict[str, Any],
     *,
     image_root: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Add the images, categories and annotations of a COCO file (or dict) to ``document``.
 
     ``image_root``: the project folder; COCO images not yet in the document are added when their file is
     there (size checked against the file) and otherwise added as missing and reported (see the module
     doc for how images and categories are matched). Nothing is added when the file is malformed
-    (FormatError).
+    (FormatError). ``progress(done, total)``: called as the annotations are checked, then added (twice
+    the number of annotations in all); an exception it raises stops the import (what was
+    added until then stays: the app imports into a copy of its document).
     """
     name = str(source) if not isinstance(source, dict) else "(dict)"
     data = source if isinstance(source, dict) else read_coco(source)
@@ -183,10 +188,13 @@ def import_coco(
     images = _check_images(raw_images, root, name)
     categories = _check_categories(raw_categories, name)
     report = ImportReport()
-    parsed = _check_annotations(raw_annotations, images, categories, name, report)
+    counter = ProgressCounter(progress, 2 * len(raw_annotations))
+    parsed = _check_annotations(raw_annotations, images, categories, name, report, counter)
     image_map = _add_images(document, images, report, root)
     category_map = _add_categories(document, categories, report)
-    _add_instances(document, parsed, image_map, category_map, report)
+    counter.skip(len(raw_annotations) - len(parsed))  # annotations without a mask add nothing
+    _add_instances(document, parsed, image_map, category_map, report, counter)
+    counter.finish()
     return report
 
 
@@ -251,11 +259,13 @@ def _check_annotations(
     categories: dict[int, dict],
     source: str,
     report: ImportReport,
+    counter: ProgressCounter,
 ) -> list[tuple[dict, dict]]:
     """The annotations to add with their RLE; those without a mask are left out and reported."""
     parsed: list[tuple[dict, dict]] = []
     position: dict[int | str, int] = {}
     for n, raw in enumerate(raw_annotations):
+        counter.step()
         where = f"annotations[{n}]"
         annotation_id = _field(raw, "id", (int, str), source, where)
         _first_use(position, annotation_id, n, "annotation", source)
@@ -419,9 +429,11 @@ def _add_instances(
     image_map: dict[int, int | None],
     category_map: dict[int, int],
     report: ImportReport,
+    counter: ProgressCounter,
 ) -> None:
     present = PresentInstances(document)
     for raw, rle in parsed:
+        counter.step()
         image_id = image_map[raw["image_id"]]
         if image_id is None:
             continue

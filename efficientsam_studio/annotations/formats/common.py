@@ -17,7 +17,8 @@ from efficientsam_studio.annotations.document import SOURCES, Document, ImageRec
 
 PolygonPolicy = Literal["auto", "always", "never"]
 Progress = Callable[[int, int], None]
-"""``progress(done, total)``: called by exporters after each image (for a progress bar)."""
+"""``progress(done, total)``: called by exporters after each image and by importers as they go (for a
+progress bar); an exception it raises stops the export or import."""
 POLYGON_POLICIES: tuple[str, ...] = ("auto", "always", "never")
 
 
@@ -200,6 +201,32 @@ def images_to_export(document: Document, image_ids: list[int] | None) -> list[Im
         for image in document.images
         if image.status == ImageStatus.DONE or document.instances_of(image.id)
     ]
+
+
+class ProgressCounter:
+    """Counts the steps of an import for ``progress(done, total)`` (None: counts only), calling it every
+    :attr:`EVERY` steps and once at the end rather than for each of many small steps."""
+
+    EVERY = 64
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def step(self, count: int = 1) -> None:
+        before, self.done = self.done, min(self.total, self.done + count)
+        if self.progress is not None and self.done // self.EVERY != before // self.EVERY:
+            self.progress(self.done, self.total)
+
+    def skip(self, count: int) -> None:
+        """Count ``count`` steps that need no work (as :meth:`step`)."""
+        if count > 0:
+            self.step(count)
+
+    def finish(self) -> None:
+        """The last call: ``progress(total, total)``."""
+        self.done = self.total
+        if self.progress is not None:
+            self.progress(self.total, self.total)
 
 
 def with_progress(images: Sequence[ImageRecord], progress: Progress | None) -> Iterator[ImageRecord]:

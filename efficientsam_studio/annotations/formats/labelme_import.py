@@ -58,6 +58,8 @@ from efficientsam_studio.annotations.errors import FormatError
 from efficientsam_studio.annotations.formats.common import (
     ImageFinder,
     ImportReport,
+    Progress,
+    ProgressCounter,
     image_status,
     relative_image_path,
     source_and_score,
@@ -262,19 +264,29 @@ def _status(data: dict, file: Path) -> ImageStatus | None:
 
 
 def import_labelme(
-    document: Document, source: str | os.PathLike[str], *, image_root: str | os.PathLike[str]
+    document: Document,
+    source: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str],
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Add the shapes of labelme JSON files (a file, or a folder searched recursively) to ``document``.
 
     ``image_root``: the project folder; each file's image is looked for as the module doc says (a file
     whose image is not found is skipped and reported). Images not yet in the document are added (missing
     files reported). Masks the document already holds are not added again (see :mod:`.matching`).
+    ``progress(done, total)``: called as the files are read, then added (twice the number of files in
+    all); an exception it raises stops the import (what was
+    added until then stays: the app imports into a copy of its document).
     """
     source, root = Path(source), Path(image_root).resolve()
     base = (source if source.is_dir() else source.parent).resolve()
     report = ImportReport()
     parsed: list[tuple[Path, dict, ImageStatus | None, list[tuple[str, dict, dict]]]] = []  # masks as RLE
-    for file in _labelme_files(source):
+    files = _labelme_files(source)
+    counter = ProgressCounter(progress, 2 * len(files))
+    for file in files:
+        counter.step()
         data = _read(file)
         if data is None:
             report.skipped.append((str(file), "not a labelme file (no 'shapes')"))
@@ -308,7 +320,9 @@ def import_labelme(
         )
     finder = ImageFinder(document)
     present = PresentInstances(document)
+    counter.skip(len(files) - len(parsed))  # files that were not labelme files add nothing
     for file, data, status, objects in parsed:
+        counter.step()
         image = _image_for(document, finder, file, data, (root, base), report)
         if image is not None and status is not None and image.status == ImageStatus.UNLABELLED:
             image = dataclasses.replace(image, status=status)  # a status set in the project is kept
@@ -346,6 +360,7 @@ def import_labelme(
             document.add_instance(instance)
             present.added(instance)
             report.instances_added += 1
+    counter.finish()
     return report
 
 

@@ -167,29 +167,31 @@ class ImportDialog(QDialog):
         source = Path(self.source.text().strip()).expanduser()
         outcome = ImportOutcome(self.fmt, source, self._capture())
         self.outcome, self._discard, self._close_when_done = None, False, False
-        self.progress_bar.setRange(0, 0)  # busy: the importers report no progress
+        self.progress_bar.setRange(0, 0)  # busy until the importer reports its first step
         self.status.setText(f"Reading {source}…")
         self._thread = QThread(self)
         self._worker = ImportWorker(outcome, self.image_root)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.finished.connect(self._finish)
+        self._worker.progress.connect(self._on_progress)
         self._set_running(True)
         self._thread.start()
         return True
 
     def cancel(self) -> None:
-        """Drop the running import: the dialog closes once the file has been read, and nothing of it is
-        imported."""
+        """Stop the running import at its next step; nothing of it is imported, and the dialog closes."""
         if self.running:
             self._discard, self._close_when_done = True, True
-            self.status.setText("Cancelling: nothing will be imported (closing once the file has been read)…")
+            self._worker.cancel.set()
+            self.status.setText("Cancelling: nothing will be imported…")
 
     def stop(self) -> None:
-        """Drop the running import and wait for the worker (the rest of the file's reading)."""
+        """Stop the running import and wait for the worker (until its next step)."""
         if self.running:
             self._discard = True
             worker = self._worker
+            worker.cancel.set()
             self._thread.quit()
             self._thread.wait()
             self._finish(worker.outcome)
@@ -201,6 +203,12 @@ class ImportDialog(QDialog):
         if not running:
             self.progress_bar.setRange(0, 1)
 
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        if self.running and not self._discard and total > 0:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+
     @Slot(object)
     def _finish(self, outcome: ImportOutcome) -> None:
         if self._worker is None or outcome is not self._worker.outcome:
@@ -211,7 +219,7 @@ class ImportDialog(QDialog):
         self._thread, self._worker = None, None
         self._set_running(False)
         self.outcome = outcome
-        if self._discard:
+        if self._discard or outcome.cancelled:
             self.status.setText("Cancelled: nothing was imported.")
             if self._close_when_done:
                 super().reject()
@@ -223,7 +231,7 @@ class ImportDialog(QDialog):
                 self, "Import failed", f"{outcome.error}\n\nNothing was imported; the project is unchanged."
             )
             return
-        self.progress_bar.setValue(1)
+        self.progress_bar.setValue(self.progress_bar.maximum())
         if self._apply(outcome):
             self.status.setText(f"Imported {outcome.source}.")
             self.accept()
