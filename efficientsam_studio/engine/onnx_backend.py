@@ -451,8 +451,9 @@ def load_auto_predictor(model: str, checkpoint: str | Path | None = None, device
 
     That is torch (float32) where torch is installed: on a CPU its decoder is the faster of the two and
     its encoder as fast as ONNX Runtime's (``benchmarks/README.md``). ONNX Runtime runs where torch is
-    not installed (a bundle without it), and for a checkpoint given as ONNX files (an ``.onnx`` file or
-    a folder), which only it reads. ``torch-bf16`` is faster still but moves the results slightly, so
+    not installed (a bundle without it), for a checkpoint given as ONNX files (an ``.onnx`` file or a
+    folder), which only it reads, and for a model whose torch weights are not installed while its
+    published ONNX pair is. ``torch-bf16`` is faster still but moves the results slightly, so
     it stays a choice the user makes."""
     path = None if checkpoint is None else Path(checkpoint).expanduser()
     onnx_files = path is not None and (path.suffix == ".onnx" or path.is_dir())
@@ -472,6 +473,22 @@ def load_auto_predictor(model: str, checkpoint: str | Path | None = None, device
                 else f"{path} is an ONNX model, which needs onnxruntime: pip install onnxruntime"
             ) from None
         return load_onnx_predictor(model, checkpoint, device)
+    if path is None and _onnx_instead_of_missing_torch_weights(model):
+        return load_onnx_predictor(model, None, device)
     from .loader import _load_torch
 
     return _load_torch(model, path, device)
+
+
+def _onnx_instead_of_missing_torch_weights(model: str) -> bool:
+    """Whether ``auto`` should run the installed published ONNX pair of ``model``: its torch weights
+    are not installed, the pair is, and onnxruntime can read it."""
+    from . import weights
+
+    try:
+        if weights.installed_path(model) is not None or weights.installed_onnx(model) is None:
+            return False
+        import onnxruntime  # noqa: F401
+    except (ImportError, KeyError, ValueError, StudioError):
+        return False
+    return True

@@ -118,6 +118,7 @@ class EngineService(QObject):
         self._worker.failed.connect(self._on_failed)
         self._worker.precompute_progress.connect(self.precompute_progress)
         self._info: EngineInfo | None = None
+        self.failure_kind = ""  # of the last failed load (model_loading.failure_kind), "" after a success
         self._loading = False
         self._ready_key: str | None = None
         self._thread.start()
@@ -207,11 +208,13 @@ class EngineService(QObject):
     # ----- answers -----
     def _on_loaded(self, info: EngineInfo) -> None:
         self._loading = False
+        self.failure_kind = ""
         self._info = info
         self.loaded.emit(info)
 
-    def _on_load_failed(self, message: str) -> None:
+    def _on_load_failed(self, message: str, kind: str = "other") -> None:
         self._loading = False
+        self.failure_kind = kind
         self.load_failed.emit(message)
 
     def _on_encode_started(self, request_id: int, key: str) -> None:

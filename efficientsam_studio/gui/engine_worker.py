@@ -43,6 +43,7 @@ class EngineConfig:
     backend: str = "auto"
     device: str = "auto"
     cache_mb: int = 1024
+    model_from_file: bool = False  # a checkpoint of another architecture loads as that model
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,9 @@ ImageReader = Callable[[Path], np.ndarray]
 
 def default_loader(config: EngineConfig) -> Any:
     """Load a predictor through the engine (imported here, in the worker thread, never at GUI start)."""
-    from efficientsam_studio.engine import load_predictor
+    from efficientsam_studio.gui.model_loading import load_for_app
 
-    kwargs: dict[str, Any] = {"model": config.model, "device": config.device, "backend": config.backend}
-    if config.checkpoint:
-        kwargs["checkpoint"] = config.checkpoint
-    predictor = load_predictor(**kwargs)
+    predictor = load_for_app(config)  # CUDA missing: the CPU; see model_loading
     try:
         from efficientsam_studio.engine.cache import CachedPredictor, EmbeddingCache
     except ImportError:
@@ -134,7 +132,7 @@ class EngineWorker(QObject):
     """
 
     loaded = Signal(object)  # EngineInfo
-    load_failed = Signal(str)
+    load_failed = Signal(str, str)  # message, kind (model_loading.failure_kind)
     encode_started = Signal(int, str)  # request id, image key
     image_ready = Signal(int, str)
     prediction_ready = Signal(int, object)  # request id, Prediction
@@ -177,7 +175,9 @@ class EngineWorker(QObject):
         try:
             predictor = self._loader(config)
         except Exception as exc:  # reported to the user; the GUI stays usable without a model
-            self.load_failed.emit(_describe(exc))
+            from efficientsam_studio.gui.model_loading import failure_kind
+
+            self.load_failed.emit(_describe(exc), failure_kind(exc, config))
             return
         from efficientsam_studio.engine.loader import predictor_device
 

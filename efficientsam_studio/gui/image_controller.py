@@ -38,7 +38,7 @@ class ImageController(QObject):
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_failed)
         session.image_changed.connect(self._on_image_changed)
-        engine.loaded.connect(lambda _info: self.send_to_engine())
+        engine.loaded.connect(self._on_model_loaded)  # a bound slot: it ends with this object
 
     def _on_image_changed(self, image_id: int) -> None:
         self.pixels = None
@@ -70,6 +70,9 @@ class ImageController(QObject):
             )
         else:
             self.status.emit(f"{record.path}: {record.width}x{record.height}")
+        self.send_to_engine()
+
+    def _on_model_loaded(self, _info: object) -> None:
         self.send_to_engine()
 
     def shutdown(self) -> None:

@@ -33,6 +33,7 @@ from efficientsam_studio.gui.opening import project_file_for, target_problem
 from efficientsam_studio.gui.settings import StudioSettings, save_settings
 from efficientsam_studio.gui.statusbar import StudioStatusBar
 from efficientsam_studio.gui.tools.base import Tool
+from efficientsam_studio.gui.window_state import restore_docks, restore_window_state, save_window_state
 from efficientsam_studio.gui.workspace import Workspace
 
 # actions that need an open project; the others (open, settings, quit, help) always work
@@ -55,7 +56,6 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("EfficientSAM Studio")
-        self.resize(1400, 900)
         self.settings = settings
         self.engine = engine if engine is not None else EngineService()
         self.model = ModelController(self.engine, settings, self)
@@ -74,14 +74,15 @@ class MainWindow(QMainWindow):
         self._docks: list[QDockWidget] = []
         self.model.status.connect(self.show_message)
         self.model.model_changed.connect(lambda info: self.status.set_model(info, "not loaded"))
-        self.engine.encode_started.connect(lambda _key: self.status.set_encoding(True))
-        self.engine.image_ready.connect(lambda _key: self.status.set_encoding(False))
-        self.engine.failed.connect(lambda _msg: self.status.set_encoding(False))
+        self.engine.encode_started.connect(self.status.encoding_started)  # bound: they end with the bar
+        self.engine.image_ready.connect(self.status.encoding_ended)
+        self.engine.failed.connect(self.status.encoding_ended)
         self.engine.precompute_progress.connect(self.status.set_precompute)
         for number in range(1, 10):
             shortcut = QShortcut(QKeySequence(str(number)), self)
             shortcut.activated.connect(lambda n=number: self._session_call("set_category_by_number", n))
         self._show_empty_state()
+        restore_window_state(self)  # size, place and toolbar of the last run
 
     # ----- construction -----
     def _handlers(self) -> dict:
@@ -171,6 +172,7 @@ class MainWindow(QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self._docks.append(dock)
+        restore_docks(self)  # where the user left them
         ws.session.error.connect(self.show_message)
         ws.images.status.connect(self.show_message)
         ws.autosave.failed.connect(self.show_message)
@@ -390,12 +392,9 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: StudioSettings) -> None:
         """Use and persist ``new``; the model reloads when model, file, backend, device or cache changed."""
         old = self.settings
-        reload = (old.model, old.checkpoint, old.backend, old.device, old.cache_mb) != (
-            new.model,
-            new.checkpoint,
-            new.backend,
-            new.device,
-            new.cache_mb,
+        reload = any(
+            getattr(old, k) != getattr(new, k)
+            for k in ("model", "checkpoint", "backend", "device", "cache_mb")
         )
         for field, value in vars(new).items():
             setattr(old, field, value)
@@ -438,6 +437,7 @@ class MainWindow(QMainWindow):
         """Close the project (through the unsaved-changes guard) and the engine. A running batch is
         stopped first, once the user agrees: the window closes when the run has stopped and saved its
         finished images."""
+        save_window_state(self)  # while the project's docks are there
         if self._batch_running():
             event.ignore()
             if not self._close_after_batch and (self._quit_requested or self._agree_to_stop_batch()):

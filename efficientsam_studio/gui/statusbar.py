@@ -70,6 +70,12 @@ class StudioStatusBar(QStatusBar):
         self._encoding = busy
         self._show_busy()
 
+    def encoding_started(self, _key: str) -> None:
+        self.set_encoding(True)
+
+    def encoding_ended(self, *_: object) -> None:
+        self.set_encoding(False)
+
     def set_waiting_for(self, text: str) -> None:
         """What the AI tool waits for ("Computing the mask…"), "" for nothing; the encoder goes first."""
         self._waiting_for = text

@@ -161,7 +161,17 @@ def test_picking_an_onnx_file_switches_to_an_onnx_backend_keeping_int8(qtbot, ma
     encoder = tmp_path / "vit_t_encoder.onnx"
     encoder.write_bytes(b"not a model")  # the load fails in the worker; the choice of backend is what counts
     for before, after in (("torch", "onnx"), ("torch-bf16", "onnx"), ("onnx-int8", "onnx-int8")):
-        window = make_window(settings=StudioSettings(model="vit_t", backend=before), load=False)
+        asked = []
+
+        def refuse(cfg, asked=asked):
+            asked.append(cfg)
+            raise OSError("not a model")
+
+        window = make_window(
+            loader=refuse, settings=StudioSettings(model="vit_t", backend=before), load=False
+        )
         window.model.use_file(str(encoder))
-        assert (window.model.settings.backend, load_settings().backend) == (after, after)
         qtbot.waitUntil(lambda w=window: not w.engine.is_loading, timeout=30_000)
+        assert asked[-1].backend == after and asked[-1].checkpoint == str(encoder)
+        # the file did not load: the settings keep their backend
+        assert window.model.settings.backend == before and load_settings().checkpoint == ""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from efficientsam_studio.engine.loader import BACKEND_DESCRIPTIONS
+from efficientsam_studio.gui import model_loading
 from efficientsam_studio.gui.settings import BACKENDS, DEVICES, MODELS, POLYGON_MODES, StudioSettings
 
 
@@ -51,6 +52,10 @@ class SettingsDialog(QDialog):
             "torch-bf16 and onnx-int8 are faster and move the masks slightly; hover an entry for details"
         )
         self.device = _combo(DEVICES, settings.device)
+        if not model_loading.cuda_available():  # offered greyed out, saying why
+            item = self.device.model().item(DEVICES.index("cuda"))
+            item.setEnabled(False)
+            item.setToolTip("CUDA is not available on this machine; the model runs on the CPU")
         self.cache_mb = QSpinBox(minimum=0, maximum=65536, value=settings.cache_mb, suffix=" MiB")
         self.polygon_mode = _combo(POLYGON_MODES, settings.polygon_mode)
         self.tolerance = QDoubleSpinBox(

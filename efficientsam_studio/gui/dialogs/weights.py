@@ -9,6 +9,7 @@ the whole time: nothing here blocks the event loop.
 from __future__ import annotations
 
 import enum
+import html
 import threading
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class WeightsOfferDialog(QDialog):
         self.choice = Choice.NOT_NOW
         self.model = model if model in PUBLISHED_MODELS else "vit_t"
         text = QLabel(
-            f"<p>The AI tools need EfficientSAM weights. {reason}</p>"
+            f"<p>The AI tools need EfficientSAM weights. {html.escape(reason)}</p>"
             "<p>Download a published model, or choose a checkpoint (.pt) or an ONNX encoder file you have. "
             "The polygon, brush and eraser tools work without a model.</p>"
         )

@@ -196,7 +196,7 @@ class AiTool(Tool):
             if self.engine.is_loading:
                 self.status.emit("The model is still loading; the mask appears when it is ready.")
             else:
-                self.status.emit("No model is loaded: the AI tool needs weights.")
+                self.status.emit("No model is loaded.")
                 self.model_needed.emit()
             return
         self._waiting = True

@@ -55,8 +55,9 @@ class HoverPreview(QObject):
         self._result: tuple[str, float, float, Prediction] | None = None
         engine.hover_ready.connect(self._on_ready)
         engine.image_ready.connect(self._on_image_ready)
-        engine.loaded.connect(lambda _info: self.clear())  # an answer of the previous model is not taken
-        engine.load_failed.connect(lambda _message: self.clear())
+        # bound slots: the connections end with this object (the engine outlives the window's parts)
+        engine.loaded.connect(self._on_model_changed)  # an answer of the previous model is not taken
+        engine.load_failed.connect(self._on_model_changed)
 
     @property
     def prediction(self) -> Prediction | None:
@@ -107,6 +108,9 @@ class HoverPreview(QObject):
             return
         self._sent = (key, float(x), float(y))
         self.engine.hover(key, hover_prompts(x, y).predict_kwargs())
+
+    def _on_model_changed(self, *_: object) -> None:
+        self.clear()
 
     def _send(self) -> None:
         if self._target is not None:
