@@ -106,7 +106,16 @@ def _download(args: argparse.Namespace) -> int:
                     bar.refresh()
                 bar.update(done - bar.n)
 
-            weights.download(args.name, progress=progress, base_url=args.base_url, force=args.force)
+            def retrying(attempt: int, attempts: int, delay: float, reason: str) -> None:
+                wait = f"in {delay:.0f} s" if delay >= 1 else "now"
+                bar.write(
+                    f"connection failed ({reason}); trying again {wait} (attempt {attempt} of {attempts})",
+                    file=sys.stderr,
+                )
+
+            weights.download(
+                args.name, progress=progress, base_url=args.base_url, force=args.force, on_retry=retrying
+            )
     except KeyboardInterrupt:
         _report_kept_parts(entry)
         raise

@@ -53,6 +53,7 @@ __all__ = [
     "DownloadInProgress",
     "DownloadLock",
     "ProgressCallback",
+    "RetryCallback",
     "fetch_file",
     "file_checksum",
     "verify_file",
@@ -60,6 +61,10 @@ __all__ = [
 
 ProgressCallback = Callable[[int, "int | None"], None]
 """``progress(done_bytes, total_bytes)``; ``total_bytes`` is ``None`` while unknown."""
+
+RetryCallback = Callable[[int, int, float, str], None]
+"""``on_retry(attempt, attempts, delay_s, reason)``: an attempt failed and attempt number ``attempt`` of
+at most ``attempts`` starts in ``delay_s`` seconds; ``reason`` says what went wrong."""
 
 _CHUNK_BYTES = 1 << 20
 _USER_AGENT = f"efficientsam-studio/{__version__}"
@@ -312,6 +317,7 @@ def fetch_file(
     timeout: float = 30.0,
     check: Callable[[Path], None] | None = None,
     lock: bool = True,
+    on_retry: RetryCallback | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (see the module doc); returns ``dest``.
 
@@ -326,6 +332,8 @@ def fetch_file(
         check: called with the complete, verified file (still under its partial name) before it
             replaces ``dest``; raises :class:`DownloadError` to refuse it, and the file is removed.
         lock: hold :class:`DownloadLock` on ``dest`` while downloading; ``False`` when the caller holds it.
+        on_retry: told before each retry (see :data:`RetryCallback`), e.g. to say that the connection
+            dropped while the download waits to try again.
 
     Raises:
         DownloadError: persistent network or server errors, HTTP errors like 404, a size or checksum
@@ -339,7 +347,9 @@ def fetch_file(
     except OSError as exc:
         raise DownloadError(f"cannot create the folder {dest.parent}: {os_error_reason(exc)}") from None
     with DownloadLock(dest) if lock else contextlib.nullcontext():
-        return _fetch_locked(url, dest, size, checksum, progress, cancel, retries, backoff, timeout, check)
+        return _fetch_locked(
+            url, dest, size, checksum, progress, cancel, retries, backoff, timeout, check, on_retry
+        )
 
 
 def _fetch_locked(
@@ -353,12 +363,13 @@ def _fetch_locked(
     backoff: float,
     timeout: float,
     check: Callable[[Path], None] | None,
+    on_retry: RetryCallback | None = None,
 ) -> Path:
     """:func:`fetch_file` once the download lock of ``dest`` is held."""
     part = dest.with_name(dest.name + ".part")
     resumed = part.exists() and part.stat().st_size > 0
     while True:
-        _transfer(url, part, size, progress, cancel, retries, backoff, timeout)
+        _transfer(url, part, size, progress, cancel, retries, backoff, timeout, on_retry)
         problem = verify_file(part, size, checksum)
         if problem is None:
             break
@@ -389,6 +400,7 @@ def _transfer(
     retries: int,
     backoff: float,
     timeout: float,
+    on_retry: RetryCallback | None = None,
 ) -> None:
     """Fill ``part`` with the whole body of ``url``, retrying as the module doc describes."""
     failures = 0
@@ -413,7 +425,10 @@ def _transfer(
                     f"a row ({exc}); check the network connection and run the command again"
                     f"{_kept_note(part)}"
                 ) from None
-            _wait(backoff * 2 ** (failures - 1), cancel)
+            delay = backoff * 2 ** (failures - 1)
+            if on_retry is not None:
+                on_retry(failures + 1, retries + 1, delay, str(exc))
+            _wait(delay, cancel)
 
 
 def _commit(part: Path, dest: Path) -> None:

@@ -51,6 +51,7 @@ from efficientsam_studio.engine.download import (
     DownloadInProgress,
     DownloadLock,
     ProgressCallback,
+    RetryCallback,
     fetch_file,
     file_checksum,
     verify_file,
@@ -194,6 +195,7 @@ def download(
     retries: int | None = None,
     backoff: float | None = None,
     timeout: float = 30.0,
+    on_retry: RetryCallback | None = None,
 ) -> Path:
     """Download and install the catalogue entry ``name``; returns the installed file.
 
@@ -209,6 +211,8 @@ def download(
             environment variable ``EFSAM_WEIGHTS_URL`` when set).
         retries, backoff: see :func:`~efficientsam_studio.engine.download.fetch_file`; default
             :data:`DOWNLOAD_RETRIES` and :data:`DOWNLOAD_BACKOFF_S`.
+        on_retry: told before each retry after a failed attempt (see
+            :data:`~efficientsam_studio.engine.download.RetryCallback`).
 
     Raises:
         DownloadError: network or server failure, checksum mismatch (nothing is installed), an archive
@@ -244,6 +248,7 @@ def download(
             "retries": DOWNLOAD_RETRIES if retries is None else retries,
             "backoff": DOWNLOAD_BACKOFF_S if backoff is None else backoff,
             "timeout": timeout,
+            "on_retry": on_retry,
         }
         with DownloadLock(store / remote.filename):
             offset += _install_file(entry, remote, url, report, force, fetch_options)

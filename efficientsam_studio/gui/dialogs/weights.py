@@ -68,6 +68,7 @@ def pick_weights_file(parent: QWidget | None) -> str:
 
 class _DownloadWorker(QObject):
     progress = Signal(int, int)  # bytes done, bytes total (0 = unknown)
+    retrying = Signal(int, int, float, str)  # attempt, attempts, delay in s, reason
     finished = Signal(str)  # installed path
     failed = Signal(str)
     cancelled = Signal()
@@ -85,7 +86,9 @@ class _DownloadWorker(QObject):
             self.progress.emit(int(done), int(total or 0))
 
         try:
-            path = weights.download(self._model, progress=report, cancel=self._cancel)
+            path = weights.download(
+                self._model, progress=report, cancel=self._cancel, on_retry=self.retrying.emit
+            )
         except StudioError as exc:
             if self._cancel.is_set():
                 self.cancelled.emit()
@@ -120,6 +123,7 @@ class WeightsDownload(QObject):
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progress.connect(self._on_progress)
+        self._worker.retrying.connect(self._on_retrying)
         # bound slots of this GUI-thread object: the calls are queued into the GUI thread
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
@@ -138,6 +142,14 @@ class WeightsDownload(QObject):
             )
         else:
             self.dialog.setLabelText(f"Downloading {self.model}: {done / 2**20:.1f} MiB")
+
+    @Slot(int, int, float, str)
+    def _on_retrying(self, attempt: int, attempts: int, delay: float, reason: str) -> None:
+        wait = f"in {delay:.0f} s" if delay >= 1 else "now"
+        self.dialog.setLabelText(
+            f"Downloading {self.model}: the connection failed ({reason}).\n"
+            f"Trying again {wait} (attempt {attempt} of {attempts})…"
+        )
 
     @Slot(str)
     def _on_finished(self, path: str) -> None:
