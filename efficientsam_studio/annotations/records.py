@@ -138,10 +138,17 @@ class Instance:
         source: str = "manual",
         iscrowd: bool = False,
         attributes: dict | None = None,
+        geometry: tuple[int, tuple[float, float, float, float]] | None = None,
     ) -> Instance:
-        """Build an instance from any RLE (normalised to compressed); bbox and area are computed."""
-        rle = masks.to_compressed(rle)
-        pixels = masks.area(rle)
+        """Build an instance from any RLE (normalised to compressed); bbox and area are computed.
+
+        ``geometry``: ``(area, bbox)`` already computed from ``rle``, which must then be compressed with
+        ``str`` counts and ``int`` size (as :func:`.rle_batch.read_counts` measures it); used as given."""
+        if geometry is None:
+            rle = masks.to_compressed(rle)
+            pixels, box = masks.area(rle), tuple(masks.bbox(rle))
+        else:
+            pixels, box = geometry
         if pixels == 0:
             raise EmptyMaskError(f"the mask of instance {id} on image {image_id} is empty; nothing to keep")
         if source not in SOURCES:
@@ -151,7 +158,7 @@ class Instance:
             image_id=image_id,
             category_id=category_id,
             rle=rle,
-            bbox=tuple(masks.bbox(rle)),
+            bbox=box,
             area=pixels,
             score=None if score is None else float(score),
             source=source,

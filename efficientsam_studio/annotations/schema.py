@@ -10,7 +10,7 @@ import datetime as _dt
 from typing import Any
 
 from efficientsam_studio import __version__
-from efficientsam_studio.annotations import masks
+from efficientsam_studio.annotations import masks, rle_batch
 from efficientsam_studio.annotations.document import (
     COLOUR_PATTERN,
     ID_KINDS,
@@ -175,10 +175,16 @@ def _images(data: dict) -> list[ImageRecord]:
 
 
 def _instance(
-    raw: Any, where: str, instance_id: int, images: dict[int, ImageRecord], category_ids: set[int]
+    raw: Any,
+    where: str,
+    instance_id: int,
+    images: dict[int, ImageRecord],
+    category_ids: set[int],
+    geometry: tuple[int, tuple[float, float, float, float]] | None = None,
 ) -> Instance:
     """One instance record; its mask is checked against its image's size and its bbox and area are
-    computed from the mask (the stored ones are not trusted)."""
+    computed from the mask (the stored ones are not trusted). ``geometry``: the mask's area and bbox
+    where :func:`_read_masks` has already checked and measured it."""
     image_id = _get(raw, "image_id", int, where)
     if image_id not in images:
         raise SchemaFieldError(
@@ -198,10 +204,13 @@ def _instance(
             f"{where}.segmentation.size",
             f"{size} differs from the image's [height, width] {[image.height, image.width]}",
         )
-    try:
-        masks.check_rle({"size": size, "counts": counts}, image.height, image.width)
-    except ValueError as exc:
-        raise SchemaFieldError(f"{where}.segmentation.counts", f"is not a valid COCO RLE: {exc}") from None
+    if geometry is None:
+        try:
+            masks.check_rle({"size": size, "counts": counts}, image.height, image.width)
+        except ValueError as exc:
+            raise SchemaFieldError(
+                f"{where}.segmentation.counts", f"is not a valid COCO RLE: {exc}"
+            ) from None
     bbox = _get(raw, "bbox", list, where)
     if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
         raise SchemaFieldError(f"{where}.bbox", "must be 4 numbers [x, y, w, h]")
@@ -223,16 +232,42 @@ def _instance(
             instance_id,
             image_id,
             category_id,
-            {"size": size, "counts": counts},
+            {"size": [image.height, image.width], "counts": counts}
+            if geometry
+            else {"size": size, "counts": counts},
             score=score,
             source=source,
             iscrowd=iscrowd,
             attributes=attributes,
+            geometry=geometry,
         )
     except EmptyMaskError:
         raise SchemaFieldError(
             f"{where}.segmentation", "is an empty mask (empty masks are never stored)"
         ) from None
+
+
+def _read_masks(raws: list, images: dict[int, ImageRecord]) -> rle_batch.CountsBatch:
+    """Check and measure, in one pass, the masks of the instance records that look well formed (a
+    ``counts`` string and the ``size`` of a known image); :func:`_instance` takes the one-mask path, and
+    reports the error, for any other."""
+    counts: list[str] = []
+    heights: list[int] = []
+    widths: list[int] = []
+    for raw in raws:
+        segmentation = raw.get("segmentation") if isinstance(raw, dict) else None
+        image_id = raw.get("image_id") if isinstance(segmentation, dict) else None
+        image = images.get(image_id) if isinstance(image_id, int) else None
+        text = segmentation.get("counts") if image is not None else None
+        if isinstance(text, str) and segmentation.get("size") == [image.height, image.width]:
+            counts.append(text)
+            heights.append(image.height)
+            widths.append(image.width)
+        else:  # read as an empty string: marked as not read
+            counts.append("")
+            heights.append(1)
+            widths.append(1)
+    return rle_batch.read_counts(counts, heights, widths)
 
 
 def document_from_dict(data: Any) -> tuple[Document, dict[str, Any]]:
@@ -256,7 +291,9 @@ def document_from_dict(data: Any) -> tuple[Document, dict[str, Any]]:
     category_ids = {category.id for category in categories}
     instances: list[Instance] = []
     seen: dict[int, int] = {}
-    for n, raw in enumerate(_list(data, "instances")):
+    raws = _list(data, "instances")
+    geometries = _read_masks(raws, by_id).geometries()
+    for n, raw in enumerate(raws):
         instance_id = _positive_id(raw, "id", f"instances[{n}]")
         where = f"instances[{n}] (instance id {instance_id})"
         if instance_id in seen:
@@ -264,7 +301,7 @@ def document_from_dict(data: Any) -> tuple[Document, dict[str, Any]]:
                 f"{where}.id", f"instance id {instance_id} is also used by instances[{seen[instance_id]}]"
             )
         seen[instance_id] = n
-        instances.append(_instance(raw, where, instance_id, by_id, category_ids))
+        instances.append(_instance(raw, where, instance_id, by_id, category_ids, geometries[n]))
     document = Document()
     try:
         document.load_records(images, categories, instances, next_ids)
