@@ -1,8 +1,10 @@
 """Overlay content: the instance label map and its colour table, prompt markers.
 
-The instance overlay is one ``uint8`` label map per image: label ``i + 1`` marks the pixels of the
-``i``-th instance in z-order (later instances drawn over earlier ones). Colours live in the colour
-table, so hiding, selecting or recolouring an instance does not rebuild the map.
+The instance overlay is one label map per image: label ``i + 1`` marks the pixels of the ``i``-th
+instance in z-order (later instances drawn over earlier ones). It is ``uint8`` while the labels fit
+(:data:`MAX_LABELS`) and ``uint16`` or wider past that, so every instance keeps a label of its own.
+Colours live in the colour table, so hiding, selecting or recolouring an instance does not rebuild
+the map.
 """
 
 from __future__ import annotations
@@ -16,18 +18,33 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsRect
 
 from efficientsam_studio.gui.prompts import BoxPrompt, PointPrompt, PromptSet
 
-MAX_LABELS = 255
+MAX_LABELS = 255  # labels of a uint8 map (label 0 is the background)
 FILL_ALPHA = 110
 SELECTED_ALPHA = 190
 MARKER_RADIUS = 5.0  # screen pixels
 
 
+def label_dtype(count: int) -> type:
+    """The narrowest label-map type with a label of its own for each of ``count`` instances."""
+    if count < MAX_LABELS:
+        return np.uint8
+    return np.uint16 if count < 0xFFFF else np.uint32
+
+
 def build_label_map(masks: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
-    """Label map (height, width) uint8 of masks in z-order; instance ``i`` gets label ``min(i + 1, 255)``."""
-    labels = np.zeros((height, width), dtype=np.uint8)
+    """Label map (height, width) of masks in z-order; instance ``i`` gets label ``i + 1``
+    (``uint8`` for fewer than 255 masks, wider otherwise)."""
+    labels = np.zeros((height, width), dtype=label_dtype(len(masks)))
     for index, mask in enumerate(masks):
-        labels[mask] = min(index + 1, MAX_LABELS)
+        labels[mask] = index + 1
     return labels
+
+
+def fill_argb(hex_colour: str, shown: bool, selected: bool) -> int:
+    """The ARGB value of an instance's fill: its category colour, clear when hidden, more opaque when
+    selected."""
+    alpha = 0 if not shown else SELECTED_ALPHA if selected else FILL_ALPHA
+    return (alpha << 24) | (QColor(hex_colour).rgb() & 0xFFFFFF) if alpha else 0
 
 
 def label_colors(colors: Sequence[str], visible: Sequence[bool], selected: int | None) -> list[QColor]:
@@ -36,7 +53,7 @@ def label_colors(colors: Sequence[str], visible: Sequence[bool], selected: int |
     Hidden instances are transparent; the ``selected`` index (z-order) is drawn more opaque.
     """
     table = [QColor(0, 0, 0, 0)]
-    for index, (hex_colour, shown) in enumerate(zip(colors[: MAX_LABELS - 1], visible, strict=False)):
+    for index, (hex_colour, shown) in enumerate(zip(colors, visible, strict=False)):
         colour = QColor(hex_colour)
         colour.setAlpha(0 if not shown else SELECTED_ALPHA if index == selected else FILL_ALPHA)
         table.append(colour)

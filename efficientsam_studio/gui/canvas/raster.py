@@ -35,6 +35,20 @@ def labels_to_qimage(labels: np.ndarray, colors: list[QColor]) -> QImage:
     return indexed_image(labels, color_table(colors))
 
 
+def label_tile(labels: np.ndarray, table) -> QImage:
+    """A tile of a label map: indexed (``uint8`` labels, ``table`` a list of 256 ARGB ints) or, for wider
+    labels, ARGB32 pixels looked up in ``table`` (a ``uint32`` array; labels past its end are clear)."""
+    if labels.dtype == np.uint8:
+        return indexed_image(labels, table)
+    lut = np.asarray(table, dtype=np.uint32)
+    top = int(labels.max()) if labels.size else 0
+    if top >= len(lut):
+        lut = np.concatenate([lut, np.zeros(top + 1 - len(lut), np.uint32)])
+    argb = np.ascontiguousarray(lut[labels])
+    h, w = labels.shape
+    return QImage(argb.data, w, h, 4 * w, QImage.Format.Format_ARGB32).copy()
+
+
 def indexed_image(labels: np.ndarray, table: list[int]) -> QImage:
     """An indexed QImage owning a copy of ``labels`` (H, W) uint8, with the colour table ``table``."""
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
@@ -86,17 +100,21 @@ class Pyramid:
         return cls._build(rgb, cv2.INTER_AREA, lambda part: rgb_to_qimage(part), indexed=False)
 
     @classmethod
-    def of_labels(cls, labels: np.ndarray, colors: list[QColor]) -> Pyramid:
-        """Pyramid of a label map (H, W) uint8 drawn with the colour table ``colors`` (levels sampled
-        with :func:`nearest_sources`)."""
-        labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    def of_labels(cls, labels: np.ndarray, colors) -> Pyramid:
+        """Pyramid of a label map (H, W) drawn with the colour table ``colors`` (QColors or a ``uint32``
+        ARGB array, label by label; levels sampled with :func:`nearest_sources`). A ``uint8`` map gives
+        indexed tiles; a wider one (more than 255 labels) ARGB32 tiles from a numpy lookup."""
+        if labels.dtype not in (np.uint16, np.uint32):
+            labels = labels.astype(np.uint8, copy=False)
+        labels = np.ascontiguousarray(labels)
+        table = color_table(colors, wide=labels.dtype != np.uint8)
         h, w = labels.shape
         levels = []
         current, sources, scale = labels, None, 1.0
         while True:
             ch, cw = current.shape
             tiles = [
-                (x, y, labels_to_qimage(current[y : y + TILE, x : x + TILE], colors))
+                (x, y, label_tile(current[y : y + TILE, x : x + TILE], table))
                 for y in range(0, ch, TILE)
                 for x in range(0, cw, TILE)
             ]
@@ -108,8 +126,27 @@ class Pyramid:
             current = current[np.ix_(*sources)]
             scale = nw / w
         pyramid = cls(levels, (w, h), indexed=True)
-        pyramid.table = color_table(colors)
+        pyramid.table = table
         return pyramid
+
+    @property
+    def wide(self) -> bool:
+        """A label map with more than ``uint8`` labels: its tiles hold colours, not indices."""
+        return self.indexed and self.levels[0].array is not None and self.levels[0].array.dtype != np.uint8
+
+    def set_table(self, colors, regions=None) -> None:
+        """Give a label map a new colour table. Indexed tiles take it at once; ARGB tiles are drawn again
+        in ``regions`` (boxes x0, y0, x1, y1 in image pixels; None: everywhere)."""
+        self.table = color_table(colors, wide=self.wide)
+        if not self.wide:
+            for level in self.levels:
+                for _, _, image in level.tiles:
+                    image.setColorTable(self.table)
+            return
+        if regions is None:
+            regions = [(0, 0, *self.size)]
+        for box in regions:
+            self.update_region(*box)
 
     def update_region(self, x0: int, y0: int, x1: int, y1: int) -> None:
         """Redraw the label map's rectangle ``[x0, x1) x [y0, y1)`` (image pixels) after it changed in
@@ -128,7 +165,7 @@ class Pyramid:
                 return
             for position, (tx, ty, _) in enumerate(level.tiles):
                 if tx < x1 and tx + TILE > x0 and ty < y1 and ty + TILE > y0:
-                    image = indexed_image(level.array[ty : ty + TILE, tx : tx + TILE], self.table)
+                    image = label_tile(level.array[ty : ty + TILE, tx : tx + TILE], self.table)
                     level.tiles[position] = (tx, ty, image)
 
     @classmethod
@@ -152,9 +189,17 @@ class Pyramid:
         return cls(levels, (w, h), indexed)
 
 
-def color_table(colors: list[QColor]) -> list[int]:
-    """The 256 entries of an indexed QImage's colour table for ``colors`` (the rest transparent)."""
-    return [c.rgba() for c in colors] + [0] * (256 - len(colors))
+def color_table(colors, wide: bool = False):
+    """The colour table for ``colors`` (QColors or a ``uint32`` ARGB array): for an indexed QImage its
+    256 entries (the rest transparent); with ``wide``, a ``uint32`` array for any number of labels."""
+    if isinstance(colors, np.ndarray):
+        values = colors.astype(np.uint32, copy=False)
+    else:
+        values = np.array([c.rgba() for c in colors], dtype=np.uint32)
+    if wide:
+        return values
+    values = values[:256].tolist()
+    return values + [0] * (256 - len(values))
 
 
 class RasterItem(QGraphicsItem):
@@ -180,7 +225,7 @@ class RasterItem(QGraphicsItem):
     def set_labels(
         self, labels: np.ndarray | None, colors: list[QColor], offset: tuple[int, int] = (0, 0)
     ) -> None:
-        """Show a label map (H, W) uint8 whose top-left lies at image pixel ``offset`` (x, y)."""
+        """Show a label map (H, W), ``uint8`` or wider, whose top-left lies at image pixel ``offset``."""
         self.setPos(float(offset[0]), float(offset[1]))
         self.set_pyramid(None if labels is None or labels.size == 0 else Pyramid.of_labels(labels, colors))
 
@@ -191,15 +236,12 @@ class RasterItem(QGraphicsItem):
         self._pyramid.update_region(x0, y0, x1, y1)
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def set_colors(self, colors: list[QColor]) -> None:
-        """Change the colour table of a label map without rebuilding it (recolour, hide)."""
+    def set_colors(self, colors, regions=None) -> None:
+        """Change the colour table of a label map without rebuilding it (recolour, hide). A wide map's
+        tiles are drawn again only in ``regions`` (see :meth:`Pyramid.set_table`)."""
         if self._pyramid is None:
             return
-        table = color_table(colors)
-        self._pyramid.table = table
-        for level in self._pyramid.levels:
-            for _, _, image in level.tiles:
-                image.setColorTable(table)
+        self._pyramid.set_table(colors, regions)
         self.update()
 
     # ----- QGraphicsItem -----

@@ -88,8 +88,9 @@ class CanvasView(QGraphicsView):
         if pyramid is None:
             self.cleared.emit()
 
-    def set_instance_labels(self, labels: np.ndarray | None, colors: list[QColor]) -> None:
-        """Instance overlay: label map (H, W) uint8, label i drawn in ``colors[i]`` (0 transparent)."""
+    def set_instance_labels(self, labels: np.ndarray | None, colors) -> None:
+        """Instance overlay: label map (H, W), ``uint8`` or wider, label i drawn in ``colors[i]`` (QColors
+        or a ``uint32`` ARGB array; 0 transparent)."""
         self.instances_item.set_labels(labels, colors)
 
     def update_instance_labels(self, x0: int, y0: int, x1: int, y1: int) -> None:
@@ -97,8 +98,10 @@ class CanvasView(QGraphicsView):
         :meth:`set_instance_labels`, after it was changed in place."""
         self.instances_item.update_labels(x0, y0, x1, y1)
 
-    def set_instance_colors(self, colors: list[QColor]) -> None:
-        self.instances_item.set_colors(colors)
+    def set_instance_colors(self, colors, regions=None) -> None:
+        """New colours for the overlay's labels; a wide map is drawn again only in ``regions`` (boxes
+        x0, y0, x1, y1; None: everywhere)."""
+        self.instances_item.set_colors(colors, regions)
 
     def set_preview(self, mask: np.ndarray | None, color: QColor) -> None:
         """Preview overlay of one mask (H, W) bool, cropped to its bounding box; None clears it."""

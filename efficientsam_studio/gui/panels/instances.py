@@ -1,7 +1,8 @@
 """The instances panel: the masks of the current image, top of the z-order first.
 
 Select a row to select the instance; the check box hides or shows it on the canvas; the buttons
-delete it, relabel it with the current category, and move it up or down in the z-order.
+delete it, relabel it with the current category, and move it up or down in the z-order. An added,
+changed or removed instance updates only its own row, so a bulk edit of k instances costs k rows.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QVBoxLa
 
 from efficientsam_studio.annotations.commands import Relabel, RemoveInstance, Reorder
 from efficientsam_studio.annotations.document import Change
+from efficientsam_studio.annotations.records import Instance
 from efficientsam_studio.gui.panels.categories import swatch, tool_button
-from efficientsam_studio.gui.session import NONE, Session
+from efficientsam_studio.gui.session import Session
+
+INSTANCE_KINDS = ("instance_added", "instance_changed", "instance_removed")
 
 
 class InstancesPanel(QWidget):
@@ -22,6 +26,7 @@ class InstancesPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.list = QListWidget()
+        self._rows: dict[int, QListWidgetItem] = {}  # instance id -> its row
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemChanged.connect(self._on_check)
         buttons = QHBoxLayout()
@@ -52,34 +57,70 @@ class InstancesPanel(QWidget):
             or change.kind.startswith("categor")
             or (change.image_id is not None and change.image_id == self.session.current_image_id)
         ):
-            self._refresh()
+            if not (change.kind in INSTANCE_KINDS and self._update_rows(change)):
+                self._refresh()
 
     def _refresh(self) -> None:
         self.list.blockSignals(True)
         self.list.clear()
-        document = self.session.document
+        self._rows = {}
         for instance in reversed(self.session.current_instances()):
-            category = document.category(instance.category_id)
-            score = f" {instance.score:.2f}" if instance.score is not None else ""
-            item = QListWidgetItem(
-                swatch(category.colour), f"#{instance.id} {category.name} ({instance.source}{score})"
-            )
-            item.setData(Qt.ItemDataRole.UserRole, instance.id)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            hidden = instance.id in self.session.hidden
-            item.setCheckState(Qt.CheckState.Unchecked if hidden else Qt.CheckState.Checked)
+            item = QListWidgetItem()
+            self._fill(item, instance)
+            self._rows[instance.id] = item
             self.list.addItem(item)
             if instance.id == self.session.selected_instance_id:
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
 
+    def _fill(self, item: QListWidgetItem, instance: Instance) -> None:
+        """Show ``instance`` in the row ``item``."""
+        category = self.session.document.category(instance.category_id)
+        score = f" {instance.score:.2f}" if instance.score is not None else ""
+        item.setIcon(swatch(category.colour))
+        item.setText(f"#{instance.id} {category.name} ({instance.source}{score})")
+        item.setData(Qt.ItemDataRole.UserRole, instance.id)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        hidden = instance.id in self.session.hidden
+        item.setCheckState(Qt.CheckState.Unchecked if hidden else Qt.CheckState.Checked)
+
+    def _update_rows(self, change: Change) -> bool:
+        """Update the rows of the instances in ``change`` only; False when the list must be refilled."""
+        document = self.session.document
+        count = len(self.session.current_instances())
+        self.list.blockSignals(True)
+        try:
+            if change.kind == "instance_removed":
+                for instance_id in change.ids:
+                    item = self._rows.pop(instance_id, None)
+                    if item is not None:
+                        self.list.takeItem(self.list.row(item))
+            elif change.kind == "instance_changed":
+                for instance_id in change.ids:
+                    item = self._rows.get(instance_id)
+                    if item is None or not document.has_instance(instance_id):
+                        return False
+                    self._fill(item, document.instance(instance_id))
+            else:  # added: insert each at its final row, top row first
+                placed = sorted((count - 1 - document.z_index(i), i) for i in change.ids)
+                for row, instance_id in placed:
+                    item = QListWidgetItem()
+                    self._fill(item, document.instance(instance_id))
+                    self._rows[instance_id] = item
+                    self.list.insertItem(row, item)
+                    if instance_id == self.session.selected_instance_id:
+                        self.list.setCurrentItem(item)
+        finally:
+            self.list.blockSignals(False)
+        return self.list.count() == count == len(self._rows)
+
     def _show_selection(self, instance_id: int) -> None:
         self.list.blockSignals(True)
-        if instance_id == NONE:
+        item = self._rows.get(instance_id)
+        if item is None:
             self.list.setCurrentRow(-1)
-        for row in range(self.list.count()):
-            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == instance_id:
-                self.list.setCurrentRow(row)
+        else:
+            self.list.setCurrentItem(item)
         self.list.blockSignals(False)
 
     def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
