@@ -8,9 +8,12 @@ holds the project, the file is damaged (continue from its backup?), or the folde
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox, QWidget
 
 from efficientsam_studio.annotations.errors import (
     CorruptProjectError,
@@ -64,10 +67,25 @@ def ask_open_path(parent: QWidget) -> str:
     return dialog.chosen or (dialog.selectedFiles() or [""])[0]
 
 
+@contextmanager
+def _busy() -> Iterator[None]:
+    """The wait cursor while a project is read (a large one takes a few seconds)."""
+    QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        yield
+    finally:
+        QApplication.restoreOverrideCursor()
+
+
+def _open(path: str | Path, **options: bool) -> Opened:
+    with _busy():
+        return open_target(path, **options)
+
+
 def open_with_dialogs(parent: QWidget, path: str | Path) -> Opened | None:
     """Open ``path`` as :func:`open_target` does, answering refusals in dialogs; None when nothing opened."""
     try:
-        return open_target(path)
+        return _open(path)
     except ProjectLockedError as exc:
         QMessageBox.critical(parent, "Project is open elsewhere", str(exc))
     except CorruptProjectError as exc:
@@ -87,7 +105,7 @@ def _offer_backup(parent: QWidget, path: str | Path, exc: CorruptProjectError) -
     if QMessageBox.question(parent, "Damaged project file", question) != QMessageBox.StandardButton.Yes:
         return None
     try:
-        return open_target(path, recover=True)
+        return _open(path, recover=True)
     except StudioError as again:  # the backup is damaged too, or the project was locked meanwhile
         QMessageBox.critical(parent, "Cannot open project", str(again))
         return None
@@ -111,7 +129,7 @@ def _offer_read_only(parent: QWidget, path: str | Path, exc: LockUnwritableError
     if QMessageBox.question(parent, "Folder is read-only", question) != QMessageBox.StandardButton.Yes:
         return None
     try:
-        return open_target(path, read_only=True)
+        return _open(path, read_only=True)
     except StudioError as again:
         QMessageBox.critical(parent, "Cannot open project", str(again))
         return None
