@@ -12,16 +12,17 @@ continues from the backup (the damaged file is kept as ``<file>.corrupt-<time>``
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from efficientsam_studio.annotations import images as image_io
-from efficientsam_studio.annotations.document import Document, ImageRecord
+from efficientsam_studio.annotations.document import Document, ImageRecord, Instance
 from efficientsam_studio.annotations.errors import (
     CorruptProjectError,
     ProjectError,
@@ -56,6 +57,38 @@ class PendingSave:
 
     data: bytes
     revision: int
+
+
+class DocumentSnapshot:
+    """The content of a document at one revision, frozen for encoding in another thread.
+
+    Records are immutable, so copying the lists of records is enough (cheap: no record is copied).
+    It offers what :func:`encode_project` reads from a document."""
+
+    def __init__(self, document: Document) -> None:
+        self.revision = document.revision
+        self.next_ids = document.next_ids
+        self.categories = document.categories
+        self.images = document.images
+        self._instances = list(document.iter_instances())
+
+    def iter_instances(self) -> Iterator[Instance]:
+        return iter(self._instances)
+
+
+@dataclass(frozen=True)
+class SaveSnapshot:
+    """What a save writes, taken on the editing thread; :meth:`encode` may run in any thread."""
+
+    document: DocumentSnapshot
+    settings: dict[str, Any]
+
+    @property
+    def revision(self) -> int:
+        return self.document.revision
+
+    def encode(self) -> PendingSave:
+        return PendingSave(encode_project(self.document, self.settings), self.document.revision)  # type: ignore[arg-type]
 
 
 def find_project_file(folder: Path) -> Path | None:
@@ -332,9 +365,18 @@ class Project:
         in a worker thread; afterwards call ``document.mark_saved(pending.revision)`` on the editing
         thread (the document stays dirty if it changed meanwhile).
         """
+        return self.snapshot().encode()
+
+    def snapshot(self) -> SaveSnapshot:
+        """Freeze what a save would write, cheaply (call it where the document is edited).
+
+        ``snapshot().encode()`` (any thread) gives what :meth:`prepare_save` gives, so that both the
+        serialisation and the disk write can leave the editing thread; pass the result to
+        :meth:`write_save` and then ``document.mark_saved(pending.revision)`` on the editing thread.
+        """
         if self.read_only:
             raise ProjectError(f"project {self.path} is open read-only (or closed); it cannot be saved")
-        return PendingSave(encode_project(self.document, self.settings), self.document.revision)
+        return SaveSnapshot(DocumentSnapshot(self.document), copy.deepcopy(self.settings))
 
     def write_save(self, pending: PendingSave) -> None:
         """Write serialised bytes atomically (does not touch the document). Raises SaveError."""

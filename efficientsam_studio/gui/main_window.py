@@ -266,6 +266,8 @@ class MainWindow(QMainWindow):
         With autosave on, the changes are saved; with autosave off (or a failed save) the user chooses
         Save, Discard or Cancel."""
         ws = self.workspace
+        if ws is not None:
+            ws.autosave.wait()  # a save that is running may leave nothing unsaved
         if ws is None or not ws.project.document.dirty or ws.project.read_only:
             return True  # read-only: nothing can be saved (its changes are the scan's new images)
         if ws.autosave.delay_seconds and ws.autosave.save_now():
@@ -284,13 +286,11 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Discard
 
     def save(self) -> bool:
-        if self.workspace is None or self.workspace.project.read_only:
+        """Ctrl+S: save in the background; "Saved" is shown once the file is written."""
+        ws = self.workspace
+        if ws is None or ws.project.read_only:
             return False
-        ok = self.workspace.autosave.save_now()
-        if ok:
-            self.show_message(f"Saved {self.workspace.project.path}")
-        self._update_title()
-        return ok
+        return ws.autosave.save_in_background(lambda path=ws.project.path: self.show_message(f"Saved {path}"))
 
     # ----- tools and edits -----
     def set_tool(self, name: str) -> None:

@@ -242,10 +242,10 @@ def test_failed_autosave_keeps_the_edits_and_says_so(qtbot, make_window, image_f
     window = make_window(loader=lambda cfg: FakePredictor(), path=image_folder)
     ws = window.workspace
 
-    def refuse():
+    def refuse(*_args):
         raise SaveError("disk full")
 
-    monkeypatch.setattr(ws.project, "save", refuse)
+    monkeypatch.setattr(ws.project, "write_save", refuse)  # the disk write, in the save's worker thread
     ws.categories.add("cat")
     with qtbot.waitSignal(ws.autosave.failed, timeout=5000):
         pass
