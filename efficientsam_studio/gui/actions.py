@@ -41,10 +41,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("cycle", "Next candidate mask", ("Tab",), "Edit"),
     ActionSpec("cancel", "Clear prompts / drop the drawing", ("Escape",), "Edit"),
     ActionSpec("remove_last", "Remove the last prompt or vertex", ("Backspace",), "Edit"),
-    ActionSpec("delete", "Delete the selected instance", ("Delete",), "Edit", "delete"),
+    ActionSpec("delete", "Delete the selected instances", ("Delete",), "Edit", "delete"),
     ActionSpec(
-        "relabel", "Relabel the selected instance with the current category", ("L",), "Edit", "relabel"
+        "relabel", "Relabel the selected instances with the current category", ("L",), "Edit", "relabel"
     ),
+    ActionSpec("merge", "Merge the selected instances", ("Ctrl+M",), "Edit"),
     ActionSpec("tool_ai", "AI tool (points and boxes)", ("Q",), "Tools", "ai", True),
     ActionSpec("tool_polygon", "Polygon tool", ("P",), "Tools", "polygon", True),
     ActionSpec("tool_brush", "Brush", ("B",), "Tools", "brush", True),
@@ -69,6 +70,7 @@ EXTRA_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Canvas", "Left click", "AI: positive point; polygon: add a vertex"),
     ("Canvas", "Right click, Shift+click", "AI: negative point"),
     ("Canvas", "Left drag", "AI: box; brush and eraser: paint a stroke; polygon: move a vertex"),
+    ("Instances", "Ctrl+click, Shift+click, Ctrl+A", "Select several instances in the Instances panel"),
     ("Canvas", "Ctrl+click", "Select the instance under the cursor"),
     ("Canvas", "Shift+click a vertex", "Polygon: delete that vertex of the selected instance"),
     ("Canvas", "Mouse wheel", "Zoom around the cursor"),

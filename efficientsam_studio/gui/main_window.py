@@ -38,7 +38,7 @@ from efficientsam_studio.gui.workspace import Workspace
 
 # actions that need an open project; the others (open, settings, quit, help) always work
 PROJECT_ACTIONS = (
-    "save import export undo redo accept cycle cancel remove_last delete relabel tool_ai tool_polygon "
+    "save import export undo redo accept cycle cancel remove_last delete relabel merge tool_ai tool_polygon "
     "tool_brush tool_eraser batch next_image previous_image mark_done mark_review mark_skipped "
     "zoom_in zoom_out fit actual_size"
 ).split()
@@ -100,8 +100,7 @@ class MainWindow(QMainWindow):
             "cycle": lambda: ws() and ws().ai.cycle(),
             "cancel": lambda: self.tool and self.tool.cancel(),
             "remove_last": lambda: self.tool and self.tool.remove_last(),
-            "delete": lambda: ws() and ws().instances.delete_selected(),
-            "relabel": lambda: ws() and ws().instances.relabel_selected(),
+            **{k: lambda k=k: ws() and ws().instances.act(k) for k in ("delete", "relabel", "merge")},
             "tool_ai": lambda: self.set_tool("ai"),
             "tool_polygon": lambda: self.set_tool("polygon"),
             "tool_brush": lambda: self.set_tool("brush"),

@@ -3,14 +3,26 @@
 Select a row to select the instance; the check box hides or shows it on the canvas; the buttons
 delete it, relabel it with the current category, and move it up or down in the z-order. An added,
 changed or removed instance updates only its own row, so a bulk edit of k instances costs k rows.
+
+Ctrl/Shift+click and Ctrl+A select several rows. The current row stays the session's selected
+instance (the one the canvas highlights and the tools edit); with two or more rows selected, delete,
+relabel and merge act on all of them, each as one undo step. The selection is kept across row updates
+and refills of the same image; removed instances leave it.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from efficientsam_studio.annotations.commands import Relabel, RemoveInstance, Reorder
+from efficientsam_studio.annotations.commands import Merge, Relabel, RemoveInstances, Reorder
 from efficientsam_studio.annotations.document import Change
 from efficientsam_studio.annotations.records import Instance
 from efficientsam_studio.gui.panels.categories import swatch, tool_button
@@ -26,14 +38,16 @@ class InstancesPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.list = QListWidget()
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self._rows: dict[int, QListWidgetItem] = {}  # instance id -> its row
+        self._shown_image: int | None = None  # the image whose instances the rows show
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemChanged.connect(self._on_check)
         buttons = QHBoxLayout()
-        buttons.addWidget(tool_button("delete", "Delete the selected instance (Del)", self.delete_selected))
+        buttons.addWidget(tool_button("delete", "Delete the selected instances (Del)", self.delete_selected))
         buttons.addWidget(
             tool_button(
-                "relabel", "Give the selected instance the current category (L)", self.relabel_selected
+                "relabel", "Give the selected instances the current category (L)", self.relabel_selected
             )
         )
         buttons.addWidget(
@@ -61,6 +75,9 @@ class InstancesPanel(QWidget):
                 self._refresh()
 
     def _refresh(self) -> None:
+        image_id = self.session.current_image_id
+        kept = set(self.selected_rows()) if image_id == self._shown_image else set()
+        self._shown_image = image_id
         self.list.blockSignals(True)
         self.list.clear()
         self._rows = {}
@@ -71,6 +88,9 @@ class InstancesPanel(QWidget):
             self.list.addItem(item)
             if instance.id == self.session.selected_instance_id:
                 self.list.setCurrentItem(item)
+        for instance_id in kept:
+            if instance_id in self._rows:
+                self._rows[instance_id].setSelected(True)
         self.list.blockSignals(False)
 
     def _fill(self, item: QListWidgetItem, instance: Instance) -> None:
@@ -109,18 +129,24 @@ class InstancesPanel(QWidget):
                     self._rows[instance_id] = item
                     self.list.insertItem(row, item)
                     if instance_id == self.session.selected_instance_id:
-                        self.list.setCurrentItem(item)
+                        self.list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
+                        item.setSelected(True)
         finally:
             self.list.blockSignals(False)
         return self.list.count() == count == len(self._rows)
 
     def _show_selection(self, instance_id: int) -> None:
-        self.list.blockSignals(True)
+        """The session selected ``instance_id`` (canvas, undo, a tool): it becomes the only selected row,
+        unless it is the current row already (a click in the list chose it)."""
         item = self._rows.get(instance_id)
+        if item is not None and item is self.list.currentItem():
+            return
+        self.list.blockSignals(True)
         if item is None:
             self.list.setCurrentRow(-1)
+            self.list.clearSelection()
         else:
-            self.list.setCurrentItem(item)
+            self.list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         self.list.blockSignals(False)
 
     def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
@@ -130,17 +156,49 @@ class InstancesPanel(QWidget):
         hidden = item.checkState() != Qt.CheckState.Checked
         self.session.set_hidden(int(item.data(Qt.ItemDataRole.UserRole)), hidden)
 
-    # ----- public edits -----
-    def delete_selected(self) -> bool:
+    # ----- the multi-selection -----
+    def selected_rows(self) -> list[int]:
+        """Ids of the selected rows, top row first."""
+        rows = sorted(self.list.row(item) for item in self.list.selectedItems())
+        return [int(self.list.item(r).data(Qt.ItemDataRole.UserRole)) for r in rows]
+
+    def targets(self) -> list[int]:
+        """What delete and relabel act on: the selected rows when there are several, else the
+        session's selected instance (none: an empty list)."""
+        rows = self.selected_rows()
+        if len(rows) > 1:
+            return rows
         instance = self.session.selected_instance
-        return instance is not None and self.session.push(RemoveInstance(self.session.document, instance.id))
+        return [] if instance is None else [instance.id]
+
+    # ----- public edits -----
+    def act(self, key: str) -> bool:
+        """The window's "delete", "relabel" and "merge" actions."""
+        return getattr(self, f"{key}_selected")()
+
+    def delete_selected(self) -> bool:
+        ids = self.targets()
+        return bool(ids) and self.session.push(RemoveInstances(self.session.document, ids))
 
     def relabel_selected(self) -> bool:
-        instance = self.session.selected_instance
         category = self.session.current_category
-        if instance is None or category is None or instance.category_id == category.id:
+        if category is None:
             return False
-        return self.session.push(Relabel(self.session.document, [instance.id], category.id))
+        document = self.session.document
+        ids = [i for i in self.targets() if document.instance(i).category_id != category.id]
+        return bool(ids) and self.session.push(Relabel(document, ids, category.id))
+
+    def merge_selected(self) -> bool:
+        """Merge the selected rows into the top one (its id, category and z position stay); refused,
+        with a message, when fewer than two rows are selected."""
+        ids = self.selected_rows()
+        if len(ids) < 2:
+            self.session.error.emit("Select two or more instances in the Instances panel to merge them.")
+            return False
+        if not self.session.push(Merge(self.session.document, ids)):
+            return False
+        self.session.select_instance(ids[0])
+        return True
 
     def move_selected(self, steps: int) -> bool:
         """Move the selected instance ``steps`` places up (positive) or down the z-order."""
