@@ -50,7 +50,7 @@ from efficientsam_studio.batch import (
 )
 from efficientsam_studio.engine.automatic import AutomaticMaskParams, MaskGenerationCancelled
 from efficientsam_studio.errors import StudioError
-from efficientsam_studio.gui.worker_close import defer_close_while_running
+from efficientsam_studio.gui.worker_close import defer_close_while_running, end_worker_thread, worker_thread
 
 PredictorFactory = Callable[[], Any]
 MODE_LABELS = {
@@ -322,10 +322,8 @@ class BatchDialog(QDialog):
             self._finish(False)
             return
         self.status.setText(f"Loading the model for {len(job.todo)} images…")
-        self._thread = QThread(self)
         self._worker = BatchWorker(job, self.factory, self._cancel)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
+        self._thread = worker_thread(self, self._worker)
         self._worker.progress.connect(self._on_progress)
         self._worker.result_ready.connect(self._on_result)
         self._worker.image_failed.connect(self._on_failed)
@@ -436,9 +434,7 @@ class BatchDialog(QDialog):
     def _finish(self, cancelled: bool) -> None:
         self._clock.stop()
         if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread.deleteLater()
+            end_worker_thread(self._thread)
             self._thread, self._worker = None, None
         summary = self.summary
         if summary is not None:

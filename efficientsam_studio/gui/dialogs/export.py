@@ -42,7 +42,7 @@ from efficientsam_studio.annotations.storage import output_problem
 from efficientsam_studio.errors import StudioError
 from efficientsam_studio.gui.export_worker import ExportOutcome, ExportWorker, snapshot
 from efficientsam_studio.gui.settings import StudioSettings
-from efficientsam_studio.gui.worker_close import defer_close_while_running
+from efficientsam_studio.gui.worker_close import defer_close_while_running, end_worker_thread, worker_thread
 
 
 @dataclass(frozen=True)
@@ -262,10 +262,8 @@ class ExportDialog(QDialog):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.status.setText(f"Exporting to {out}…")
-        self._thread = QThread(self)
         self._worker = ExportWorker(export, self._cancel)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
+        self._thread = worker_thread(self, self._worker)
         self._worker.progress.connect(self._on_progress)
         self._worker.finished.connect(self._finish)
         self._set_running(True)
@@ -308,9 +306,7 @@ class ExportDialog(QDialog):
     def _finish(self, outcome: ExportOutcome) -> None:
         if self._worker is None or outcome is not self._worker.outcome:
             return  # already handled by stop()
-        self._thread.quit()
-        self._thread.wait()
-        self._thread.deleteLater()
+        end_worker_thread(self._thread)
         self._thread, self._worker = None, None
         self._set_running(False)
         self.outcome = outcome

@@ -38,7 +38,7 @@ from efficientsam_studio.gui.import_flow import (
     ImportOutcome,
     ImportWorker,
 )
-from efficientsam_studio.gui.worker_close import defer_close_while_running
+from efficientsam_studio.gui.worker_close import defer_close_while_running, end_worker_thread, worker_thread
 
 FORMATS = (
     (
@@ -169,10 +169,8 @@ class ImportDialog(QDialog):
         self.outcome, self._discard, self._close_when_done = None, False, False
         self.progress_bar.setRange(0, 0)  # busy until the importer reports its first step
         self.status.setText(f"Reading {source}…")
-        self._thread = QThread(self)
         self._worker = ImportWorker(outcome, self.image_root)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
+        self._thread = worker_thread(self, self._worker)
         self._worker.finished.connect(self._finish)
         self._worker.progress.connect(self._on_progress)
         self._set_running(True)
@@ -213,9 +211,7 @@ class ImportDialog(QDialog):
     def _finish(self, outcome: ImportOutcome) -> None:
         if self._worker is None or outcome is not self._worker.outcome:
             return  # already handled by stop()
-        self._thread.quit()
-        self._thread.wait()
-        self._thread.deleteLater()
+        end_worker_thread(self._thread)
         self._thread, self._worker = None, None
         self._set_running(False)
         self.outcome = outcome
