@@ -30,17 +30,7 @@ def export_image_ids(images: Sequence[ImageRecord]) -> dict[int, int]:
         for image in images
         if image.coco_id is not None and shared[image.coco_id] == 1
     }
-    used = set(ids.values())
-    next_free = max([*used, *(image.id for image in images)], default=0) + 1
-    for image in images:
-        if image.id in ids:
-            continue
-        if image.id in used:
-            ids[image.id], next_free = next_free, next_free + 1
-        else:
-            ids[image.id] = image.id
-        used.add(ids[image.id])
-    return ids
+    return _fill_free(ids, [image.id for image in images])
 
 
 def claimed_id(category: Category) -> int:
@@ -56,15 +46,22 @@ def export_category_ids(categories: Sequence[Category]) -> dict[int, int]:
         if category.coco_id is not None and category.coco_id not in used:
             ids[category.id] = category.coco_id
             used.add(category.coco_id)
-    next_free = max([*used, *(category.id for category in categories)], default=0) + 1
-    for category in categories:
-        if category.id in ids:
+    return _fill_free(ids, [category.id for category in categories])
+
+
+def _fill_free(ids: dict[int, int], own_ids: Sequence[int]) -> dict[int, int]:
+    """Complete ``ids`` (project id -> exported id, the kept claims): every other record, in order,
+    gets its own id when no record was given it, else the next id above every other."""
+    used = set(ids.values())
+    next_free = max([*used, *own_ids], default=0) + 1
+    for own in own_ids:
+        if own in ids:
             continue
-        if category.id in used:
-            ids[category.id], next_free = next_free, next_free + 1
+        if own in used:
+            ids[own], next_free = next_free, next_free + 1
         else:
-            ids[category.id] = category.id
-        used.add(ids[category.id])
+            ids[own] = own
+        used.add(ids[own])
     return ids
 
 
